@@ -1,0 +1,102 @@
+"""Checkpoints in safetensors, with the config that built them, written atomically.
+
+A checkpoint is one `.safetensors` file whose metadata holds `kind` (what it is, e.g. "world_model") and
+`config` (the dataclass as JSON). Loading checks both and names the difference when they do not match.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+C = TypeVar("C")
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call write(tmp_path) then rename onto `path`: a crash never leaves a half-written file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save(path: str | os.PathLike, tensors: dict[str, torch.Tensor], kind: str, config: Any = None,
+         extra: dict[str, str] | None = None) -> Path:
+    """Save tensors with their kind and config (a dataclass) in the metadata, atomically."""
+    meta = {"kind": kind, "config": json.dumps(dataclasses.asdict(config)) if config is not None else "null"}
+    meta.update(extra or {})
+    flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    return atomic_write(path, lambda tmp: save_file(flat, tmp, metadata=meta))
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}; train one first or pass the path of an existing file.")
+    try:
+        with safe_open(str(path), "pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as err:  # safetensors raises its own error types for truncated/corrupt headers
+        raise ValueError(f"{path} is not a readable safetensors checkpoint ({err}); re-save or re-download it.") from err
+
+
+def load(path: str | os.PathLike, kind: str, config_type: type[C] | None = None,
+         expect: C | None = None) -> tuple[dict[str, torch.Tensor], C | None, dict[str, str]]:
+    """Load tensors, check the kind, rebuild the config; with `expect`, refuse a checkpoint of another config."""
+    meta = read_metadata(path)
+    if meta.get("kind") != kind:
+        raise ValueError(f"{path} holds a {meta.get('kind')!r} checkpoint, not a {kind!r}; pass the right file.")
+    cfg = None
+    if config_type is not None:
+        raw = json.loads(meta.get("config", "null"))
+        if raw is None:
+            raise ValueError(f"{path} carries no config; it was not written by relickit.checkpoint.save.")
+        cfg = config_from_dict(config_type, raw)
+        if expect is not None and cfg != expect:
+            diff = {f.name: (getattr(cfg, f.name), getattr(expect, f.name))
+                    for f in dataclasses.fields(expect) if getattr(cfg, f.name) != getattr(expect, f.name)}
+            raise ValueError(
+                f"{path} was trained with another config; differences (checkpoint, expected): {diff}. "
+                "Build the model from the checkpoint's own config (e.g. WorldModel.load(path)) or pick a matching file."
+            )
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(path))
+    except Exception as err:
+        raise ValueError(f"{path} is truncated or corrupt ({err}); re-save or re-download it.") from err
+    return tensors, cfg, meta
+
+
+def config_from_dict(config_type: type[C], raw: dict[str, Any]) -> C:
+    """Rebuild a (possibly nested) frozen dataclass from its asdict() form, restoring tuples."""
+    kwargs = {}
+    for f in dataclasses.fields(config_type):  # type: ignore[arg-type]
+        if f.name not in raw:
+            continue
+        v = raw[f.name]
+        ftype = f.type if not isinstance(f.type, str) else f.type
+        if dataclasses.is_dataclass(f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default) and isinstance(v, dict):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            v = config_from_dict(type(default), v)
+        elif isinstance(v, list) and "tuple" in str(ftype):
+            v = tuple(v)
+        kwargs[f.name] = v
+    unknown = set(raw) - {f.name for f in dataclasses.fields(config_type)}  # type: ignore[arg-type]
+    if unknown:
+        raise ValueError(f"config has fields {sorted(unknown)} unknown to {config_type.__name__}; upgrade relickit.")
+    return config_type(**kwargs)

@@ -1,0 +1,152 @@
+"""Typed configs, one per concept, and the model presets.
+
+Every shape in relickit is derived from these dataclasses: tokens per latent frame, head size, chunk length,
+cache capacity. Nothing else in the package hard-codes a shape.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# RELIC's cyclic spatial-compression schedule: the factor for latent frame i is SCHEDULE[i % len(SCHEDULE)],
+# read per side (2 -> 4x fewer tokens, 4 -> 16x fewer).
+RELIC_SCHEDULE: tuple[int, ...] = (1, 4, 2, 4, 4, 4, 2, 4, 4, 2, 4, 4, 4, 2, 4, 4, 2, 4)
+
+MemoryPolicy = Literal["none", "window", "compressed", "full"]
+MEMORY_POLICIES: tuple[str, ...] = ("none", "window", "compressed", "full")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A Wan-2.1-shaped DiT with RELIC's controls. Defaults are the `tiny` preset."""
+
+    name: str = "tiny"
+    # video and tokenizer geometry
+    height: int = 96
+    width: int = 128
+    fps: int = 16
+    latent_channels: int = 16
+    spatial_down: int = 8  # VAE: pixels per latent, per side
+    temporal_down: int = 4  # VAE: frames per latent frame (after the first)
+    patch: tuple[int, int, int] = (1, 2, 2)  # (t, h, w) latents per token
+    # transformer
+    dim: int = 256
+    layers: int = 8
+    heads: int = 4
+    ffn_dim: int = 1024
+    freq_dim: int = 256  # sinusoidal timestep features
+    eps: float = 1e-6
+    # text conditioning (cross-attention)
+    text_dim: int = 128
+    text_len: int = 16
+    text_vocab: int = 4096  # hash buckets of the built-in word encoder (relickit.text)
+    # streaming: latent frames denoised together (one block of the block-causal mask)
+    chunk: int = 3
+    # RoPE: trained range in latent frames, and YaRN factor applied to the temporal axis beyond it
+    rope_theta: float = 10000.0
+    rope_frames: int = 32
+    yarn_factor: float = 1.0
+    # RELIC controls: 13-D relative actions (after self-attention), 12-D absolute pose (into Q and K)
+    controls: bool = True
+    action_dim: int = 13
+    pose_dim: int = 12
+
+    def __post_init__(self) -> None:
+        pt, ph, pw = self.patch
+        if self.height % (self.spatial_down * ph) or self.width % (self.spatial_down * pw):
+            raise ValueError(
+                f"{self.name}: frame size {self.height}x{self.width} must be a multiple of "
+                f"spatial_down*patch = {self.spatial_down * ph}x{self.spatial_down * pw}; pick a height/width that is."
+            )
+        if self.dim % self.heads:
+            raise ValueError(f"{self.name}: dim={self.dim} is not divisible by heads={self.heads}.")
+        if pt != 1:
+            raise ValueError("relickit streams latent frame by latent frame: the temporal patch must be 1.")
+
+    # ---- derived shapes -------------------------------------------------------------------------------
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        return self.height // self.spatial_down, self.width // self.spatial_down
+
+    @property
+    def token_grid(self) -> tuple[int, int]:
+        lh, lw = self.latent_size
+        return lh // self.patch[1], lw // self.patch[2]
+
+    @property
+    def tokens_per_frame(self) -> int:
+        gh, gw = self.token_grid
+        return gh * gw
+
+    def latent_frames(self, frames: int) -> int:
+        """Latent frames for `frames` video frames (the causal VAE maps 1 + 4k frames to 1 + k latents)."""
+        if frames < 1 or (frames - 1) % self.temporal_down:
+            raise ValueError(
+                f"{frames} frames cannot be tokenized: the causal VAE needs 1 + {self.temporal_down}*k frames."
+            )
+        return 1 + (frames - 1) // self.temporal_down
+
+    def video_frames(self, latent_frames: int) -> int:
+        return 1 + (latent_frames - 1) * self.temporal_down
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        d = dict(d)
+        d["patch"] = tuple(d["patch"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """RELIC's KV-cache memory: a rolling window of full-resolution latent frames plus compressed history."""
+
+    policy: MemoryPolicy = "compressed"
+    window: int = 3  # latent frames kept at full resolution (besides the chunk being denoised)
+    schedule: tuple[int, ...] = RELIC_SCHEDULE
+    capacity: int = 512  # latent frames the cache can hold (2 min at 16 FPS is 481)
+
+    def __post_init__(self) -> None:
+        if self.policy not in MEMORY_POLICIES:
+            raise ValueError(f"unknown memory policy {self.policy!r}; choose one of {MEMORY_POLICIES}.")
+        if self.window < 0 or self.capacity < 1 or not self.schedule or min(self.schedule) < 1:
+            raise ValueError(f"invalid memory config {self}: window >= 0, capacity >= 1, schedule factors >= 1.")
+
+    def factor(self, frame: int) -> int:
+        """Per-side downsampling factor of latent frame `frame` once it leaves the window."""
+        return self.schedule[frame % len(self.schedule)]
+
+
+PRESETS: dict[str, ModelConfig] = {
+    "tiny": ModelConfig(),
+    "small": ModelConfig(
+        name="small", height=240, width=320, dim=512, layers=12, heads=8, ffn_dim=2048, text_dim=256, text_len=32
+    ),
+    "wan-1.3b": ModelConfig(
+        name="wan-1.3b", height=480, width=832, dim=1536, layers=30, heads=12, ffn_dim=8960,
+        text_dim=4096, text_len=512, rope_frames=21,
+    ),
+    "wan-14b": ModelConfig(
+        name="wan-14b", height=480, width=832, dim=5120, layers=40, heads=40, ffn_dim=13824,
+        text_dim=4096, text_len=512, rope_frames=21,
+    ),
+}
+
+
+def preset(name: str, **overrides: Any) -> ModelConfig:
+    """A named preset, optionally with fields replaced: `preset("tiny", layers=2)`."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
+    return dataclasses.replace(PRESETS[name], **overrides)
+
+
+def config_json(cfg: Any) -> str:
+    return json.dumps(dataclasses.asdict(cfg), sort_keys=True)

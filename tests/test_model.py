@@ -1,0 +1,174 @@
+import pytest
+import torch
+from diffusers import WanTransformer3DModel
+
+from relickit.config import MemoryConfig, preset
+from relickit.memory import bidirectional_visibility, causal_visibility, hybrid_visibility
+from relickit.model import WorldModel, load_wan_state_dict
+
+from helpers import inputs, tiny_model
+
+
+def stream(model, x, t, ctx, actions, poses, mem):
+    """Run the sequence chunk by chunk through the cache, writing every chunk."""
+    cache = model.new_cache(mem, batch=x.shape[0])
+    outs, s, v = [], 0, 0
+    while s < x.shape[2]:
+        n = 1 if s == 0 else model.cfg.chunk
+        nv = 1 if s == 0 else n * model.cfg.temporal_down
+        outs.append(model.step(x[:, :, s:s + n], t[:, s:s + n], ctx, actions[:, v:v + nv], poses[:, v:v + nv], cache, write=True))
+        s, v = s + n, v + nv
+    return torch.cat(outs, 2), cache
+
+
+def test_parity_with_diffusers_wan():
+    cfg = preset("tiny", layers=2, dim=96, heads=2, ffn_dim=192, text_dim=32, text_len=8, controls=False)
+    ref = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=48, in_channels=16, out_channels=16,
+        text_dim=32, freq_dim=256, ffn_dim=192, num_layers=2, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", eps=1e-6,
+    ).eval()
+    model = WorldModel(cfg, backend="sdpa").eval()
+    missing = load_wan_state_dict(model, ref.state_dict())
+    assert all(k.startswith("text_encoder.") for k in missing)
+    x = torch.randn(2, 16, 3, 12, 16)
+    t = torch.tensor([[0.0, 500.0, 900.0], [10.0, 20.0, 999.0]])
+    ctx = torch.randn(2, 8, 32)
+    with torch.no_grad():
+        want = ref(x, t.repeat_interleave(cfg.tokens_per_frame, 1), ctx).sample
+        got = model(x, t, ctx, None, None, bidirectional_visibility(3))
+    assert want.abs().mean() > 0.1
+    torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("policy", ["full", "window", "compressed", "none"])
+def test_streaming_equals_full_sequence(policy):
+    model = tiny_model()
+    mem = MemoryConfig(policy=policy, window=3, capacity=64)
+    frames = 1 + 2 * 5
+    x, t, ctx, actions, poses = inputs(model, frames)
+    with torch.no_grad():
+        full = model(x, t, ctx, actions, poses, causal_visibility(frames, model.cfg.chunk, mem), mem)
+        streamed, _ = stream(model, x, t, ctx, actions, poses, mem)
+    torch.testing.assert_close(streamed, full, atol=1e-5, rtol=1e-4)
+
+
+def test_memory_policies_change_the_output():
+    model = tiny_model()
+    frames = 1 + 2 * 5
+    x, t, ctx, actions, poses = inputs(model, frames)
+    outs = {}
+    with torch.no_grad():
+        for policy in ("full", "window", "compressed"):
+            mem = MemoryConfig(policy=policy, window=3, capacity=64)
+            outs[policy] = model(x, t, ctx, actions, poses, causal_visibility(frames, model.cfg.chunk, mem), mem)
+    last = slice(-2, None)  # the last chunk is the one whose history differs
+    assert (outs["full"][:, :, last] - outs["window"][:, :, last]).abs().max() > 1e-3
+    assert (outs["compressed"][:, :, last] - outs["window"][:, :, last]).abs().max() > 1e-3
+    # the first chunks see the same history under every policy
+    torch.testing.assert_close(outs["full"][:, :, :5], outs["window"][:, :, :5])
+
+
+def test_block_causal_does_not_look_ahead():
+    model = tiny_model()
+    mem = MemoryConfig(policy="full")
+    frames = 7
+    x, t, ctx, actions, poses = inputs(model, frames)
+    vis = causal_visibility(frames, model.cfg.chunk, mem)
+    with torch.no_grad():
+        a = model(x, t, ctx, actions, poses, vis, mem)
+        x2 = x.clone()
+        x2[:, :, -2:] += 1.0  # change the last block only
+        b = model(x2, t, ctx, actions, poses, vis, mem)
+    torch.testing.assert_close(a[:, :, :-2], b[:, :, :-2])
+    assert (a[:, :, -2:] - b[:, :, -2:]).abs().max() > 1e-3
+
+
+def test_hybrid_forward_equals_streaming_of_its_last_block():
+    """One noisy block after a compressed context = streaming with window 0 (all history compressed)."""
+    model = tiny_model()
+    mem = MemoryConfig(policy="compressed", window=0, capacity=64)
+    frames = 1 + 2 * 4
+    x, t, ctx, actions, poses = inputs(model, frames)
+    t[:, :-2] = 0  # clean context
+    with torch.no_grad():
+        hybrid = model(x, t, ctx, actions, poses, hybrid_visibility(frames, model.cfg.chunk, 1, mem), mem)
+        streamed, _ = stream(model, x, t, ctx, actions, poses, mem)
+    torch.testing.assert_close(hybrid[:, :, -2:], streamed[:, :, -2:], atol=1e-5, rtol=1e-4)
+
+
+def test_pose_reaches_keys_but_not_values():
+    model = tiny_model()
+    mem = MemoryConfig(policy="full")
+    frames = 5
+    x, t, ctx, actions, poses = inputs(model, frames)
+    vis = causal_visibility(frames, model.cfg.chunk, mem)
+    captured = []
+    attn = model.blocks[0].attn1
+    hooks = [attn.to_v.register_forward_hook(lambda m, i, o: captured.append(o.detach().clone()))]
+    with torch.no_grad():
+        a = model(x, t, ctx, actions, poses, vis, mem)
+        poses2 = poses.clone()
+        poses2[:, :5] += 1.0  # move the camera of the first (cached) latent frames
+        b = model(x, t, ctx, actions, poses2, vis, mem)
+    for h in hooks:
+        h.remove()
+    torch.testing.assert_close(captured[0], captured[1])  # values of the first block untouched by the pose
+    assert (a[:, :, -2:] - b[:, :, -2:]).abs().max() > 1e-4  # later frames attend differently to them
+
+
+def test_action_changes_only_its_frames_and_later():
+    model = tiny_model()
+    mem = MemoryConfig(policy="full")
+    frames = 5
+    x, t, ctx, actions, poses = inputs(model, frames)
+    vis = causal_visibility(frames, model.cfg.chunk, mem)
+    with torch.no_grad():
+        a = model(x, t, ctx, actions, poses, vis, mem)
+        act2 = actions.clone()
+        act2[:, -8:] = 0.0  # the last block's video frames
+        b = model(x, t, ctx, act2, poses, vis, mem)
+    torch.testing.assert_close(a[:, :, :-2], b[:, :, :-2])
+    assert (a[:, :, -2:] - b[:, :, -2:]).abs().max() > 1e-4
+
+
+def test_yarn_rescales_only_the_temporal_axis():
+    from relickit.rope import Rope3D
+
+    base = Rope3D(preset("tiny"))
+    long = Rope3D(preset("tiny", yarn_factor=4.0))
+    torch.testing.assert_close(base.inv_h, long.inv_h)
+    ratio = long.inv_t / base.inv_t
+    assert (ratio <= 1 + 1e-12).all() and (ratio >= 1 / 4.0 - 1e-12).all()
+    assert (ratio[:-1] >= ratio[1:]).all()  # fast frequencies are kept more than slow ones
+    assert ratio[-1] == pytest.approx(1 / 4.0)  # the slowest is fully interpolated
+    assert long.scale > 1.0 == base.scale
+
+
+def test_bad_input_is_named():
+    model = tiny_model()
+    x, t, ctx, actions, poses = inputs(model, 3)
+    vis = bidirectional_visibility(3)
+    with pytest.raises(ValueError, match="latents must be"):
+        model(x[:, :, :, :8], t, ctx, actions, poses, vis)
+    with pytest.raises(ValueError, match="13 entries"):
+        model(x, t, ctx, actions[..., :12], poses, vis)
+    with pytest.raises(ValueError, match="RoPE range"):
+        model(torch.zeros(1, 16, 40, 12, 16), torch.zeros(1, 40), ctx, None, None, bidirectional_visibility(40))
+    with pytest.raises(ValueError, match="NaN"):
+        model(x * float("nan"), t, ctx, actions, poses, vis)
+    with pytest.raises(ValueError, match="actions"):
+        model(x, t, ctx, None, None, vis)
+
+
+def test_checkpoint_roundtrip_and_refusal(tmp_path):
+    model = tiny_model()
+    path = model.save(tmp_path / "m.safetensors")
+    again = WorldModel.load(path)
+    for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), k
+    with pytest.raises(ValueError, match="another config"):
+        WorldModel.load(path, expect=preset("tiny"))
+    (tmp_path / "bad.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a readable"):
+        WorldModel.load(tmp_path / "bad.safetensors")
