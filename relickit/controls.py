@@ -101,27 +101,38 @@ def labels_from_poses(
     return torch.cat([first, acts], 0).float(), step.float()
 
 
-def accumulate(actions: torch.Tensor, cfg: ControlsConfig = ControlsConfig()) -> tuple[torch.Tensor, torch.Tensor]:
-    """Actions (..., T, 13) -> absolute poses relative to frame 0: rotations (..., T, 3, 3), positions (..., T, 3).
+def integrate(rotation: torch.Tensor, position: torch.Tensor, actions: torch.Tensor,
+              cfg: ControlsConfig = ControlsConfig()) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply actions (..., T, 13) one after another from the pose (rotation (..., 3, 3), position (..., 3)).
 
-    Positions are in units of the step length, so labels of a recorded clip accumulate back to its poses.
-    Action 0 is ignored (frame 0 is the origin).
+    Returns the T poses reached, (..., T, 3, 3) and (..., T, 3). Action t moves the camera in its own frame.
     """
     check_actions(actions)
     a = actions.double()
     dp = torch.stack([a[..., 2] - a[..., 3], a[..., 5] - a[..., 4], a[..., 0] - a[..., 1]], -1)
     unit = math.radians(cfg.rotation_unit_deg)
     e = local_rotation((a[..., 8] - a[..., 9]) * unit, (a[..., 6] - a[..., 7]) * unit, (a[..., 10] - a[..., 11]) * unit)
-    batch, steps = a.shape[:-2], a.shape[-2]
-    r = torch.eye(3, dtype=a.dtype).expand(*batch, 3, 3)
-    p = torch.zeros(*batch, 3, dtype=a.dtype)
-    rs, ps = [r], [p]
-    for t in range(1, steps):
-        p = p + (r.transpose(-1, -2) @ dp[..., t, :].unsqueeze(-1)).squeeze(-1)  # camera t-1 frame -> world
+    r, p = rotation.double(), position.double()
+    rs, ps = [], []
+    for t in range(a.shape[-2]):
+        p = p + (r.transpose(-1, -2) @ dp[..., t, :].unsqueeze(-1)).squeeze(-1)  # camera frame -> world
         r = e[..., t, :, :].transpose(-1, -2) @ r
         rs.append(r)
         ps.append(p)
     return torch.stack(rs, -3).float(), torch.stack(ps, -2).float()
+
+
+def accumulate(actions: torch.Tensor, cfg: ControlsConfig = ControlsConfig()) -> tuple[torch.Tensor, torch.Tensor]:
+    """Actions (..., T, 13) -> absolute poses relative to frame 0: rotations (..., T, 3, 3), positions (..., T, 3).
+
+    Positions are in units of the step length, so labels of a recorded clip accumulate back to its poses.
+    Action 0 is ignored (frame 0 is the origin).
+    """
+    batch = actions.shape[:-2]
+    r0 = torch.eye(3).expand(*batch, 3, 3)
+    p0 = torch.zeros(*batch, 3)
+    r, p = integrate(r0, p0, actions[..., 1:, :], cfg)
+    return torch.cat([r0.unsqueeze(-3), r], -3), torch.cat([p0.unsqueeze(-2), p], -2)
 
 
 def relative_to_first(rotations: torch.Tensor, positions: torch.Tensor, step: torch.Tensor | float = 1.0):

@@ -1,0 +1,106 @@
+"""The long-horizon teacher: a bidirectional, action- and pose-conditioned video diffusion model trained by flow
+matching, then fine-tuned on longer and longer clips with YaRN-scaled RoPE (the paper: 5 s -> 10 s -> 20 s).
+
+Every stage keeps its checkpoint: the distillation curriculum takes the teacher whose horizon matches its rollout.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from . import checkpoint
+from .config import ModelConfig
+from .diffusion import flow_matching_loss, sample_train_sigma
+from .memory import bidirectional_visibility
+from .model import WorldModel
+from .train import TrainConfig, TrainResult, train
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the horizon curriculum: clips of `latent_frames`, trained `steps` optimizer steps."""
+
+    latent_frames: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    # the paper's 5 s / 10 s / 20 s at 5,000 / 1,000 / 4,000 iterations, in our units (1 + 3k latent frames)
+    stages: tuple[Stage, ...] = (Stage(13, 5000), Stage(25, 1000), Stage(49, 4000))
+    shift: float = 3.0  # noise-level shift of training sigmas
+    text_dropout: float = 0.1  # captions dropped to "" so classifier-free guidance works
+    train: TrainConfig = TrainConfig(lr=2e-4, betas=(0.9, 0.99), weight_decay=0.01, warmup=200, ema_decay=0.999,
+                                     batch_size=8, log_every=25, ckpt_every=500, out_dir="runs/teacher")
+
+
+def stage_config(cfg: ModelConfig, stage: Stage, base: Stage) -> ModelConfig:
+    """The model config of a stage: the RoPE range stays the base horizon's; YaRN stretches it by the ratio."""
+    return dataclasses.replace(cfg, rope_frames=base.latent_frames, yarn_factor=stage.latent_frames / base.latent_frames)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+def captions_with_dropout(captions: list[str], p: float, generator: torch.Generator | None = None) -> list[str]:
+    keep = torch.rand(len(captions), generator=generator) >= p
+    return [c if k else "" for c, k in zip(captions, keep.tolist())]
+
+
+def teacher_loss(encode: Callable[[torch.Tensor], torch.Tensor], cfg: TeacherConfig):
+    """loss_fn for `train`: flow matching of the whole clip at one noise level per clip, image frame clean."""
+
+    def loss_fn(model, batch: dict[str, Any], step: int):
+        with torch.no_grad():
+            x0 = encode(batch["frames"])
+        b, f = x0.shape[0], x0.shape[2]
+        context = unwrap(model).encode_text(captions_with_dropout(list(batch["caption"]), cfg.text_dropout))
+        sigma = sample_train_sigma((b, 1), cfg.shift, device=x0.device).expand(b, f)
+        loss = flow_matching_loss(model, x0, context, batch["actions"], batch["poses"],
+                                  bidirectional_visibility(f), sigma=sigma)
+        return loss, {}
+
+    return loss_fn
+
+
+def load_weights(model: WorldModel, path: str | Path) -> None:
+    """Load another stage's weights: the architecture must match; RoPE range and YaRN factor may differ."""
+    tensors, cfg, _ = checkpoint.load(path, "world_model", ModelConfig)
+    mine = dataclasses.replace(model.cfg, rope_frames=cfg.rope_frames, yarn_factor=cfg.yarn_factor)
+    if cfg != mine:
+        diff = {f.name: (getattr(cfg, f.name), getattr(mine, f.name)) for f in dataclasses.fields(cfg)
+                if getattr(cfg, f.name) != getattr(mine, f.name)}
+        raise ValueError(f"{path} has another architecture (checkpoint, model): {diff}; pick the matching preset.")
+    model.load_state_dict(tensors)
+
+
+def train_teacher(model_cfg: ModelConfig, clips_for: Callable[[int], Callable[[int], Any]],
+                  encode: Callable[[torch.Tensor], torch.Tensor], cfg: TeacherConfig = TeacherConfig(),
+                  init: str | Path | None = None, resume: bool = False,
+                  device: torch.device | str | None = None) -> list[Path]:
+    """Run the horizon curriculum. clips_for(latent_frames) returns the `batches` function of `train` for
+    clips of that length. Returns the checkpoint of each stage (`<out_dir>/stage<i>.safetensors`, EMA weights)."""
+    out = Path(cfg.train.out_dir)
+    base = cfg.stages[0]
+    paths, previous = [], init
+    for i, stage in enumerate(cfg.stages):
+        path = out / f"stage{i}.safetensors"
+        if path.exists() and resume:
+            paths.append(path)
+            previous = path
+            continue
+        model = WorldModel(stage_config(model_cfg, stage, base)).to(device or "cpu")
+        if previous is not None:
+            load_weights(model, previous)
+        tcfg = dataclasses.replace(cfg.train, steps=stage.steps, out_dir=str(out / f"stage{i}"))
+        result: TrainResult = train(tcfg, model, teacher_loss(encode, cfg), clips_for(stage.latent_frames), resume=resume)
+        final = result.ema_model if result.ema_model is not None else result.model
+        paths.append(final.save(path))
+        previous = path
+    return paths

@@ -1,0 +1,133 @@
+import copy
+
+import pytest
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+from relickit.config import MemoryConfig
+from relickit.diffusion import SamplerConfig, chunk_slices, rollout, sample_teacher
+from relickit.distill import (DistillConfig, dmd_gradient, dmd_surrogate, generator_step, hybrid_forcing_loss,
+                              ode_trajectory)
+
+from helpers import inputs, tiny_model
+
+CAPS = ["a grey stone courtyard"]
+
+
+def test_student_sigmas_match_diffusers_flow_schedule():
+    sched = FlowMatchEulerDiscreteScheduler(shift=5.0)
+    sched.set_timesteps(sigmas=[1.0, 0.75, 0.5, 0.25])
+    cfg = SamplerConfig()
+    torch.testing.assert_close(torch.tensor(cfg.sigmas, dtype=torch.float64), sched.sigmas[:4].double(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.tensor(cfg.sigmas, dtype=torch.float64) * 1000, torch.tensor([1000, 937.5, 833.3333, 625], dtype=torch.float64))
+    grid = cfg.teacher_grid()
+    assert grid[0] == 1 and grid[-1] == 0 and (grid[1:] < grid[:-1]).all()
+    assert all((grid - s).abs().min() < 1e-12 for s in cfg.sigmas)
+
+
+def test_dmd_surrogate_gradient_is_the_normalised_difference():
+    x = torch.randn(2, 4, 3, 5, 5, requires_grad=True)
+    g = torch.randn_like(x)
+    dmd_surrogate(x, g, x.numel()).backward()
+    torch.testing.assert_close(x.grad, g / x.numel())
+
+
+def test_dmd_gradient_is_zero_when_critic_equals_teacher():
+    model = tiny_model()
+    x, t, ctx, actions, poses = inputs(model, 5)
+    cfg = DistillConfig()
+    g = dmd_gradient(x, model, copy.deepcopy(model), CAPS, actions, poses, torch.tensor([0.5]), torch.randn_like(x), cfg)
+    assert g.abs().max() == 0
+    critic = copy.deepcopy(model)
+    with torch.no_grad():
+        critic.proj_out.bias += 0.1
+    g = dmd_gradient(x, model, critic, CAPS, actions, poses, torch.tensor([0.5]), torch.randn_like(x), cfg)
+    assert g[:, :, 0].abs().max() == 0 and g[:, :, 1:].abs().min() > 0  # the image frame gets none
+
+
+@pytest.mark.parametrize("policy", ["compressed", "full"])
+def test_replayed_backprop_equals_naive_gradient(policy):
+    student = tiny_model()
+    teacher, critic = copy.deepcopy(student), copy.deepcopy(student)
+    with torch.no_grad():
+        for p in teacher.parameters():
+            p += 0.02 * torch.randn_like(p)
+    cfg = DistillConfig(memory=MemoryConfig(policy=policy, window=2, capacity=64))
+    frames = 1 + 2 * 3
+    x, _, _, actions, poses = inputs(student, frames)
+    gen = torch.Generator().manual_seed(1)
+    table = [[torch.randn(1, 16, 2, 12, 16, generator=gen) for _ in range(4)] for _ in range(4)]
+    dmd_noise, sigma = torch.randn_like(x), torch.tensor([0.6])
+    grads, losses = {}, {}
+    for replay in (False, True):
+        student.zero_grad(set_to_none=True)
+        out = generator_step(student, teacher, critic, x[:, :, :1], CAPS, actions, poses, frames, cfg, [1, 3, 0],
+                             lambda j, i: table[j][i], dmd_noise, sigma, replay=replay)
+        losses[replay] = out.loss
+        grads[replay] = {n: p.grad.clone() for n, p in student.named_parameters() if p.grad is not None}
+    assert set(grads[True]) == set(grads[False])
+    assert any(k.startswith("text_encoder") for k in grads[True])  # the shared text context got its gradient
+    torch.testing.assert_close(losses[True], losses[False])
+    scale = max(g.abs().max() for g in grads[False].values())
+    assert scale > 0
+    for name in grads[False]:
+        torch.testing.assert_close(grads[True][name], grads[False][name], atol=1e-6 * scale, rtol=1e-4, msg=name)
+
+
+def test_rollout_is_deterministic_and_respects_the_image():
+    model = tiny_model()
+    frames = 1 + 2 * 3
+    x, _, ctx, actions, poses = inputs(model, frames)
+    gen = torch.Generator().manual_seed(3)
+    table = [[torch.randn(1, 16, 2, 12, 16, generator=gen) for _ in range(4)] for _ in range(4)]
+    sig = SamplerConfig().sigmas
+    with torch.no_grad():
+        runs = [rollout(model, model.new_cache(MemoryConfig(capacity=64)), x[:, :, :1], ctx, actions, poses, frames, sig,
+                        lambda j, i: table[j][i]) for _ in range(2)]
+    assert torch.equal(runs[0].latents, runs[1].latents)
+    assert torch.equal(runs[0].latents[:, :, :1], x[:, :, :1])
+    assert [s for s, _ in chunk_slices(model.cfg, frames)] == [slice(0, 1), slice(1, 3), slice(3, 5), slice(5, 7)]
+
+
+class Oracle(torch.nn.Module):
+    """Predicts the exact velocity towards a fixed clip: the teacher sampler must land on it."""
+
+    def __init__(self, target):
+        super().__init__()
+        self.target = target
+
+    def forward(self, x, t, context, actions, poses, vis, mem=None):
+        sigma = (t / 1000)[:, None, :, None, None]
+        return torch.where(sigma > 0, (x - self.target) / sigma.clamp_min(1e-12), torch.zeros_like(x))
+
+
+def test_teacher_sampler_reproduces_a_learnable_sequence():
+    target = torch.randn(1, 16, 5, 12, 16)
+    oracle = Oracle(target)
+    cfg = SamplerConfig(teacher_steps=8)
+    x0, states = sample_teacher(oracle, target[:, :, :1], 5, torch.zeros(1, 8, 32), None, None, cfg, keep=cfg.sigmas)
+    torch.testing.assert_close(x0, target, atol=1e-4, rtol=1e-4)
+    assert set(states) == set(cfg.sigmas)
+    noise = states[1.0]
+    for s, state in states.items():  # on the straight path between the noise and the target
+        torch.testing.assert_close(state[:, :, 1:], (1 - s) * target[:, :, 1:] + s * noise[:, :, 1:], atol=1e-4, rtol=1e-4)
+
+
+def test_hybrid_forcing_regresses_the_trajectory_end_and_learns():
+    student = tiny_model()
+    frames = 1 + 2 * 3
+    x, _, ctx, actions, poses = inputs(student, frames)
+    cfg = DistillConfig(memory=MemoryConfig(policy="compressed", window=2, capacity=64), noisy_blocks=2)
+    traj = ode_trajectory(Oracle(x), x[:, :, :1], frames, ctx, actions, poses, SamplerConfig(teacher_steps=8))
+    assert traj.shape == (1, 5, 16, frames, 12, 16)
+    torch.testing.assert_close(traj[:, -1], x, atol=1e-4, rtol=1e-4)
+    opt = torch.optim.Adam(student.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(30):
+        loss = hybrid_forcing_loss(student, traj, student.encode_text(CAPS), actions, poses, cfg, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
