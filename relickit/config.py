@@ -32,21 +32,21 @@ class ModelConfig:
     temporal_down: int = 4  # VAE: frames per latent frame (after the first)
     patch: tuple[int, int, int] = (1, 2, 2)  # (t, h, w) latents per token
     # transformer
-    dim: int = 256
+    dim: int = 192
     layers: int = 8
-    heads: int = 4
-    ffn_dim: int = 1024
+    heads: int = 3
+    ffn_dim: int = 768
     freq_dim: int = 256  # sinusoidal timestep features
     eps: float = 1e-6
     # text conditioning (cross-attention)
     text_dim: int = 128
     text_len: int = 16
-    text_vocab: int = 4096  # hash buckets of the built-in word encoder (relickit.text)
+    text_vocab: int = 1024  # hash buckets of the built-in word encoder (relickit.text)
     # streaming: latent frames denoised together (one block of the block-causal mask)
     chunk: int = 3
     # RoPE: trained range in latent frames, and YaRN factor applied to the temporal axis beyond it
     rope_theta: float = 10000.0
-    rope_frames: int = 32
+    rope_frames: int = 13  # the teacher's first-stage horizon (1 + 3*4 latent frames, ~3 s)
     yarn_factor: float = 1.0
     # RELIC controls: 13-D relative actions (after self-attention), 12-D absolute pose (into Q and K)
     controls: bool = True
@@ -128,15 +128,16 @@ class MemoryConfig:
 PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(),
     "small": ModelConfig(
-        name="small", height=240, width=320, dim=512, layers=12, heads=8, ffn_dim=2048, text_dim=256, text_len=32
+        name="small", height=240, width=320, dim=512, layers=12, heads=8, ffn_dim=2048, text_dim=256, text_len=32,
+        text_vocab=4096,
     ),
     "wan-1.3b": ModelConfig(
         name="wan-1.3b", height=480, width=832, dim=1536, layers=30, heads=12, ffn_dim=8960,
-        text_dim=4096, text_len=512, rope_frames=21,
+        text_dim=4096, text_len=512, text_vocab=4096, rope_frames=21,
     ),
     "wan-14b": ModelConfig(
         name="wan-14b", height=480, width=832, dim=5120, layers=40, heads=40, ffn_dim=13824,
-        text_dim=4096, text_len=512, rope_frames=21,
+        text_dim=4096, text_len=512, text_vocab=4096, rope_frames=21,
     ),
 }
 

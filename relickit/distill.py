@@ -176,7 +176,7 @@ def generator_step(student, teacher, critic, first, captions: list[str], actions
 
 
 # ---- drivers: the two student stages on the shared training loop ------------------------------------------
-def make_ode_set(teacher, batches, count: int, encode, cfg: DistillConfig, path, progress: bool = True):
+def make_ode_set(teacher, batches, count: int, cfg: DistillConfig, path, progress: bool = True):
     """Sample `count` batches of teacher ODE trajectories from dataset clips and save them (fp16 safetensors).
 
     Each clip gives the image latent, controls and caption; the teacher generates the rest from noise."""
@@ -187,8 +187,7 @@ def make_ode_set(teacher, batches, count: int, encode, cfg: DistillConfig, path,
     trajs, acts, poses, caps = [], [], [], []
     for i in tqdm(range(count), desc="ODE trajectories", disable=not progress):
         batch = batches(i)
-        with torch.no_grad():
-            lat = encode(batch["frames"])
+        lat = batch["latents"]
         ctx = teacher.encode_text(list(batch["caption"]))
         trajs.append(ode_trajectory(teacher, lat[:, :, :1], lat.shape[2], ctx, batch["actions"], batch["poses"],
                                     cfg.sampler).half().cpu())
@@ -239,7 +238,7 @@ class DMDPair(torch.nn.Module):
         self.student, self.critic = student, critic
 
 
-def dmd_loss_fn(teacher, encode, cfg: DistillConfig, latent_frames: int, replay: bool = True):
+def dmd_loss_fn(teacher, cfg: DistillConfig, latent_frames: int, replay: bool = True):
     """loss_fn for `train` over a DMDPair: a critic update every step, a generator update every
     `critic_steps` steps (its backward runs inside, block by block when `replay`)."""
     from .teacher import unwrap
@@ -249,8 +248,7 @@ def dmd_loss_fn(teacher, encode, cfg: DistillConfig, latent_frames: int, replay:
     def loss_fn(pair, batch, step):
         pair = unwrap(pair)
         student, critic = pair.student, pair.critic
-        with torch.no_grad():
-            first = encode(batch["frames"][:, :1])
+        first = batch["latents"][:, :, :1]
         b, dev = first.shape[0], first.device
         caps = list(batch["caption"])
         n_chunks = (latent_frames - 1) // student.cfg.chunk
@@ -273,3 +271,37 @@ def dmd_loss_fn(teacher, encode, cfg: DistillConfig, latent_frames: int, replay:
         return critic_loss(critic, latents, caps, batch["actions"], batch["poses"], cfg), logs
 
     return loss_fn
+
+
+class GraphMemory:
+    """Bytes of activations autograd holds for backward, current and peak, on any device.
+
+        with GraphMemory() as mem:
+            generator_step(..., replay=True)
+        mem.peak
+    """
+
+    def __init__(self):
+        self.current = self.peak = 0
+
+    def _pack(self, t: torch.Tensor):
+        meter, size = self, t.numel() * t.element_size()
+
+        class Held:
+            def __init__(self):
+                self.t = t
+                meter.current += size
+                meter.peak = max(meter.peak, meter.current)
+
+            def __del__(self):
+                meter.current -= size
+
+        return Held()
+
+    def __enter__(self) -> "GraphMemory":
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda held: held.t)
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._hooks.__exit__(*exc)

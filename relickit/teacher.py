@@ -53,12 +53,12 @@ def captions_with_dropout(captions: list[str], p: float, generator: torch.Genera
     return [c if k else "" for c, k in zip(captions, keep.tolist())]
 
 
-def teacher_loss(encode: Callable[[torch.Tensor], torch.Tensor], cfg: TeacherConfig):
-    """loss_fn for `train`: flow matching of the whole clip at one noise level per clip, image frame clean."""
+def teacher_loss(cfg: TeacherConfig):
+    """loss_fn for `train`: flow matching of the whole clip at one noise level per clip, image frame clean.
+    Batches are dicts of latents (B, C, F, h, w), actions, poses and captions (relickit.latents)."""
 
     def loss_fn(model, batch: dict[str, Any], step: int):
-        with torch.no_grad():
-            x0 = encode(batch["frames"])
+        x0 = batch["latents"]
         b, f = x0.shape[0], x0.shape[2]
         context = unwrap(model).encode_text(captions_with_dropout(list(batch["caption"]), cfg.text_dropout))
         sigma = sample_train_sigma((b, 1), cfg.shift, device=x0.device).expand(b, f)
@@ -81,7 +81,7 @@ def load_weights(model: WorldModel, path: str | Path) -> None:
 
 
 def train_teacher(model_cfg: ModelConfig, clips_for: Callable[[int], Callable[[int], Any]],
-                  encode: Callable[[torch.Tensor], torch.Tensor], cfg: TeacherConfig = TeacherConfig(),
+                  cfg: TeacherConfig = TeacherConfig(),
                   init: str | Path | None = None, resume: bool = False,
                   device: torch.device | str | None = None) -> list[Path]:
     """Run the horizon curriculum. clips_for(latent_frames) returns the `batches` function of `train` for
@@ -99,7 +99,7 @@ def train_teacher(model_cfg: ModelConfig, clips_for: Callable[[int], Callable[[i
         if previous is not None:
             load_weights(model, previous)
         tcfg = dataclasses.replace(cfg.train, steps=stage.steps, out_dir=str(out / f"stage{i}"))
-        result: TrainResult = train(tcfg, model, teacher_loss(encode, cfg), clips_for(stage.latent_frames), resume=resume)
+        result: TrainResult = train(tcfg, model, teacher_loss(cfg), clips_for(stage.latent_frames), resume=resume)
         final = result.ema_model if result.ema_model is not None else result.model
         paths.append(final.save(path))
         previous = path

@@ -131,3 +131,24 @@ def test_hybrid_forcing_regresses_the_trajectory_end_and_learns():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_replayed_backprop_holds_one_block_of_graph():
+    from relickit.distill import GraphMemory
+
+    student = tiny_model()
+    teacher, critic = copy.deepcopy(student), copy.deepcopy(student)
+    cfg = DistillConfig(memory=MemoryConfig(policy="compressed", window=2, capacity=64))
+    peaks = {}
+    for frames in (1 + 2 * 2, 1 + 2 * 6):
+        x, _, _, actions, poses = inputs(student, frames)
+        for replay in (False, True):
+            with GraphMemory() as mem:
+                generator_step(student, teacher, critic, x[:, :, :1], CAPS, actions, poses, frames, cfg,
+                               [3] * ((frames - 1) // 2), lambda j, i: torch.randn(1, 16, 2, 12, 16),
+                               torch.randn_like(x), torch.tensor([0.5]), replay=replay)
+            assert mem.current == 0  # everything was freed by backward
+            peaks[frames, replay] = mem.peak
+    assert peaks[13, False] > 2.5 * peaks[5, False]  # naive grows with the rollout
+    assert peaks[13, True] < 1.2 * peaks[5, True]  # replayed stays at one block
+    assert peaks[13, True] < peaks[13, False] / 2.5

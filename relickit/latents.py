@@ -1,0 +1,83 @@
+"""Clips encoded once by the tokenizer, kept as latents: what the teacher and the student train on.
+
+Encoding a clip costs far more than a training step of the tiny world model, so each stage samples from a fixed
+set of long clips encoded up front (balanced over actions, palindromes included, by `ClipDataset`). A stage
+that trains on shorter clips takes prefixes; their actions and poses are recomputed from the prefix's own
+poses by Algorithm 1, exactly as a clip of that length would have them.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoint
+from .controls import ControlsConfig, labels_from_poses, pose_vector, relative_to_first
+
+
+@dataclass
+class LatentClips:
+    latents: torch.Tensor  # (N, C, F, h, w), normalised latents, stored as fp16
+    poses: torch.Tensor  # (N, T, 12) per video frame, relative to each clip's first frame
+    captions: list[str]
+    controls: ControlsConfig = ControlsConfig()
+
+    def __len__(self) -> int:
+        return len(self.latents)
+
+    def targets(self, index: int, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions and poses of the first `frames` video frames of clip `index`, as a clip of that length."""
+        p = self.poses[index, :frames].double()
+        rot, pos = p[:, :9].reshape(-1, 3, 3), p[:, 9:]
+        actions, step = labels_from_poses(rot, pos, self.controls)
+        r, q = relative_to_first(rot, pos, step.double())
+        return actions, pose_vector(r, q).float()
+
+    def batches(self, latent_frames: int, batch_size: int, seed: int, temporal_down: int = 4,
+                device: torch.device | str | None = None) -> Callable[[int], dict[str, Any]]:
+        """index -> a batch of clip prefixes of `latent_frames`, drawn by an RNG seeded with (seed, index)."""
+        if latent_frames > self.latents.shape[2]:
+            raise ValueError(f"clips hold {self.latents.shape[2]} latent frames; cannot train on {latent_frames}. Encode longer clips.")
+        frames = 1 + (latent_frames - 1) * temporal_down
+        table = [self.targets(i, frames) for i in range(len(self))]  # labels once per stage, not per step
+        actions = torch.stack([a for a, _ in table])
+        poses = torch.stack([p for _, p in table])
+
+        def batch(index: int) -> dict[str, Any]:
+            rows = torch.from_numpy(np.random.default_rng([seed, index]).integers(len(self), size=batch_size))
+            return {"latents": self.latents[rows, :, :latent_frames].float().to(device),
+                    "actions": actions[rows].to(device), "poses": poses[rows].to(device),
+                    "caption": [self.captions[int(r)] for r in rows]}
+
+        return batch
+
+    def save(self, path: str | Path) -> Path:
+        return checkpoint.save(path, {"latents": self.latents, "poses": self.poses}, kind="latent_clips",
+                               config=self.controls, extra={"captions": json.dumps(self.captions)})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LatentClips":
+        tensors, controls, meta = checkpoint.load(path, "latent_clips", ControlsConfig)
+        return cls(tensors["latents"], tensors["poses"], json.loads(meta["captions"]), controls)
+
+
+@torch.no_grad()
+def encode_clips(tokenizer, dataset, count: int, batch_size: int = 16, seed: int = 0,
+                 progress: bool = True) -> LatentClips:
+    """Encode `count` clips drawn from a ClipDataset with its action-balancing weights."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = torch.multinomial(dataset.weights.float(), count, replacement=True, generator=gen).tolist()
+    device = tokenizer.device
+    lat, poses, caps = [], [], []
+    for s in tqdm(range(0, count, batch_size), desc="encoding clips", disable=not progress):
+        items = [dataset[i] for i in rows[s:s + batch_size]]
+        video = torch.stack([it["frames"] for it in items]).to(device).transpose(1, 2)  # (B, 3, T, H, W)
+        lat.append(tokenizer.encode(video).half().cpu())
+        poses.append(torch.stack([it["poses"] for it in items]))
+        caps.extend(it["caption"] for it in items)
+    return LatentClips(torch.cat(lat), torch.cat(poses), caps, dataset.controls)

@@ -1,0 +1,157 @@
+"""Play: a streaming world session in the spirit of DIAMOND's world-model environment.
+
+    session = Session.from_pretrained()            # the shipped default model
+    first = session.reset(image, "a brown brick hangar with green slime pools")
+    frames = session.step(action)                  # action: 13-D RELIC action -> (12, H, W, 3) uint8
+
+Each step denoises one chunk (3 latent frames = 12 video frames) with the few-step student against the KV cache
+and its memory, commits it with a clean context pass, and decodes it with the tiny streaming decoder. The
+camera pose the model reads is integrated from the actions, exactly as training poses are from labels.
+The loop is `diffusion.denoise_chunk` + `diffusion.commit`: the one that self-forcing trains.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import MemoryConfig
+from .controls import ACTION_DIM, ControlsConfig, check_actions, integrate, pose_vector
+from .diffusion import Chunk, SamplerConfig, commit, denoise_chunk
+from .model import WorldModel
+from .vae import Tokenizer
+
+ASSETS = Path(__file__).parent / "assets"
+DEFAULT_MODEL = ASSETS / "student.safetensors"
+DEFAULT_TOKENIZER = ASSETS / "tokenizer.safetensors"
+
+
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """(3, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
+    return ((video.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy()
+
+
+def check_image(image: np.ndarray, height: int, width: int) -> None:
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"the start image must be a numpy array (H, W, 3) uint8, got {type(image).__name__}.")
+    if image.dtype != np.uint8:
+        raise ValueError(f"the start image must be uint8 (0-255), got {image.dtype}; use (img * 255).astype(np.uint8) for floats in [0, 1].")
+    if image.shape != (height, width, 3):
+        raise ValueError(f"the start image must be {height}x{width} RGB, shape ({height}, {width}, 3); got {image.shape}. "
+                         "Resize it first, e.g. PIL.Image.fromarray(img).resize((width, height)).")
+
+
+class Session:
+    def __init__(self, model: WorldModel, tokenizer: Tokenizer, memory: MemoryConfig = MemoryConfig(),
+                 sampler: SamplerConfig = SamplerConfig(), controls: ControlsConfig = ControlsConfig(),
+                 seed: int = 0, decoder: str = "tiny"):
+        if decoder not in ("tiny", "vae"):
+            raise ValueError(f"decoder must be 'tiny' (real-time) or 'vae' (the full Wan decoder), got {decoder!r}.")
+        self.model, self.tokenizer = model.eval(), tokenizer.eval()
+        self.memory, self.sampler, self.controls, self.seed, self.decoder = memory, sampler, controls, seed, decoder
+        cfg = model.cfg
+        self.fps = cfg.fps
+        self.frames_per_step = cfg.chunk * cfg.temporal_down
+        self.cache = None
+
+    @classmethod
+    def from_pretrained(cls, model_path: str | Path = DEFAULT_MODEL, tokenizer_path: str | Path = DEFAULT_TOKENIZER,
+                        **kwargs) -> "Session":
+        return cls(WorldModel.load(model_path), Tokenizer.load(tokenizer_path), **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def reset(self, image: np.ndarray, text: str) -> np.ndarray:
+        """Start a world from an image (H, W, 3) uint8 and a caption. Returns the first frame as decoded."""
+        cfg = self.model.cfg
+        check_image(image, cfg.height, cfg.width)
+        self.generator = torch.Generator(self.device).manual_seed(self.seed)
+        video = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None, :, None].float() / 127.5 - 1
+        first = self.tokenizer.encode(video)
+        self.context = self.model.encode_text([text])
+        self.cache = self.model.new_cache(self.memory)
+        self.rotation, self.position = torch.eye(3)[None], torch.zeros(1, 3)
+        static = torch.zeros(1, 1, ACTION_DIM, device=self.device)
+        static[..., -1] = 1.0
+        pose = pose_vector(self.rotation[:, None], self.position[:, None]).to(self.device)
+        commit(self.model, self.cache, first, Chunk(self.context, static, pose))
+        self.decode_state = self.tokenizer.tiny.new_state() if self.decoder == "tiny" else self.tokenizer.new_decode_cache()
+        return to_uint8(self._decode(first)[0])[0]
+
+    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
+        if self.decoder == "tiny":
+            return self.tokenizer.decode_tiny_stream(self.decode_state, latents)
+        return self.tokenizer.decode_stream(self.decode_state, latents)
+
+    @torch.no_grad()
+    def step(self, action: torch.Tensor) -> np.ndarray:
+        """Hold `action` (13,) for one chunk. Returns its frames (frames_per_step, H, W, 3) uint8."""
+        if self.cache is None:
+            raise RuntimeError("call reset(image, text) before step(action).")
+        action = torch.as_tensor(action, dtype=torch.float32).reshape(-1)
+        check_actions(action[None])
+        cfg = self.model.cfg
+        actions = action.expand(1, self.frames_per_step, ACTION_DIM)
+        rots, pos = integrate(self.rotation, self.position, actions, self.controls)
+        self.rotation, self.position = rots[:, -1], pos[:, -1]
+        cond = Chunk(self.context, actions.to(self.device), pose_vector(rots, pos).to(self.device))
+        lh, lw = cfg.latent_size
+        shape = (1, cfg.latent_channels, cfg.chunk, lh, lw)
+        noise = torch.randn(shape, generator=self.generator, device=self.device)
+        x0, _, _ = denoise_chunk(self.model, self.cache, noise, cond, self.sampler.sigmas,
+                                 lambda i: torch.randn(shape, generator=self.generator, device=self.device))
+        commit(self.model, self.cache, x0, cond)
+        return to_uint8(self._decode(x0)[0])
+
+    def memory_stats(self) -> dict:
+        if self.cache is None:
+            raise RuntimeError("call reset(image, text) first.")
+        return self.cache.stats()
+
+    @property
+    def pose(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The camera's current rotation (3, 3) and position (3,) relative to the start."""
+        return self.rotation[0], self.position[0]
+
+
+def render(session: Session, image: np.ndarray, text: str, actions: torch.Tensor) -> np.ndarray:
+    """Play an action script (T, 13), one chunk per `frames_per_step` frames (the chunk's first action is held).
+    Returns all frames (1 + steps * frames_per_step, H, W, 3) uint8."""
+    check_actions(actions)
+    frames = [session.reset(image, text)[None]]
+    for s in range(0, len(actions), session.frames_per_step):
+        frames.append(session.step(actions[s]))
+    return np.concatenate(frames)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m relickit.play --script "W*24, W+Right*12" --out walk.gif [--image start.png --text "..."]"""
+    from .keys import parse_script
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--script", required=True, help="key script, e.g. 'W*24, W+Right*12, none*12'")
+    ap.add_argument("--out", required=True, help="output .mp4 or .gif")
+    ap.add_argument("--image", help="start image (PNG/JPEG); default: the bundled held-out start frame")
+    ap.add_argument("--text", help="caption; default: the bundled start frame's caption")
+    ap.add_argument("--model", default=str(DEFAULT_MODEL))
+    ap.add_argument("--tokenizer", default=str(DEFAULT_TOKENIZER))
+    ap.add_argument("--policy", default="compressed", choices=["none", "window", "compressed", "full"])
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    from .start import load_start, write_video
+
+    session = Session(WorldModel.load(args.model), Tokenizer.load(args.tokenizer),
+                      memory=MemoryConfig(policy=args.policy), seed=args.seed)
+    image, text = load_start(args.image, args.text, session.model.cfg)
+    frames = render(session, image, text, parse_script(args.script))
+    write_video(args.out, frames, session.fps)
+    print(f"wrote {len(frames)} frames to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

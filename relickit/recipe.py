@@ -1,0 +1,210 @@
+"""The recipe that trains the default model, stage by stage, each stage resumable and skipped once done.
+
+    data -> tokenizer -> latents -> teacher (3-stage horizon curriculum) -> ode -> hybrid -> dmd (curriculum) -> export
+
+    python -m relickit.recipe --out runs/default --stages all            # on a GPU machine
+    RELICKIT_SMOKE=1 python -m relickit.recipe --out /tmp/smoke           # every stage, a few steps, on CPU
+
+Stage outputs live in `out/` (data/, tokenizer.safetensors, latents.safetensors, teacher/stage*.safetensors,
+ode.safetensors, hybrid.safetensors, dmd/stage*.safetensors); `export` writes the shipped assets (fp16 student,
+tokenizer without the Wan decoder) into relickit/assets/.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .config import MemoryConfig, ModelConfig, preset
+from .diffusion import SamplerConfig
+from .distill import DistillConfig, DMDPair, ODESet, dmd_loss_fn, hybrid_loss_fn, make_ode_set
+from .latents import LatentClips, encode_clips
+from .model import WorldModel
+from .teacher import Stage, TeacherConfig, load_weights, stage_config, train_teacher
+from .train import TrainConfig, random_batches, train
+from .train_tokenizer import TokenizerTrainConfig, train_tokenizer
+from .vae import Tokenizer, VAEConfig
+
+STAGES = ("data", "tokenizer", "latents", "teacher", "ode", "hybrid", "dmd", "export")
+ASSETS = Path(__file__).parent / "assets"
+
+
+@dataclass(frozen=True)
+class DMDStage:
+    latent_frames: int  # rollout length
+    steps: int
+    teacher_stage: int  # which teacher stage scores it (the one of matching horizon)
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    model: ModelConfig = field(default_factory=lambda: preset("tiny"))
+    episodes: int = 400  # exploration episodes over the 20 training maps
+    frames_per_episode: int = 600
+    workers: int = 16
+    clips: int = 2048  # long clips encoded once for teacher and student
+    clip_latents: int = 49  # latent frames per encoded clip (the longest horizon)
+    palindrome: float = 0.3
+    tokenizer: TokenizerTrainConfig = field(default_factory=TokenizerTrainConfig)
+    teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(
+        stages=(Stage(13, 3000), Stage(25, 800), Stage(49, 800))))
+    distill: DistillConfig = field(default_factory=lambda: DistillConfig(memory=MemoryConfig(window=3)))
+    ode_batches: int = 32
+    ode_batch: int = 32
+    ode_latents: int = 25
+    hybrid_train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=2000, lr=1e-4, betas=(0.9, 0.99), warmup=100, batch_size=16, ema_decay=0.99, log_every=50,
+        ckpt_every=500))
+    dmd: tuple[DMDStage, ...] = (DMDStage(13, 200, 0), DMDStage(25, 150, 1), DMDStage(49, 150, 2))
+    dmd_train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        lr=2e-6 * 50, betas=(0.0, 0.999), batch_size=8, ema_decay=0.99, log_every=10, ckpt_every=50))
+    seed: int = 0
+
+    @classmethod
+    def smoke(cls) -> "RecipeConfig":
+        """Every stage for a few steps with a 2-layer model: checks the wiring on a CPU in a few minutes."""
+        quick = dict(batch_size=2, warmup=0, log_every=1, ckpt_every=0)
+        return cls(
+            model=preset("tiny", layers=2, dim=64, heads=2, ffn_dim=128, text_dim=32, text_len=8, rope_frames=7),
+            episodes=2, frames_per_episode=64, workers=1, clips=4, clip_latents=13, palindrome=0.5,
+            tokenizer=TokenizerTrainConfig.smoke(vae=VAEConfig(base_dim=8, dim_mult=(1, 2, 2, 2))),
+            teacher=TeacherConfig(stages=(Stage(7, 2), Stage(13, 1)), train=TrainConfig(steps=1, **quick)),
+            distill=DistillConfig(memory=MemoryConfig(window=3, capacity=64), sampler=SamplerConfig(teacher_steps=4)),
+            ode_batches=1, ode_batch=2, ode_latents=7,
+            hybrid_train=TrainConfig(steps=2, **quick),
+            dmd=(DMDStage(7, 2, 0), DMDStage(13, 1, 1)),
+            dmd_train=TrainConfig(steps=1, betas=(0.0, 0.999), **quick),
+        )
+
+
+def _runs(out: Path, name: str, cfg: TrainConfig, steps: int | None = None) -> TrainConfig:
+    return dataclasses.replace(cfg, out_dir=str(out / "runs" / name), steps=cfg.steps if steps is None else steps)
+
+
+def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None = None, log=print) -> None:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cfg = recipe.model
+    clip_frames = cfg.video_frames(recipe.clip_latents)
+    t0 = time.perf_counter()
+
+    def done(name: str) -> None:
+        log(f"[{time.perf_counter() - t0:7.1f}s] {name} done")
+
+    if "data" in stages:
+        from .dataset import generate
+        from .doom import TRAIN_MAPS
+
+        maps = [m for _, m in TRAIN_MAPS]
+        generate(out / "data", maps, recipe.episodes, recipe.frames_per_episode, seed=recipe.seed,
+                 height=cfg.height, width=cfg.width, workers=recipe.workers)
+        done("data")
+    if "tokenizer" in stages and not (out / "tokenizer.safetensors").exists():
+        from .train_tokenizer import clip_dataset
+
+        tcfg = dataclasses.replace(recipe.tokenizer, run_dir=str(out / "runs" / "tokenizer"),
+                                   out=str(out / "tokenizer.safetensors"))
+        train_tokenizer(tcfg, clip_dataset(str(out / "data"), tcfg.frames, tcfg.vae), resume=True)
+        done("tokenizer")
+    if "latents" in stages and not (out / "latents.safetensors").exists():
+        from .dataset import ClipDataset
+
+        tok = Tokenizer.load(out / "tokenizer.safetensors").to(device).eval()
+        data = ClipDataset(out / "data", frames=clip_frames, split="train", palindrome=recipe.palindrome,
+                           stride=4, seed=recipe.seed)
+        encode_clips(tok, data, recipe.clips, seed=recipe.seed).save(out / "latents.safetensors")
+        done("latents")
+    clips = LatentClips.load(out / "latents.safetensors") if set(stages) & {"teacher", "ode", "hybrid", "dmd"} else None
+
+    def batches_for(train_cfg: TrainConfig):
+        return lambda latent_frames: clips.batches(latent_frames, train_cfg.batch_size, recipe.seed,
+                                                   cfg.temporal_down, device)
+
+    if "teacher" in stages:
+        tc = dataclasses.replace(recipe.teacher, train=_runs(out, "teacher", recipe.teacher.train))
+        paths = train_teacher(cfg, batches_for(tc.train), tc, resume=True, device=device)
+        for i, p in enumerate(paths):
+            p2 = out / "teacher" / f"stage{i}.safetensors"
+            p2.parent.mkdir(exist_ok=True)
+            if p != p2:
+                os.replace(p, p2)
+        done("teacher")
+    base = recipe.teacher.stages[0]
+
+    def teacher_at(i: int) -> WorldModel:
+        st = recipe.teacher.stages[i]
+        m = WorldModel(stage_config(cfg, st, base)).to(device).eval()
+        load_weights(m, out / "teacher" / f"stage{i}.safetensors")
+        return m
+
+    def stage_index(latent_frames: int) -> int:
+        return next(i for i, s in enumerate(recipe.teacher.stages) if s.latent_frames >= latent_frames)
+
+    if "ode" in stages and not (out / "ode.safetensors").exists():
+        teacher = teacher_at(stage_index(recipe.ode_latents))
+        make_ode_set(teacher, clips.batches(recipe.ode_latents, recipe.ode_batch, recipe.seed + 1, cfg.temporal_down, device),
+                     recipe.ode_batches, recipe.distill, out / "ode.safetensors")
+        done("ode")
+    if "hybrid" in stages and not (out / "hybrid.safetensors").exists():
+        ti = stage_index(recipe.ode_latents)
+        student = teacher_at(ti).train()  # the student starts from the teacher's weights
+        ode = ODESet(out / "ode.safetensors")
+        result = train(_runs(out, "hybrid", recipe.hybrid_train), student, hybrid_loss_fn(recipe.distill),
+                       random_batches(ode, recipe.hybrid_train.batch_size, recipe.seed), resume=True)
+        (result.ema_model or result.model).save(out / "hybrid.safetensors")
+        done("hybrid")
+    if "dmd" in stages:
+        previous = out / "hybrid.safetensors"
+        for i, st in enumerate(recipe.dmd):
+            path = out / "dmd" / f"stage{i}.safetensors"
+            if path.exists():
+                previous = path
+                continue
+            teacher = teacher_at(st.teacher_stage)
+            student = WorldModel(teacher.cfg).to(device)
+            load_weights(student, previous)
+            critic = copy.deepcopy(teacher).train().requires_grad_(True)
+            pair = DMDPair(student, critic)
+            result = train(_runs(out, f"dmd{i}", recipe.dmd_train, st.steps), pair,
+                           dmd_loss_fn(teacher, recipe.distill, st.latent_frames),
+                           clips.batches(st.latent_frames, recipe.dmd_train.batch_size, recipe.seed + 2 + i,
+                                         cfg.temporal_down, device), resume=True)
+            final = (result.ema_model or result.model).student
+            path.parent.mkdir(exist_ok=True)
+            final.save(path)
+            previous = path
+        done("dmd")
+    if "export" in stages:
+        export(out / "dmd" / f"stage{len(recipe.dmd) - 1}.safetensors", out / "tokenizer.safetensors", ASSETS)
+        done("export")
+
+
+def export(student_path: Path, tokenizer_path: Path, assets: Path) -> None:
+    """Write the shipped default model: the student in fp16 and the tokenizer without its Wan decoder."""
+    WorldModel.load(student_path).half().save(assets / "student.safetensors")
+    Tokenizer.load(tokenizer_path).save(assets / "tokenizer.safetensors")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="runs/default")
+    ap.add_argument("--stages", default="all", help=f"comma-separated subset of {STAGES}, or 'all'")
+    ap.add_argument("--device")
+    args = ap.parse_args(argv)
+    stages = STAGES if args.stages == "all" else tuple(args.stages.split(","))
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise SystemExit(f"unknown stages {sorted(unknown)}; choose from {STAGES}.")
+    smoke = os.environ.get("RELICKIT_SMOKE", "0") not in ("", "0")
+    run(RecipeConfig.smoke() if smoke else RecipeConfig(), args.out, stages, args.device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""What the tutorial notebooks share: smoke mode, the bundled sample data, and the default weights.
+
+Notebooks run at two sizes: a tutorial size that trains for a few minutes on a laptop CPU, and the smoke size
+(RELICKIT_SMOKE=1) that CI uses to execute every notebook top to bottom in seconds.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .config import ModelConfig, preset
+
+SMOKE_ENV = "RELICKIT_SMOKE"
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample"
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def smoke() -> bool:
+    return os.environ.get(SMOKE_ENV, "0") not in ("", "0")
+
+
+def pick(tutorial, smoke_value):
+    """The tutorial-size value, or the smoke-size one under RELICKIT_SMOKE=1."""
+    return smoke_value if smoke() else tutorial
+
+
+def sample_data(split: str = "train") -> Path:
+    path = SAMPLE / split
+    if not (path / "manifest.json").exists():
+        raise FileNotFoundError(
+            f"no sample data at {path}: the notebooks read data/ from a clone of the relickit repository "
+            "(pip install -e .), or generate some with relickit.dataset.generate(...)."
+        )
+    return path
+
+
+def notebook_model() -> ModelConfig:
+    """A model small enough to train in minutes on a CPU (2 layers under smoke)."""
+    return pick(preset("tiny", layers=4, dim=128, heads=2, ffn_dim=512, text_dim=64, text_len=8, rope_frames=7),
+                preset("tiny", layers=2, dim=64, heads=2, ffn_dim=128, text_dim=32, text_len=8, rope_frames=7))
+
+
+def default_tokenizer():
+    """The shipped tokenizer if present, else a small random one. Returns (tokenizer, trained)."""
+    from .vae import Tokenizer, VAEConfig
+
+    path = ASSETS / "tokenizer.safetensors"
+    if path.exists():
+        return Tokenizer.load(path).eval(), True
+    torch.manual_seed(0)
+    return Tokenizer(VAEConfig(base_dim=8, dim_mult=(1, 2, 2, 2))).eval(), False
+
+
+def default_student():
+    """The shipped student if present, else a random smoke-size one. Returns (model, trained)."""
+    from .model import WorldModel
+
+    path = ASSETS / "student.safetensors"
+    if path.exists():
+        return WorldModel.load(path).float().eval(), True
+    torch.manual_seed(0)
+    return WorldModel(preset("tiny", layers=2, dim=64, heads=2, ffn_dim=128, text_dim=32, text_len=8)).eval(), False
