@@ -129,6 +129,47 @@ def render(session: Session, image: np.ndarray, text: str, actions: torch.Tensor
     return np.concatenate(frames)
 
 
+STARTS = ASSETS / "starts.npz"
+
+
+def load_start(image: str | Path | None = None, text: str | None = None, cfg=None, index: int = 0) -> tuple[np.ndarray, str]:
+    """A start image and caption: a file you name (resized to the model's frame size), or one of the bundled
+    start frames from held-out maps (`relickit/assets/starts.npz`, never seen in training)."""
+    from .config import preset
+
+    cfg = cfg or preset("tiny")
+    if image is None:
+        with np.load(STARTS) as z:
+            images, captions = z["images"], [str(c) for c in z["captions"]]
+        if not 0 <= index < len(images):
+            raise IndexError(f"there are {len(images)} bundled start frames; pick index 0..{len(images) - 1}.")
+        return images[index], text or captions[index]
+    from PIL import Image
+
+    img = np.asarray(Image.open(image).convert("RGB").resize((cfg.width, cfg.height), Image.BILINEAR))
+    if text is None:
+        raise ValueError("pass a caption (--text) with your own image: a short static description of the place.")
+    return img, text
+
+
+def make_starts(eval_root: str | Path, path: str | Path = STARTS, per_episode: int = 1) -> Path:
+    """Bundle the first frames of held-out episodes (an eval-split dataset) as start frames."""
+    from .checkpoint import atomic_write
+    from .dataset import load_episodes, load_manifest
+
+    if load_manifest(eval_root)["split"] != "eval":
+        raise ValueError(f"{eval_root} is not an eval-split dataset: start frames must come from held-out maps.")
+    images, captions, maps = [], [], []
+    for ep in load_episodes(eval_root):
+        for k in range(per_episode):
+            f = k * (len(ep) // per_episode)
+            images.append(ep.frames(f, f + 1)[0])
+            captions.append(ep.caption)
+            maps.append(ep.map)
+    return atomic_write(path, lambda tmp: np.savez_compressed(open(tmp, "wb"), images=np.stack(images),
+                                                              captions=np.array(captions), maps=np.array(maps)))
+
+
 def main(argv: list[str] | None = None) -> None:
     """python -m relickit.play --script "W*24, W+Right*12" --out walk.gif [--image start.png --text "..."]"""
     from .keys import parse_script
@@ -143,13 +184,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--policy", default="compressed", choices=["none", "window", "compressed", "full"])
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    from .start import load_start, write_video
+    from .joystick import write_video
 
     session = Session(WorldModel.load(args.model), Tokenizer.load(args.tokenizer),
                       memory=MemoryConfig(policy=args.policy), seed=args.seed)
     image, text = load_start(args.image, args.text, session.model.cfg)
     frames = render(session, image, text, parse_script(args.script))
-    write_video(args.out, frames, session.fps)
+    write_video(frames, Path(args.out), session.fps)
     print(f"wrote {len(frames)} frames to {args.out}")
 
 

@@ -63,3 +63,12 @@ def default_student():
         return WorldModel.load(path).float().eval(), True
     torch.manual_seed(0)
     return WorldModel(preset("tiny", layers=2, dim=64, heads=2, ffn_dim=128, text_dim=32, text_len=8)).eval(), False
+
+
+def default_session(**kwargs):
+    """A play session over the default student and tokenizer. Returns (session, trained)."""
+    from .play import Session
+
+    model, trained_model = default_student()
+    tokenizer, trained_tok = default_tokenizer()
+    return Session(model, tokenizer, **kwargs), trained_model and trained_tok

@@ -1,0 +1,122 @@
+"""End to end in a real browser: JupyterLab + headless Chromium drive the joystick of a notebook.
+
+A fresh JupyterLab server per test (a re-opened notebook would reconnect to an old kernel with old threads).
+Two notebooks: the quickstart (the shipped model, or a random one before weights exist) and a generated one over
+tests/browser_fixture.FakeSession (the widget alone, at a known rate). RELICKIT_BROWSER_NOTEBOOK runs another
+notebook whose cells display a Joystick bound to the variable named by RELICKIT_BROWSER_JOYSTICK (default `joy`).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from browser_fixture import LabPage, browser_available, jupyter_lab, open_browser, write_fake_notebook
+
+from relickit.keys import action_from_keys
+
+pytestmark = pytest.mark.browser
+
+HOLD_S = 1.0
+MIN_FRAME_CHANGES = 5
+
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "notebooks" / "00_quickstart.ipynb"
+
+
+@pytest.fixture(params=["quickstart", "fake"])
+def notebook(request, tmp_path: Path) -> tuple[Path, str]:
+    """(notebook copied into a fresh root directory, name of the joystick variable in it)."""
+    reason = browser_available()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser test cannot run in CI: {reason}")
+        pytest.skip(reason)
+    root = tmp_path / "lab"
+    root.mkdir()
+    given = os.environ.get("RELICKIT_BROWSER_NOTEBOOK") or (QUICKSTART if request.param == "quickstart" else None)
+    if given:
+        source = Path(given).resolve()
+        shutil.copy(source, root / source.name)
+        return root / source.name, os.environ.get("RELICKIT_BROWSER_JOYSTICK", "joy")
+    return write_fake_notebook(root), "joy"
+
+
+def joystick_state(lab_page: LabPage, name: str) -> dict:
+    code = (
+        "import json as _json\n"
+        f"print(_json.dumps({{'last_action': None if {name}.last_action is None else {name}.last_action.tolist(),"
+        f" 'frames_shown': {name}.frames_shown, 'speed': {name}.speed.value, 'running': {name}.running}}))"
+    )
+    return json.loads(lab_page.kernel_eval(code).strip().splitlines()[-1])
+
+
+def save_screenshot(page, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=True)
+    artifacts = os.environ.get("RELICKIT_ARTIFACTS")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(artifacts) / name)
+    return path
+
+
+def test_joystick_streams_and_follows_keys(notebook, tmp_path):
+    path, joy = notebook
+    with jupyter_lab(path.parent) as lab, open_browser() as page:
+        lab_page = LabPage(page)
+        lab_page.open(lab.url(path.name))
+        lab_page.run_all()
+        try:
+            first_src = lab_page.image_src()
+            lab_page.click_button("start")
+            lab_page.focus_pad()
+            assert lab_page.pad_focused(), "clicking the key pad must give it keyboard focus"
+            lab_page.start_counting()
+
+            page.keyboard.down("KeyW")
+            time.sleep(HOLD_S)
+            lab_page.wait_label("action", "text.includes('forward') && !text.includes('pan_right')")
+            state = joystick_state(lab_page, joy)
+            assert torch.equal(torch.tensor(state["last_action"]), action_from_keys({"W"}, state["speed"]))
+
+            page.keyboard.down("ArrowRight")
+            lab_page.wait_label("action", "text.includes('forward+pan_right')")
+            state = joystick_state(lab_page, joy)
+            assert torch.equal(torch.tensor(state["last_action"]), action_from_keys({"W", "Right"}, state["speed"]))
+            assert lab_page.pad_focused(), "the notebook took keyboard focus away from the key pad"
+
+            fps_text = lab_page.label("fps")
+            fps = float(re.match(r"([\d.]+) FPS", fps_text).group(1))
+            assert fps > 0, f"FPS readout is {fps_text!r}"
+            changes = lab_page.frame_changes()
+            assert len(changes) >= MIN_FRAME_CHANGES, f"the page showed only {len(changes)} new frames"
+            assert lab_page.image_src() != first_src
+
+            save_screenshot(page, tmp_path, "joystick_browser.png")
+
+            # focus loss releases every key, even though no keyup ever arrives
+            page.evaluate("() => document.activeElement.blur()")
+            lab_page.wait_label("action", "text.includes('static')")
+            page.keyboard.up("ArrowRight")
+            page.keyboard.up("KeyW")
+
+            # on-screen buttons press while held
+            button = page.locator(".relickit-key[data-key='S']").last
+            button.hover()
+            page.mouse.down()
+            lab_page.wait_label("action", "text.includes('backward')")
+            page.mouse.up()
+            lab_page.wait_label("action", "text.includes('static')")
+        except Exception:
+            save_screenshot(page, tmp_path, "joystick_browser_failure.png")
+            raise
+        finally:
+            with contextlib.suppress(Exception):  # the server's shutdown ends the kernel anyway
+                lab_page.kernel_eval(f"{joy}.stop()")
