@@ -101,3 +101,12 @@ def config_from_dict(config_type: type[C], raw: dict[str, Any]) -> C:
     if unknown:
         raise ValueError(f"config has fields {sorted(unknown)} unknown to {config_type.__name__}; upgrade relickit.")
     return config_type(**kwargs)
+
+
+def save_half(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy a checkpoint with its floating-point tensors in fp16 (half the size; loads into fp32 models)."""
+    from safetensors.torch import load_file
+
+    meta = read_metadata(src)
+    tensors = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(src)).items()}
+    return atomic_write(dst, lambda tmp: save_file(tensors, tmp, metadata=meta))

@@ -187,9 +187,10 @@ def make_ode_set(teacher, batches, count: int, cfg: DistillConfig, path, progres
     trajs, acts, poses, caps = [], [], [], []
     for i in tqdm(range(count), desc="ODE trajectories", disable=not progress):
         batch = batches(i)
-        lat = batch["latents"]
+        lat = batch["latents"]  # the image latent is all that is used: the teacher generates the rest
         ctx = teacher.encode_text(list(batch["caption"]))
-        trajs.append(ode_trajectory(teacher, lat[:, :, :1], lat.shape[2], ctx, batch["actions"], batch["poses"],
+        frames = teacher.cfg.latent_frames(batch["actions"].shape[1])
+        trajs.append(ode_trajectory(teacher, lat[:, :, :1], frames, ctx, batch["actions"], batch["poses"],
                                     cfg.sampler).half().cpu())
         acts.append(batch["actions"].cpu())
         poses.append(batch["poses"].cpu())

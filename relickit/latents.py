@@ -30,6 +30,15 @@ class LatentClips:
     def __len__(self) -> int:
         return len(self.latents)
 
+    @property
+    def starts_only(self) -> bool:
+        """A set that keeps only each clip's first (image) latent: enough for rollouts and ODE sampling."""
+        return self.latents.shape[2] == 1
+
+    def starts(self) -> "LatentClips":
+        """The same clips with only their image latent (small enough to carry between machines)."""
+        return LatentClips(self.latents[:, :, :1].clone(), self.poses.half(), self.captions, self.controls)
+
     def targets(self, index: int, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Actions and poses of the first `frames` video frames of clip `index`, as a clip of that length."""
         p = self.poses[index, :frames].double()
@@ -41,16 +50,16 @@ class LatentClips:
     def batches(self, latent_frames: int, batch_size: int, seed: int, temporal_down: int = 4,
                 device: torch.device | str | None = None) -> Callable[[int], dict[str, Any]]:
         """index -> a batch of clip prefixes of `latent_frames`, drawn by an RNG seeded with (seed, index)."""
-        if latent_frames > self.latents.shape[2]:
-            raise ValueError(f"clips hold {self.latents.shape[2]} latent frames; cannot train on {latent_frames}. Encode longer clips.")
         frames = 1 + (latent_frames - 1) * temporal_down
+        if frames > self.poses.shape[1] or not (self.starts_only or latent_frames <= self.latents.shape[2]):
+            raise ValueError(f"clips hold {self.latents.shape[2]} latent frames; cannot train on {latent_frames}. Encode longer clips.")
         table = [self.targets(i, frames) for i in range(len(self))]  # labels once per stage, not per step
         actions = torch.stack([a for a, _ in table])
         poses = torch.stack([p for _, p in table])
 
         def batch(index: int) -> dict[str, Any]:
             rows = torch.from_numpy(np.random.default_rng([seed, index]).integers(len(self), size=batch_size))
-            return {"latents": self.latents[rows, :, :latent_frames].float().to(device),
+            return {"latents": self.latents[rows, :, :latent_frames].float().to(device),  # (B, C, 1, h, w) if starts_only
                     "actions": actions[rows].to(device), "poses": poses[rows].to(device),
                     "caption": [self.captions[int(r)] for r in rows]}
 
@@ -67,17 +76,20 @@ class LatentClips:
 
 
 @torch.no_grad()
-def encode_clips(tokenizer, dataset, count: int, batch_size: int = 16, seed: int = 0,
+def encode_clips(tokenizer, dataset, count: int, batch_size: int = 16, seed: int = 0, workers: int = 0,
                  progress: bool = True) -> LatentClips:
-    """Encode `count` clips drawn from a ClipDataset with its action-balancing weights."""
+    """Encode `count` clips drawn from a ClipDataset with its action-balancing weights.
+
+    `workers` processes read and decompress clips while the tokenizer encodes."""
     gen = torch.Generator().manual_seed(seed)
     rows = torch.multinomial(dataset.weights.float(), count, replacement=True, generator=gen).tolist()
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, rows), batch_size=batch_size,
+                                         num_workers=workers)
     device = tokenizer.device
     lat, poses, caps = [], [], []
-    for s in tqdm(range(0, count, batch_size), desc="encoding clips", disable=not progress):
-        items = [dataset[i] for i in rows[s:s + batch_size]]
-        video = torch.stack([it["frames"] for it in items]).to(device).transpose(1, 2)  # (B, 3, T, H, W)
+    for batch in tqdm(loader, desc="encoding clips", disable=not progress):
+        video = batch["frames"].to(device).transpose(1, 2)  # (B, 3, T, H, W)
         lat.append(tokenizer.encode(video).half().cpu())
-        poses.append(torch.stack([it["poses"] for it in items]))
-        caps.extend(it["caption"] for it in items)
+        poses.append(batch["poses"])
+        caps.extend(batch["caption"])
     return LatentClips(torch.cat(lat), torch.cat(poses), caps, dataset.controls)

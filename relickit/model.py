@@ -66,7 +66,7 @@ class ConditionEmbedder(nn.Module):
 
     def forward(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """t (B, F) -> temb (B, F, dim), modulation (B, F, 6, dim)."""
-        temb = self.time_embedder(timestep_features(t, self.freq_dim))
+        temb = self.time_embedder(timestep_features(t, self.freq_dim).to(self.time_proj.weight.dtype))
         return temb, self.time_proj(F.silu(temb)).unflatten(-1, (6, -1))
 
 
@@ -220,6 +220,9 @@ class WorldModel(nn.Module):
         h = self.patch_embedding(x).flatten(2).transpose(1, 2)
         temb, mod = self.condition_embedder(t)
         action, pose = self._controls(actions, poses, group)
+        if action is not None and action.shape[1] != x.shape[2]:
+            raise ValueError(f"controls cover {action.shape[1]} latent frames but the latents have {x.shape[2]}; "
+                             f"pass the {self.cfg.temporal_down} video frames of each latent frame (1 for the first).")
         cos, sin = self.rope.angles(positions)
         fr = Frames(self.cfg.tokens_per_frame, mod, self.condition_embedder.text_embedder(context),
                     cos.to(x.device), sin.to(x.device), action, pose)

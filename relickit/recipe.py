@@ -28,8 +28,8 @@ from .latents import LatentClips, encode_clips
 from .model import WorldModel
 from .teacher import Stage, TeacherConfig, load_weights, stage_config, train_teacher
 from .train import TrainConfig, random_batches, train
-from .train_tokenizer import TokenizerTrainConfig, train_tokenizer
-from .vae import Tokenizer, VAEConfig
+from .train_tokenizer import TokenizerTrainConfig
+from .vae import VAEConfig
 
 STAGES = ("data", "tokenizer", "latents", "teacher", "ode", "hybrid", "dmd", "export")
 ASSETS = Path(__file__).parent / "assets"
@@ -45,25 +45,35 @@ class DMDStage:
 @dataclass(frozen=True)
 class RecipeConfig:
     model: ModelConfig = field(default_factory=lambda: preset("tiny"))
-    episodes: int = 400  # exploration episodes over the 20 training maps
+    episodes: int = 200  # exploration episodes over the 20 training maps
     frames_per_episode: int = 600
     workers: int = 16
-    clips: int = 2048  # long clips encoded once for teacher and student
+    clips: int = 1024  # long clips encoded once for teacher and student
     clip_latents: int = 49  # latent frames per encoded clip (the longest horizon)
     palindrome: float = 0.3
-    tokenizer: TokenizerTrainConfig = field(default_factory=TokenizerTrainConfig)
+    # stages stop at their step count or their time limit (one H100, ~10-minute device calls), whichever is first
+    tokenizer: TokenizerTrainConfig = field(default_factory=lambda: TokenizerTrainConfig(
+        vae_train=TrainConfig(steps=20_000, lr=3e-4, batch_size=8, warmup=200, log_every=50, ckpt_every=1000,
+                              time_limit_s=300, mixed_precision="bf16"),
+        tiny_train=TrainConfig(steps=10_000, lr=1e-3, batch_size=8, warmup=100, log_every=50, ckpt_every=1000,
+                               time_limit_s=100, mixed_precision="bf16")))
     teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(
-        stages=(Stage(13, 3000), Stage(25, 800), Stage(49, 800))))
+        stages=(Stage(13, 20_000), Stage(25, 20_000), Stage(49, 20_000)),
+        train=TrainConfig(lr=3e-4, betas=(0.9, 0.99), weight_decay=0.01, warmup=200, ema_decay=0.999, batch_size=128,
+                          log_every=50, ckpt_every=1000, time_limit_s=45, mixed_precision="bf16")))
+    teacher_first_stage_s: float = 120  # the first (short) stage gets more time than the fine-tuning stages
+    warm_start: str | None = None  # a teacher checkpoint every stage-0 run starts from (continuing earlier runs)
     distill: DistillConfig = field(default_factory=lambda: DistillConfig(memory=MemoryConfig(window=3)))
-    ode_batches: int = 32
-    ode_batch: int = 32
+    ode_batches: int = 16
+    ode_batch: int = 64
     ode_latents: int = 25
     hybrid_train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=2000, lr=1e-4, betas=(0.9, 0.99), warmup=100, batch_size=16, ema_decay=0.99, log_every=50,
-        ckpt_every=500))
-    dmd: tuple[DMDStage, ...] = (DMDStage(13, 200, 0), DMDStage(25, 150, 1), DMDStage(49, 150, 2))
+        steps=20_000, lr=1e-4, betas=(0.9, 0.99), warmup=100, batch_size=64, ema_decay=0.99, log_every=50,
+        ckpt_every=1000, time_limit_s=90, mixed_precision="bf16"))
+    dmd: tuple[DMDStage, ...] = (DMDStage(13, 2000, 0), DMDStage(25, 2000, 1))
     dmd_train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        lr=2e-6 * 50, betas=(0.0, 0.999), batch_size=8, ema_decay=0.99, log_every=10, ckpt_every=50))
+        lr=5e-5, betas=(0.0, 0.999), batch_size=32, ema_decay=0.99, log_every=10, ckpt_every=200,
+        time_limit_s=45, mixed_precision="bf16"))
     seed: int = 0
 
     @classmethod
@@ -87,9 +97,13 @@ def _runs(out: Path, name: str, cfg: TrainConfig, steps: int | None = None) -> T
     return dataclasses.replace(cfg, out_dir=str(out / "runs" / name), steps=cfg.steps if steps is None else steps)
 
 
-def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None = None, log=print) -> None:
+def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None = None, log=print,
+        data: str | Path | None = None, assets: str | Path | None = None) -> None:
+    """Run the named stages; `data` puts the (regenerable) dataset elsewhere than out/data; `export` writes the
+    play assets to `assets` (default out/assets; relickit/assets is what the quickstart loads)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    data = Path(data) if data is not None else out / "data"
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     cfg = recipe.model
     clip_frames = cfg.video_frames(recipe.clip_latents)
@@ -103,38 +117,42 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
         from .doom import TRAIN_MAPS
 
         maps = [m for _, m in TRAIN_MAPS]
-        generate(out / "data", maps, recipe.episodes, recipe.frames_per_episode, seed=recipe.seed,
+        generate(data, maps, recipe.episodes, recipe.frames_per_episode, seed=recipe.seed,
                  height=cfg.height, width=cfg.width, workers=recipe.workers)
         done("data")
     if "tokenizer" in stages and not (out / "tokenizer.safetensors").exists():
-        from .train_tokenizer import clip_dataset
+        from .train_tokenizer import clip_dataset, train_tokenizer
 
         tcfg = dataclasses.replace(recipe.tokenizer, run_dir=str(out / "runs" / "tokenizer"),
                                    out=str(out / "tokenizer.safetensors"))
-        train_tokenizer(tcfg, clip_dataset(str(out / "data"), tcfg.frames, tcfg.vae), resume=True)
+        train_tokenizer(tcfg, clip_dataset(str(data), tcfg.frames, tcfg.vae), resume=True)
         done("tokenizer")
     if "latents" in stages and not (out / "latents.safetensors").exists():
         from .dataset import ClipDataset
+        from .vae import Tokenizer
 
         tok = Tokenizer.load(out / "tokenizer.safetensors").to(device).eval()
-        data = ClipDataset(out / "data", frames=clip_frames, split="train", palindrome=recipe.palindrome,
-                           stride=4, seed=recipe.seed)
-        encode_clips(tok, data, recipe.clips, seed=recipe.seed).save(out / "latents.safetensors")
+        clip_set = ClipDataset(data, frames=clip_frames, split="train", palindrome=recipe.palindrome,
+                               stride=4, seed=recipe.seed)
+        latents = encode_clips(tok, clip_set, recipe.clips, seed=recipe.seed,
+                               workers=recipe.workers if device != "cpu" else 0)
+        latents.save(out / "latents.safetensors")
+        latents.starts().save(out / "starts.safetensors")
         done("latents")
-    clips = LatentClips.load(out / "latents.safetensors") if set(stages) & {"teacher", "ode", "hybrid", "dmd"} else None
+    # the teacher trains on whole clips; ODE sampling and rollouts need only each clip's image latent
+    clips = LatentClips.load(out / "latents.safetensors") if "teacher" in stages else None
+    if set(stages) & {"ode", "hybrid", "dmd"}:
+        clips = LatentClips.load(out / ("latents.safetensors" if (out / "latents.safetensors").exists() else "starts.safetensors"))
 
     def batches_for(train_cfg: TrainConfig):
         return lambda latent_frames: clips.batches(latent_frames, train_cfg.batch_size, recipe.seed,
                                                    cfg.temporal_down, device)
 
-    if "teacher" in stages:
-        tc = dataclasses.replace(recipe.teacher, train=_runs(out, "teacher", recipe.teacher.train))
-        paths = train_teacher(cfg, batches_for(tc.train), tc, resume=True, device=device)
-        for i, p in enumerate(paths):
-            p2 = out / "teacher" / f"stage{i}.safetensors"
-            p2.parent.mkdir(exist_ok=True)
-            if p != p2:
-                os.replace(p, p2)
+    if "teacher" in stages:  # stage checkpoints: out/teacher/stage<i>.safetensors, runs in out/teacher/stage<i>/
+        tc = dataclasses.replace(recipe.teacher, train=dataclasses.replace(recipe.teacher.train, out_dir=str(out / "teacher")))
+        first = dataclasses.replace(tc, stages=tc.stages[:1], train=dataclasses.replace(tc.train, time_limit_s=recipe.teacher_first_stage_s))
+        train_teacher(cfg, batches_for(tc.train), first, inits=[recipe.warm_start], resume=True, device=device)
+        train_teacher(cfg, batches_for(tc.train), tc, resume=True, device=device)
         done("teacher")
     base = recipe.teacher.stages[0]
 
@@ -182,14 +200,17 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
             previous = path
         done("dmd")
     if "export" in stages:
-        export(out / "dmd" / f"stage{len(recipe.dmd) - 1}.safetensors", out / "tokenizer.safetensors", ASSETS)
+        export(out / "dmd" / f"stage{len(recipe.dmd) - 1}.safetensors", out / "tokenizer.safetensors",
+               Path(assets) if assets is not None else out / "assets")
         done("export")
 
 
 def export(student_path: Path, tokenizer_path: Path, assets: Path) -> None:
-    """Write the shipped default model: the student in fp16 and the tokenizer without its Wan decoder."""
-    WorldModel.load(student_path).half().save(assets / "student.safetensors")
-    Tokenizer.load(tokenizer_path).save(assets / "tokenizer.safetensors")
+    """Write the shipped default model: the student and the tokenizer in fp16."""
+    from .checkpoint import save_half
+
+    save_half(student_path, assets / "student.safetensors")
+    save_half(tokenizer_path, assets / "tokenizer.safetensors")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -197,13 +218,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="runs/default")
     ap.add_argument("--stages", default="all", help=f"comma-separated subset of {STAGES}, or 'all'")
     ap.add_argument("--device")
+    ap.add_argument("--data", help="dataset directory (default: OUT/data)")
+    ap.add_argument("--warm-start", help="teacher checkpoint the first teacher stage starts from")
+    ap.add_argument("--assets", help=f"where export writes the play assets (default OUT/assets; the shipped ones: {ASSETS})")
     args = ap.parse_args(argv)
     stages = STAGES if args.stages == "all" else tuple(args.stages.split(","))
     unknown = set(stages) - set(STAGES)
     if unknown:
         raise SystemExit(f"unknown stages {sorted(unknown)}; choose from {STAGES}.")
     smoke = os.environ.get("RELICKIT_SMOKE", "0") not in ("", "0")
-    run(RecipeConfig.smoke() if smoke else RecipeConfig(), args.out, stages, args.device)
+    recipe = RecipeConfig.smoke() if smoke else RecipeConfig()
+    if args.warm_start:
+        recipe = dataclasses.replace(recipe, warm_start=args.warm_start)
+    run(recipe, args.out, stages, args.device, data=args.data, assets=args.assets)
 
 
 if __name__ == "__main__":

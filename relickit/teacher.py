@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -82,13 +82,14 @@ def load_weights(model: WorldModel, path: str | Path) -> None:
 
 def train_teacher(model_cfg: ModelConfig, clips_for: Callable[[int], Callable[[int], Any]],
                   cfg: TeacherConfig = TeacherConfig(),
-                  init: str | Path | None = None, resume: bool = False,
+                  inits: Sequence[str | Path | None] = (), resume: bool = False,
                   device: torch.device | str | None = None) -> list[Path]:
     """Run the horizon curriculum. clips_for(latent_frames) returns the `batches` function of `train` for
-    clips of that length. Returns the checkpoint of each stage (`<out_dir>/stage<i>.safetensors`, EMA weights)."""
+    clips of that length. Stage i starts from inits[i] when given (a warm start), else from the stage before.
+    Returns the checkpoint of each stage (`<out_dir>/stage<i>.safetensors`, EMA weights)."""
     out = Path(cfg.train.out_dir)
     base = cfg.stages[0]
-    paths, previous = [], init
+    paths, previous = [], None
     for i, stage in enumerate(cfg.stages):
         path = out / f"stage{i}.safetensors"
         if path.exists() and resume:
@@ -96,6 +97,8 @@ def train_teacher(model_cfg: ModelConfig, clips_for: Callable[[int], Callable[[i
             previous = path
             continue
         model = WorldModel(stage_config(model_cfg, stage, base)).to(device or "cpu")
+        if i < len(inits) and inits[i] is not None:
+            previous = inits[i]
         if previous is not None:
             load_weights(model, previous)
         tcfg = dataclasses.replace(cfg.train, steps=stage.steps, out_dir=str(out / f"stage{i}"))

@@ -62,11 +62,14 @@ def trajectory_map(
     positions_by_episode: Mapping[str, np.ndarray],
     walls: np.ndarray | None = None,
     title: str = "top-down trajectories (world X east, Y north)",
+    color_by_time: bool = False,
 ) -> go.Figure:
     """Top-down paths, one line per episode, coloured by episode; a circle marks the start, a cross the end.
 
-    positions_by_episode: name -> (T, 3) camera positions (or (T, 12) pose vectors, position last).
+    positions_by_episode: name -> (T, 3) world positions, or (T, 12) clip pose vectors (relative to the clip's
+    first camera: drawn as right (x) against forward (z)).
     walls: optional (L, 4) x1, y1, x2, y2 line segments drawn in grey (relickit.doom.map_geometry(...).lines).
+    color_by_time: colour each frame's marker by its index, so a path walked out and back shows both times.
     Revisits show up as paths that retrace themselves.
     """
     fig = go.Figure()
@@ -78,9 +81,12 @@ def trajectory_map(
     colors = px.colors.qualitative.Plotly
     for k, (name, pos) in enumerate(positions_by_episode.items()):
         p = pos.detach().cpu().numpy() if isinstance(pos, torch.Tensor) else np.asarray(pos)
-        p = p[:, -3:]
+        p = p[:, [9, 11]] if p.shape[1] == 12 else p[:, :2]
         color = colors[k % len(colors)]
-        fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="lines", name=name, line=dict(color=color, width=2),
+        marker = dict(color=np.arange(len(p)), colorscale="Viridis", size=5, showscale=k == 0,
+                      colorbar=dict(title="frame")) if color_by_time else None
+        fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="lines+markers" if color_by_time else "lines", name=name,
+                                 line=dict(color=color, width=1 if color_by_time else 2), marker=marker,
                                  text=[f"frame {t}" for t in range(len(p))], hoverinfo="text+name"))
         fig.add_trace(go.Scatter(x=p[[0, -1], 0], y=p[[0, -1], 1], mode="markers", showlegend=False,
                                  marker=dict(color=color, size=9, symbol=["circle", "x"]), hoverinfo="skip"))

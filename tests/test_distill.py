@@ -124,7 +124,7 @@ def test_hybrid_forcing_regresses_the_trajectory_end_and_learns():
     opt = torch.optim.Adam(student.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(0)
     losses = []
-    for _ in range(30):
+    for _ in range(15):
         loss = hybrid_forcing_loss(student, traj, student.encode_text(CAPS), actions, poses, cfg, gen)
         opt.zero_grad()
         loss.backward()

@@ -15,9 +15,11 @@ def names(reqs):
 def test_environment_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     want = names(project["dependencies"]) | names(project["optional-dependencies"]["notebooks"])
-    pip_lines = [ln.strip()[2:] for ln in (ROOT / "environment.yml").read_text().splitlines()
+    text = (ROOT / "environment.yml").read_text()
+    pip_section = text[text.index("- pip:"):]
+    pip_lines = [ln.strip()[2:] for ln in pip_section.splitlines()[1:]
                  if ln.strip().startswith("- ") and not ln.strip().startswith("- -e")]
-    got = names(p for p in pip_lines if not p.startswith(("python", "pip")))
+    got = names(pip_lines)
     assert got == want, f"only in environment.yml: {got - want}; only in pyproject: {want - got}"
     # the same version floors, too
     floors = {names([r]).pop(): r.replace(" ", "") for r in project["dependencies"]}

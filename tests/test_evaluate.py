@@ -1,0 +1,134 @@
+import json
+
+import numpy as np
+import pytest
+
+from relickit.controls import ControlsConfig
+from relickit.doom import DoomConfig, StartState, replay
+from relickit.evaluate import (SUITES, EngineActions, Script, check_eval_maps, commanded_poses, evaluate, main,
+                               match_revisits, random_assets, revisit_scripts, run_script, session_factory)
+from relickit.metrics import rpe
+
+
+@pytest.fixture(scope="module")
+def factory():
+    model, tokenizer = random_assets()
+    return session_factory(model, tokenizer)
+
+
+def never(policy, seed):
+    raise AssertionError("the suite built a session before refusing the maps")
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_every_suite_refuses_training_maps(suite):
+    with pytest.raises(ValueError, match="TRAINING map"):
+        evaluate(suite, never, maps=("MAP21", "MAP01"))
+    with pytest.raises(ValueError, match="unknown map"):
+        check_eval_maps(["MAP99"])
+
+
+def test_cli_refuses_training_maps(tmp_path):
+    with pytest.raises(ValueError, match="TRAINING map"):
+        main(["--suite", "revisit", "--maps", "MAP05", "--out", str(tmp_path / "r.json")])
+
+
+def test_scripts_are_engine_executable():
+    with pytest.raises(ValueError, match="Doom cannot roll"):
+        Script("bad", ((("roll_cw", 1.0),),))
+    doom = DoomConfig(map="MAP21")
+    eng = EngineActions()
+    assert eng.command((("pan_right", 1.0),), doom) == {"pan_right": 1.0}  # 5 deg per frame both sides
+    assert eng.command((("tilt_up", 0.6),), doom) == pytest.approx({"tilt_up": 1.0})  # Doom tilts 3 deg per frame
+    assert eng.command((), doom) == {"static": 1.0}
+    with pytest.raises(ValueError, match="full speed"):
+        eng.command((("pan_left", 2.0),), doom)
+
+
+def test_commanded_rotations_match_the_engine():
+    """The adapter is exact for rotations: the engine's true camera turns as the session integrates."""
+    script = Script("turns", ((("pan_right", 1.0),), (("tilt_up", 0.3),), (("pan_left", 0.5), ("tilt_down", 0.3))))
+    doom = DoomConfig(wad="freedoom1", map="E1M1")
+    truth = replay(doom, StartState(seed=0), EngineActions().script(script, 4, doom))
+    r, p = commanded_poses(script, 4)
+    assert len(truth) == len(r) == 13
+    e = rpe(truth.rotations[:9], truth.positions[:9], r[:9].numpy(), p[:9].numpy())
+    assert e["rot"] < 0.02  # pan, then tilt: exact up to Doom's angle rounding
+    # panning while tilted: Doom yaws about the world's vertical, the commanded path about the camera's own axis
+    assert rpe(truth.rotations, truth.positions, r.numpy(), p.numpy())["rot"] < 0.1
+
+
+def test_revisit_pairs_match_commanded_poses():
+    scripts = revisit_scripts(12, ControlsConfig())
+    look = scripts["look_back"]
+    pairs = match_revisits(look, 12)
+    assert len(look) == 6 and look.revisit_step == 3
+    assert pairs[-1] == (72, 0)  # back where it started
+    assert all(j + i == 72 for j, i in pairs)  # pan right then back: frame j revisits frame 72 - j
+    pan = scripts["pan360"]
+    assert all(j - i == 72 for j, i in match_revisits(pan, 12))
+
+
+def test_revisit_report_is_reproducible_and_written(factory, tmp_path):
+    short = Script("glance", ((("pan_right", 1.0),), (("pan_left", 1.0),)), revisit_step=1)
+    kw = dict(maps=("MAP21",), seed=3, policies=("none", "compressed"), scripts=[short], tries=3)
+    a = evaluate("revisit", factory, out_dir=tmp_path / "a", **kw)
+    b = evaluate("revisit", factory, **kw)
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    assert json.loads((tmp_path / "a" / "report.json").read_text()) == json.loads(json.dumps(b))
+    assert (tmp_path / "a" / "report_revisit_policies.html").exists()
+    rows = a["rows"]
+    assert [r["policy"] for r in rows] == ["none", "compressed"]
+    assert rows[0]["pairs"] == 12 and isinstance(rows[0]["return_vs_truth"]["psnr"], float)
+    assert a["maps"] == ["MAP21"] and a["suite"] == "revisit"
+
+
+def test_run_script_times_steps_and_records_memory(factory):
+    session = factory("compressed", 0)
+    image = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    run = run_script(session, image, "a grey room", Script("s", ((),) * 2))
+    assert run.frames.shape == (1 + 2 * session.frames_per_step, 96, 128, 3)
+    assert len(run.step_s) == 2 and all(0 <= d <= s for d, s in zip(run.decode_s, run.step_s))
+    assert [s["frames"] for s in run.stats] == [1, 4, 7]
+    assert "_decode" not in vars(session)  # the timing wrapper is removed
+
+
+def test_probe_recomputes_the_models_attention(factory):
+    from relickit.probe import PARTS, AttentionProbe, attention_summary
+
+    session = factory("compressed", 0)
+    image = np.random.default_rng(1).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    with AttentionProbe(session, layer=-1, verify=True) as probe:
+        run_script(session, image, "a grey room", Script("pan", ((("pan_right", 1.0),),) * 3))
+    assert len(probe.records) == 1 + 3 * 5  # reset's context pass, then 4 denoising steps + 1 context pass a chunk
+    finals = probe.final_records()
+    assert [r.cached_frames for r in finals] == [1, 4, 7]
+    assert max(r.max_abs_error for r in probe.records[1:]) < 1e-4
+    last = attention_summary(finals[-1])
+    assert sum(last["by_part"].values()) == pytest.approx(1.0)
+    assert set(last["by_part"]) == set(PARTS) and last["by_part"]["compressed"] > 0  # frames 0-3 left the window
+    assert {f["frame"] for f in last["frames"]} == set(range(7))
+    assert len(session.model.blocks[-1]._forward_pre_hooks) == 0  # detached
+
+
+def test_posenet_learns_from_real_engine_frames(tmp_path):
+    from relickit.dataset import generate
+    from relickit.posenet import PoseNet, PoseNetTrainConfig, recover_trajectory, train_posenet
+    from relickit.train import TrainConfig
+
+    root = generate(tmp_path / "data", ["MAP01", "MAP02"], 2, frames_per_episode=100, progress=False)
+    cfg = PoseNetTrainConfig(train=TrainConfig(steps=40, lr=2e-3, batch_size=12, log_every=10,
+                                               out_dir=str(tmp_path / "run")))
+    net, result = train_posenet(root, cfg, out=tmp_path / "posenet.safetensors")
+    first, last = result.log[0], result.log[-1]
+    assert last["rot_mse"] < 0.75 * first["rot_mse"]
+    net = PoseNet.load(tmp_path / "posenet.safetensors")
+    # a held-out map, a pan the net never saw: better than the zero-motion guess
+    truth = replay(DoomConfig(map="MAP21"), StartState(seed=3), [{"pan_right": 1.0}] * 12 + [{"pan_left": 0.6}] * 12)
+    r, p = recover_trajectory(net, truth.frames)
+    est = rpe(r, p, truth.rotations, truth.positions)
+    chance = rpe(np.broadcast_to(np.eye(3), truth.rotations.shape), np.zeros_like(truth.positions),
+                 truth.rotations, truth.positions)
+    assert est["rot"] < 0.8 * chance["rot"]
+    with pytest.raises(ValueError, match="held-out"):
+        train_posenet(generate(tmp_path / "eval", ["MAP22"], 1, frames_per_episode=20, split="eval", progress=False), cfg)

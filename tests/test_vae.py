@@ -1,0 +1,156 @@
+"""The tokenizer: streaming equals whole-clip coding, checkpoints, input checks, the training pipeline."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from relickit.config import preset
+from relickit.train import TrainConfig
+from relickit.train_tokenizer import SyntheticClips, TokenizerTrainConfig, train_tokenizer
+from relickit.vae import (StreamingDecoder, StreamingEncoder, TinyDecoderConfig, Tokenizer, VAEConfig)
+
+SMALL = VAEConfig(height=16, width=24, base_dim=8, dim_mult=(1, 2, 2, 2), num_res_blocks=1,
+                  tiny=TinyDecoderConfig(channels=(8, 8, 8, 8)))
+TOL = dict(rtol=0, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tok() -> Tokenizer:
+    torch.manual_seed(0)
+    t = Tokenizer(SMALL).eval()
+    t.set_latent_stats(torch.linspace(-0.5, 0.5, SMALL.z_dim), torch.linspace(0.5, 2.0, SMALL.z_dim))
+    return t
+
+
+def video(frames: int, batch: int = 2) -> torch.Tensor:
+    g = torch.Generator().manual_seed(frames)
+    return torch.rand(batch, 3, frames, SMALL.height, SMALL.width, generator=g) * 2 - 1
+
+
+def latents(n: int, batch: int = 2) -> torch.Tensor:
+    g = torch.Generator().manual_seed(n)
+    h, w = SMALL.latent_size
+    return torch.randn(batch, SMALL.z_dim, n, h, w, generator=g)
+
+
+def test_encode_shapes_and_matches_diffusers(tok):
+    v = video(9)
+    z = tok.encode(v)
+    assert z.shape == (2, SMALL.z_dim, 3, *SMALL.latent_size)
+    with torch.no_grad():
+        ref = tok.normalize(tok.vae.encode(v).latent_dist.mode())
+    torch.testing.assert_close(z, ref, **TOL)
+
+
+def test_streaming_encode_equals_whole(tok):
+    v = video(25)
+    whole = tok.encode(v)
+    enc = StreamingEncoder(tok)
+    chunks = torch.cat([enc(v[:, :, :1 + 12]), enc(v[:, :, 13:25])], 2)
+    torch.testing.assert_close(chunks, whole, **TOL)
+    enc.reset()
+    torch.testing.assert_close(enc(v[:, :, :5]), whole[:, :, :2], **TOL)
+
+
+def test_streaming_decode_equals_whole(tok):
+    z = latents(7)
+    whole = tok.decode(z)
+    assert whole.shape == (2, 3, 25, SMALL.height, SMALL.width)
+    with torch.no_grad():
+        ref = tok.vae.decode(tok.denormalize(z)).sample  # diffusers' own one-shot decode
+    torch.testing.assert_close(whole, ref, **TOL)
+    dec = StreamingDecoder(tok)
+    chunks = [dec(z[:, :, :1]), dec(z[:, :, 1:4]), dec(z[:, :, 4:7])]
+    assert [c.shape[2] for c in chunks] == [1, 12, 12]
+    torch.testing.assert_close(torch.cat(chunks, 2), whole, **TOL)
+
+
+def test_tiny_streaming_decode_equals_whole(tok):
+    z = latents(7)
+    whole = tok.decode_tiny(z)
+    assert whole.shape == (2, 3, 25, SMALL.height, SMALL.width)
+    state = tok.tiny.new_state()
+    chunks = [tok.decode_tiny_stream(state, z[:, :, s:e]) for s, e in [(0, 1), (1, 4), (4, 7)]]
+    assert [c.shape[2] for c in chunks] == [1, 12, 12]
+    torch.testing.assert_close(torch.cat(chunks, 2), whole, **TOL)
+    dec = StreamingDecoder(tok, tiny=True)
+    torch.testing.assert_close(torch.cat([dec(z[:, :, :4]), dec(z[:, :, 4:])], 2), whole, **TOL)
+
+
+def test_save_load_roundtrip_and_refusal(tok, tmp_path):
+    path = tmp_path / "tok.safetensors"
+    tok.save(path)
+    back = Tokenizer.load(path, expect=SMALL)
+    assert back.cfg == SMALL
+    for k, v in tok.state_dict().items():
+        assert torch.equal(v, back.state_dict()[k]), k
+    z = latents(2)
+    torch.testing.assert_close(back.decode_tiny(z), tok.decode_tiny(z), rtol=0, atol=0)
+    other = dataclasses.replace(SMALL, base_dim=16)
+    with pytest.raises(ValueError, match="base_dim"):
+        Tokenizer.load(path, expect=other)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: video(9)[:, :, :, :8], "16x24"),
+    (lambda: video(8), "1 \\+ 4k"),
+    (lambda: video(9).double(), "dtype"),
+    (lambda: ((video(9) + 1) * 127.5).to(torch.uint8), "uint8"),
+    (lambda: video(9).index_fill(2, torch.tensor([3]), float("nan")), "NaN"),
+    (lambda: (video(9) + 1) * 127.5, "\\[-1, 1\\]"),
+    (lambda: video(9).transpose(1, 2), "3 RGB channels"),
+    (lambda: video(9)[0], "5-D"),
+])
+def test_bad_video_is_refused(tok, make, match):
+    with pytest.raises(ValueError, match=match):
+        tok.encode(make())
+
+
+def test_bad_latents_and_chunks_are_refused(tok):
+    with pytest.raises(ValueError, match="latents must be"):
+        tok.decode(latents(2)[:, :8])
+    with pytest.raises(ValueError, match="NaN"):
+        tok.decode_tiny(latents(2) * float("nan"))
+    enc = StreamingEncoder(tok)
+    enc(video(5))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        enc(video(5))
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="multiple"):
+        VAEConfig(height=100)
+    with pytest.raises(ValueError, match="time_up"):
+        VAEConfig(tiny=TinyDecoderConfig(time_up=(True, False, False)))
+    cfg = VAEConfig.for_model(preset("tiny"))
+    assert (cfg.height, cfg.width, cfg.z_dim, cfg.spatial_down, cfg.temporal_down) == (96, 128, 16, 8, 4)
+
+
+def test_training_pipeline_runs_and_learns_stats(tmp_path):
+    torch.manual_seed(0)
+    quick = TrainConfig(steps=2, batch_size=1, log_every=1, lr=1e-3)
+    cfg = TokenizerTrainConfig(vae=SMALL, frames=5, stats_batches=2, vae_train=quick, tiny_train=quick,
+                               run_dir=str(tmp_path / "run"), out=str(tmp_path / "tok.safetensors"))
+    data = SyntheticClips(size=4, frames=5, height=SMALL.height, width=SMALL.width)
+    runs = train_tokenizer(cfg, data)
+    assert [r["step"] for r in runs.vae.log] == [1, 2] and {"l1", "mse", "kl"} <= set(runs.vae.log[0])
+    assert "l1_teacher" in runs.tiny.log[0]
+    tok = Tokenizer.load(cfg.out, expect=SMALL)
+    assert not torch.equal(tok.latents_std, torch.ones(SMALL.z_dim))  # statistics were measured and saved
+    z = tok.encode(data[0]["frames"].transpose(0, 1)[None])
+    assert z.shape == (1, SMALL.z_dim, 2, *SMALL.latent_size)
+    # resume=True on finished runs is a no-op that returns the same tokenizer
+    again = train_tokenizer(dataclasses.replace(cfg, out=""), data, resume=True)
+    for k, v in again.tokenizer.state_dict().items():
+        assert torch.equal(v, tok.state_dict()[k]), k
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The shapes here are tiny: one thread beats two, and keeps the file fast on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
