@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 # RELIC's cyclic spatial-compression schedule: the factor for latent frame i is SCHEDULE[i % len(SCHEDULE)],

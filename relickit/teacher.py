@@ -6,7 +6,7 @@ Every stage keeps its checkpoint: the distillation curriculum takes the teacher 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 

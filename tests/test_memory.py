@@ -5,7 +5,6 @@ from relickit.config import RELIC_SCHEDULE, MemoryConfig, preset
 from relickit.memory import budget, causal_visibility, compressed_tokens, pool_matrix
 
 from helpers import inputs, tiny_model
-from test_model import stream
 
 
 def test_pool_matrix_averages_cells():

@@ -1,5 +1,4 @@
 """Every tutorial notebook runs top to bottom in smoke mode (RELICKIT_SMOKE=1), as a student would run it."""
-import os
 import shutil
 from pathlib import Path
 
