@@ -686,7 +686,7 @@ def suite_drift(factory: SessionFactory, maps, seed: int = 0, durations: Sequenc
                     n = min(len(run.frames), len(start.truth))
                     p = psnr_frames(run.frames[1:n], start.truth.frames[1:n])
                     s = ssim_frames(run.frames[1:n], start.truth.frames[1:n])
-                    ps, ss = per_second(p, fps), per_second(s, fps)
+                    ps, ss = per_second(p, fps, complete=True), per_second(s, fps, complete=True)
                     rows.append({"map": m, "seconds": seconds, "policy": policy, "seed": run_seed, "frames": n,
                                  "blocked_frames": start.blocked_frames, "psnr_per_second": ps, "ssim_per_second": ss,
                                  "psnr_slope": drift_slope(ps), "ssim_slope": drift_slope(ss),
@@ -702,8 +702,9 @@ def suite_drift(factory: SessionFactory, maps, seed: int = 0, durations: Sequenc
     report = {"settings": {"durations_s": list(durations), "policies": list(policies), "fps": fps},
               "rows": rows, "summary": summary,
               "units": {"psnr_slope": "dB per second", "ssim_slope": "SSIM per second"},
-              "notes": ["per second: frame t belongs to second floor(t / fps) at the session's fps; "
-                        "the start frame (a reconstruction, not generated) is left out.",
+              "notes": ["per second: generated frame t (t >= 1) belongs to second floor((t - 1) / fps) at the "
+                        "session's fps; the start frame (a reconstruction, not generated) and a last partial second "
+                        "are left out.",
                         "scripts: seeded random pans, tilts and out-and-back walks that stay near the start."]}
     return report, _drift_figures(curves)
 

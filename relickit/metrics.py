@@ -197,8 +197,13 @@ def drift_slope(per_second_scores: Sequence[float] | np.ndarray, seconds: Sequen
     return float((xc * (y - y.mean())).sum() / (xc**2).sum())
 
 
-def per_second(scores: Sequence[float] | np.ndarray, fps: float) -> np.ndarray:
-    """Average a per-frame score over whole seconds: frame t belongs to second floor(t / fps)."""
+def per_second(scores: Sequence[float] | np.ndarray, fps: float, complete: bool = False) -> np.ndarray:
+    """Average a per-frame score over whole seconds: frame t belongs to second floor(t / fps).
+
+    With complete=True a last, partial second is left out."""
     s = np.asarray(scores, dtype=np.float64)
+    if not len(s):
+        return np.zeros(0)
     sec = (np.arange(len(s)) / fps).astype(int)
-    return np.array([s[sec == k].mean() for k in range(sec.max() + 1)]) if len(s) else np.zeros(0)
+    last = int(len(s) // fps) if complete else int(sec.max()) + 1
+    return np.array([s[sec == k].mean() for k in range(max(1, last))])

@@ -2,12 +2,22 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from relickit.controls import ControlsConfig
 from relickit.doom import DoomConfig, StartState, replay
 from relickit.evaluate import (SUITES, EngineActions, Script, check_eval_maps, commanded_poses, evaluate, main,
                                match_revisits, random_assets, revisit_scripts, run_script, session_factory)
 from relickit.metrics import rpe
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small models on shared CPU cores run far faster single-threaded (no thread hand-offs under contention)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -141,3 +141,5 @@ def test_drift_slope_and_per_second():
     assert drift_slope([1.0, math.inf, 3.0]) == pytest.approx(1.0)  # non-finite seconds are skipped
     assert math.isnan(drift_slope([1.0]))
     np.testing.assert_allclose(per_second(np.arange(8.0), fps=4), [1.5, 5.5])
+    np.testing.assert_allclose(per_second(np.arange(9.0), fps=4), [1.5, 5.5, 8.0])
+    np.testing.assert_allclose(per_second(np.arange(9.0), fps=4, complete=True), [1.5, 5.5])
