@@ -112,7 +112,7 @@ class MemoryConfig:
     policy: MemoryPolicy = "compressed"
     window: int = 3  # latent frames kept at full resolution (besides the chunk being denoised)
     schedule: tuple[int, ...] = RELIC_SCHEDULE
-    capacity: int = 512  # latent frames the cache can hold (2 min at 16 FPS is 481)
+    capacity: int = 2401  # latent frames the cache can hold: 10 minutes at 16 FPS (storage grows as needed)
 
     def __post_init__(self) -> None:
         if self.policy not in MEMORY_POLICIES:
