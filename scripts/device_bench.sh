@@ -1,3 +1,5 @@
+# The GPU benchmark batch behind docs/benchmarks.md (run through the device tool with xformers,
+# nvidia-cuda-runtime-cu12 and diffusers wheels in .whlb/ and .whlc/).
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whlb/*.whl .whlc/*.whl || exit 1
 export PYTHONPATH=$PWD:/tmp/site LD_LIBRARY_PATH=/tmp/site/nvidia/cuda_runtime/lib:${LD_LIBRARY_PATH:-} PYTHONUNBUFFERED=1
 set -x
