@@ -121,6 +121,11 @@ class Chunk:
     actions: torch.Tensor | None
     poses: torch.Tensor | None
 
+    @classmethod
+    def of(cls, context, actions, poses, frames: slice) -> "Chunk":
+        """The conditioning of the video frames `frames` of a whole sequence's controls (None stays None)."""
+        return cls(context, None if actions is None else actions[:, frames], None if poses is None else poses[:, frames])
+
 
 def denoise_chunk(model, cache: KVCache, noise: torch.Tensor, cond: Chunk, sigmas: Sigmas,
                   renoise: Callable[[int], torch.Tensor] | None = None, exit_step: int | None = None,
@@ -181,13 +186,11 @@ def rollout(model, cache: KVCache, first: torch.Tensor, context: torch.Tensor, a
     """
     cfg = model.cfg
     parts = chunk_slices(cfg, latent_frames)
-    def ctrl(x, vs):
-        return None if x is None else x[:, vs]
-    commit(model, cache, first, Chunk(context, ctrl(actions, parts[0][1]), ctrl(poses, parts[0][1])))
+    commit(model, cache, first, Chunk.of(context, actions, poses, parts[0][1]))
     out = Rollout(latents=first)
     chunks = [first]
     for j, (ls, vs) in enumerate(parts[1:], start=1):
-        cond = Chunk(context, ctrl(actions, vs), ctrl(poses, vs))
+        cond = Chunk.of(context, actions, poses, vs)
         k = None if exit_steps is None else exit_steps[j - 1]
         x0, x_in, k = denoise_chunk(model, cache, noise(j, 0), cond, sigmas, lambda i: noise(j, i), k)
         out.inputs.append(x_in)

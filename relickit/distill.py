@@ -155,13 +155,10 @@ def generator_step(student, teacher, critic, first, captions: list[str], actions
     context = context.detach().requires_grad_(text.requires_grad)
     cache = student.new_cache(cfg.memory, first.shape[0])
 
-    def ctrl(x, vs):
-        return None if x is None else x[:, vs]
-
-    commit(student, cache, first, Chunk(context, ctrl(actions, parts[0][1]), ctrl(poses, parts[0][1])))
+    commit(student, cache, first, Chunk.of(context, actions, poses, parts[0][1]))
     total = torch.zeros((), dtype=torch.float64, device=first.device)
     for j, (ls, vs) in enumerate(parts[1:]):
-        cond = Chunk(context, ctrl(actions, vs), ctrl(poses, vs))
+        cond = Chunk.of(context, actions, poses, vs)
         x_in, k = ro.inputs[j], ro.exits[j]
         sigma_k = torch.full((x_in.shape[0], x_in.shape[2]), sig[k], device=x_in.device)
         v = student.step(x_in, timesteps(sigma_k), cond.context, cond.actions, cond.poses, cache)

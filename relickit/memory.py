@@ -48,7 +48,7 @@ def frame_positions(cfg: ModelConfig, frame: int, factor: int) -> torch.Tensor:
 
 
 def pool_frames(x: torch.Tensor, cfg: ModelConfig, factor: int) -> torch.Tensor:
-    """x (B, T*n_frames... per frame) -> pooled: x (B, T, H, D) of one frame -> (B, n_out, H, D)."""
+    """Pool one frame's tokens x (B, tokens_per_frame, H, D) over factor x factor cells -> (B, n_out, H, D)."""
     m = pool_matrix(cfg.token_grid, factor).to(x.device, torch.float32)
     return torch.einsum("ot,bthd->bohd", m, x.float()).to(x.dtype)
 
