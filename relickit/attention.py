@@ -1,4 +1,6 @@
-"""Attention in one place: xformers' memory-efficient kernels where they load (CUDA), PyTorch SDPA otherwise.
+"""Attention in one place: PyTorch SDPA (cuDNN's kernel first on CUDA), or xformers' memory-efficient kernels.
+
+`auto` picks by measurement: SDPA on CPU and on Hopper or newer, xformers on older CUDA GPUs where it loads.
 
 `attention(q, k, v, mask)` takes (B, L, H, D) tensors and an optional boolean mask (Lq, Lk), True = attend.
 The streaming step never needs a mask (a chunk sees all it attends to); the full-sequence forward passes one.
@@ -10,6 +12,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 Backend = Literal["auto", "sdpa", "xformers", "math"]
 BACKENDS = ("auto", "sdpa", "xformers", "math")
@@ -40,8 +43,15 @@ def resolve(backend: Backend, device: torch.device) -> str:
             "nvidia-cuda-runtime-cu12 on LD_LIBRARY_PATH). Use backend='sdpa' otherwise."
         )
     if backend == "auto":
-        return "xformers" if device.type == "cuda" and xformers_available() else "sdpa"
+        return "xformers" if prefer_xformers(device) else "sdpa"
     return backend
+
+
+def prefer_xformers(device: torch.device) -> bool:
+    """`auto`'s choice. On Hopper and newer, SDPA with cuDNN first is faster than xformers' FlashAttention-2
+    (1.76 vs 3.11 ms on the 20-s streaming shape, H100, docs/benchmarks.md); on older CUDA GPUs xformers' kernels
+    are used where they load (not measured here)."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 9 and xformers_available()
 
 
 def _xformers_bias(mask: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -53,10 +63,23 @@ def _xformers_bias(mask: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return bias[:, :lk].expand(q.shape[0], q.shape[2], lq, lk)
 
 
+# SDPA's kernels in the order relickit prefers them on CUDA: cuDNN's attention is the fastest on Hopper for the
+# streaming shape (scripts/bench_attention.py, docs/benchmarks.md); PyTorch's own order may pick FlashAttention-2.
+CUDA_PRIORITY = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
+def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float | None) -> torch.Tensor:
+    """F.scaled_dot_product_attention on (B, H, L, D) tensors, with relickit's kernel priority on CUDA."""
+    if q.is_cuda and not torch.compiler.is_compiling():
+        with sdpa_kernel(CUDA_PRIORITY, set_priority=True):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
               backend: Backend = "auto", scale: float | None = None) -> torch.Tensor:
     """Softmax attention. q (B, Lq, H, D), k/v (B, Lk, H, D), mask (Lq, Lk) bool or None -> (B, Lq, H, D)."""
-    which = resolve(backend, q.device)
+    which = backend if backend in ("sdpa", "math") else resolve(backend, q.device)
     if which == "xformers":
         import xformers.ops as xops
 
@@ -68,4 +91,4 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
         if mask is not None:
             s = s.masked_fill(~mask, float("-inf"))
         return (s.softmax(-1) @ vt.float()).to(q.dtype).transpose(1, 2)
-    return F.scaled_dot_product_attention(qt, kt, vt, attn_mask=mask, scale=scale).transpose(1, 2)
+    return sdpa(qt, kt, vt, mask, scale).transpose(1, 2)

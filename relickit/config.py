@@ -16,6 +16,8 @@ RELIC_SCHEDULE: tuple[int, ...] = (1, 4, 2, 4, 4, 4, 2, 4, 4, 2, 4, 4, 4, 2, 4, 
 
 MemoryPolicy = Literal["none", "window", "compressed", "full"]
 MEMORY_POLICIES: tuple[str, ...] = ("none", "window", "compressed", "full")
+KVFormat = Literal["native", "fp8"]
+KV_FORMATS: tuple[str, ...] = ("native", "fp8")
 
 
 @dataclass(frozen=True)
@@ -113,12 +115,22 @@ class MemoryConfig:
     window: int = 3  # latent frames kept at full resolution (besides the chunk being denoised)
     schedule: tuple[int, ...] = RELIC_SCHEDULE
     capacity: int = 2401  # latent frames the cache can hold: 10 minutes at 16 FPS (storage grows as needed)
+    # compressed frames kept (a multiple of the schedule's length): None keeps all of them, as RELIC does, so the
+    # memory grows with play; a horizon makes it a ring of the last `horizon` frames (bounded, static shapes)
+    horizon: int | None = None
+    kv_format: KVFormat = "native"  # "fp8": store keys and values as E4M3 with a scale per token and head
 
     def __post_init__(self) -> None:
         if self.policy not in MEMORY_POLICIES:
             raise ValueError(f"unknown memory policy {self.policy!r}; choose one of {MEMORY_POLICIES}.")
         if self.window < 0 or self.capacity < 1 or not self.schedule or min(self.schedule) < 1:
             raise ValueError(f"invalid memory config {self}: window >= 0, capacity >= 1, schedule factors >= 1.")
+        if self.horizon is not None and (self.horizon < 1 or self.horizon % len(self.schedule)):
+            n = len(self.schedule)
+            raise ValueError(f"horizon={self.horizon} must be a positive multiple of the schedule's length {n} "
+                             f"(e.g. {n * 5} latent frames = {n * 5 / 4:g} s at 16 FPS), or None to keep everything.")
+        if self.kv_format not in KV_FORMATS:
+            raise ValueError(f"unknown kv_format {self.kv_format!r}; choose one of {KV_FORMATS}.")
 
     def factor(self, frame: int) -> int:
         """Per-side downsampling factor of latent frame `frame` once it leaves the window."""

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint
-from .attention import Backend, attention
+from .attention import Backend, attention, resolve
 from .config import ModelConfig
 from .controls import ACTION_DIM, POSE_DIM, ControlEncoder, group_chunk, group_frames
 from .memory import KVCache, Visibility, frame_positions, pool_matrix
@@ -127,12 +127,26 @@ class Frames:
     pose: torch.Tensor | None  # (B, F, dim)
 
 
-def per_token(x: torch.Tensor, tokens: int) -> torch.Tensor:
-    """(B, F, ...) -> (B, F*tokens, ...) without copying more than needed."""
-    return x.repeat_interleave(tokens, dim=1)
+def framewise(x: torch.Tensor, tokens: int) -> torch.Tensor:
+    """(B, F*tokens, ...) -> (B, F, tokens, ...): a view in which per-frame terms (B, F, 1, ...) broadcast."""
+    return x.unflatten(1, (-1, tokens))
+
+
+def modulate(h: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, tokens: int) -> torch.Tensor:
+    """h * (1 + scale) + shift with per-frame shift/scale (B, F, 1, dim) -> (B, L, dim)."""
+    return (framewise(h, tokens) * (1 + scale) + shift).flatten(1, 2)
+
+
+def add_per_frame(x: torch.Tensor, y: torch.Tensor, tokens: int) -> torch.Tensor:
+    """x (B, F*tokens, dim) + y (B, F, dim), y broadcast over each frame's tokens."""
+    return (framewise(x, tokens) + y[:, :, None]).flatten(1, 2)
 
 
 class Block(nn.Module):
+    """One Wan block with RELIC's controls, split around self-attention: attn_in makes the queries, keys and
+    values, the caller attends (to the cache or under a mask), attn_out does the rest. The two halves are what
+    `WorldModel.compile_blocks` compiles."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         d = cfg.dim
@@ -150,25 +164,37 @@ class Block(nn.Module):
                 nn.init.zeros_(lin.weight)
                 nn.init.zeros_(lin.bias)
 
-    def forward(self, x: torch.Tensor, fr: Frames, layer: int, attend: AttendFn, backend: Backend) -> torch.Tensor:
-        b, n, d = x.shape
-        m = per_token((self.scale_shift_table + fr.mod.float()), fr.tokens)  # (B, L, 6, dim)
-        shift, scale, gate, c_shift, c_scale, c_gate = m.unbind(2)
-        h = (self.norm1(x.float()) * (1 + scale) + shift).type_as(x)
+    def modulation(self, fr: Frames) -> tuple[torch.Tensor, ...]:
+        """shift, scale, gate, c_shift, c_scale, c_gate, each (B, F, 1, dim) in float32."""
+        return (self.scale_shift_table + fr.mod.float())[:, :, None].unbind(3)
+
+    def attn_in(self, x: torch.Tensor, fr: Frames) -> tuple[torch.Tensor, ...]:
+        """Self-attention inputs q, k_pre, k, v (B, L, H, D): q and k after RoPE, k_pre before it (what the
+        memory pools)."""
+        shift, scale = self.modulation(fr)[:2]
+        h = modulate(self.norm1(x.float()), shift, scale, fr.tokens).type_as(x)
         a = self.attn1
         q, k, v = a.to_q(h), a.to_k(h), a.to_v(h)
         if fr.pose is not None:  # pose into Q and K, not V
-            p = per_token(self.pose_proj(fr.pose), fr.tokens)
-            q, k = q + p, k + p
+            p = self.pose_proj(fr.pose)
+            q, k = add_per_frame(q, p, fr.tokens), add_per_frame(k, p, fr.tokens)
         q, k_pre, v = a.heads_of(a.norm_q(q)), a.heads_of(a.norm_k(k)), a.heads_of(v)
-        q, k = apply_rope(q, fr.cos, fr.sin), apply_rope(k_pre, fr.cos, fr.sin)
-        out = a.to_out[0](attend(layer, q, k_pre, k, v).flatten(2))
-        x = (x.float() + out * gate).type_as(x)
+        return apply_rope(q, fr.cos, fr.sin), k_pre, apply_rope(k_pre, fr.cos, fr.sin), v
+
+    def attn_out(self, x: torch.Tensor, o: torch.Tensor, fr: Frames, backend: Backend) -> torch.Tensor:
+        """The block after self-attention, given its output o (B, L, H, D)."""
+        t = fr.tokens
+        gate, c_shift, c_scale, c_gate = self.modulation(fr)[2:]
+        out = self.attn1.to_out[0](o.flatten(2))
+        x = (framewise(x.float(), t) + framewise(out, t) * gate).flatten(1, 2).type_as(x)
         if fr.action is not None:  # action after self-attention
-            x = x + per_token(self.action_proj(fr.action), fr.tokens)
+            x = add_per_frame(x, self.action_proj(fr.action), t)
         x = x + self.attn2.cross(self.norm2(x.float()).type_as(x), fr.context, backend)
-        h = (self.norm3(x.float()) * (1 + c_scale) + c_shift).type_as(x)
-        return (x.float() + self.ffn(h).float() * c_gate).type_as(x)
+        h = modulate(self.norm3(x.float()), c_shift, c_scale, t).type_as(x)
+        return (framewise(x.float(), t) + framewise(self.ffn(h).float(), t) * c_gate).flatten(1, 2).type_as(x)
+
+    def forward(self, x: torch.Tensor, fr: Frames, layer: int, attend: AttendFn, backend: Backend) -> torch.Tensor:
+        return self.attn_out(x, attend(layer, *self.attn_in(x, fr)), fr, backend)
 
 
 class WorldModel(nn.Module):
@@ -201,8 +227,6 @@ class WorldModel(nn.Module):
             raise ValueError(f"timesteps must be (B, F) = {tuple(x.shape[:1] + x.shape[2:3])}, one per latent frame; got {tuple(t.shape)}.")
         if context.ndim != 3 or context.shape[-1] != cfg.text_dim:
             raise ValueError(f"text context must be (B, L, {cfg.text_dim}); got {tuple(context.shape)}. Use model.encode_text(captions).")
-        if not torch.isfinite(x).all():
-            raise ValueError("latents contain NaN or inf.")
 
     def _controls(self, actions, poses, group) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if not self.cfg.controls:
@@ -224,22 +248,31 @@ class WorldModel(nn.Module):
             raise ValueError(f"controls cover {action.shape[1]} latent frames but the latents have {x.shape[2]}; "
                              f"pass the {self.cfg.temporal_down} video frames of each latent frame (1 for the first).")
         cos, sin = self.rope.angles(positions)
-        fr = Frames(self.cfg.tokens_per_frame, mod, self.condition_embedder.text_embedder(context),
-                    cos.to(x.device), sin.to(x.device), action, pose)
+        fr = Frames(self.cfg.tokens_per_frame, mod, self.condition_embedder.text_embedder(context), cos, sin, action, pose)
         return h, fr, temb
 
-    def _head(self, h: torch.Tensor, temb: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    def head(self, h: torch.Tensor, temb: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """Tokens (B, L, dim) -> velocity (B, C, F, h, w)."""
         b, c, f, lh, lw = shape
         pt, ph, pw = self.cfg.patch
-        shift, scale = per_token(self.scale_shift_table + temb[:, :, None].float(), self.cfg.tokens_per_frame).unbind(2)
-        h = (self.norm_out(h.float()) * (1 + scale) + shift).type_as(h)
+        shift, scale = (self.scale_shift_table + temb[:, :, None].float())[:, :, None].unbind(3)
+        h = modulate(self.norm_out(h.float()), shift, scale, self.cfg.tokens_per_frame).type_as(h)
         h = self.proj_out(h).reshape(b, f, lh // ph, lw // pw, pt, ph, pw, c)
         return h.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(b, c, f, lh, lw)
 
-    def _run(self, h, fr, attend) -> torch.Tensor:
+    def run_blocks(self, h: torch.Tensor, fr: Frames, attend: AttendFn) -> torch.Tensor:
+        backend = resolve(self.backend, h.device)
         for i, block in enumerate(self.blocks):
-            h = block(h, fr, i, attend, self.backend)
+            h = block(h, fr, i, attend, backend)
         return h
+
+    def compile_blocks(self, **options) -> "WorldModel":
+        """torch.compile each block's two halves around self-attention (attention itself stays eager, so the
+        growing cache never recompiles). `options` go to torch.compile, e.g. mode="max-autotune-no-cudagraphs"."""
+        for block in self.blocks:
+            block.attn_in = torch.compile(block.attn_in, dynamic=False, **options)
+            block.attn_out = torch.compile(block.attn_out, dynamic=False, **options)
+        return self
 
     @property
     def softmax_scale(self) -> float:
@@ -262,10 +295,12 @@ class WorldModel(nn.Module):
             )
         if visibility.full.shape != (f, f):
             raise ValueError(f"visibility is for {visibility.full.shape[0]} frames, latents have {f}.")
-        pos = grid_positions(torch.arange(f), self.cfg.token_grid)
+        if not torch.isfinite(x).all():  # a host sync: training checks its inputs, the streaming step does not
+            raise ValueError("latents contain NaN or inf.")
+        pos = grid_positions(torch.arange(f, device=x.device), self.cfg.token_grid)
         h, fr, temb = self._frames(x, t, context, actions, poses, pos, group_frames)
         attend = self._full_attend(visibility, mem_schedule, x.device)
-        return self._head(self._run(h, fr, attend), temb, x.shape)
+        return self.head(self.run_blocks(h, fr, attend), temb, x.shape)
 
     def _full_attend(self, vis: Visibility, mem, device) -> AttendFn:
         cfg, tok = self.cfg, self.cfg.tokens_per_frame
@@ -284,10 +319,10 @@ class WorldModel(nn.Module):
         for fac, frames in by_factor.items():
             n = pool_matrix(cfg.token_grid, fac).shape[0]
             cols.append(vis.comp[:, frames].repeat_interleave(n, 1))
-            rots.append(self.rope.angles(torch.cat([frame_positions(cfg, k, fac) for k in frames])))
+            rots.append(self.rope.angles(torch.cat([frame_positions(cfg, k, fac, device) for k in frames])))
         mask = torch.cat([full_mask, torch.cat(cols, 1).repeat_interleave(tok, 0)], 1).to(device)
-        cos = torch.cat([c for c, _ in rots]).to(device)
-        sin = torch.cat([s for _, s in rots]).to(device)
+        cos = torch.cat([c for c, _ in rots])
+        sin = torch.cat([s for _, s in rots])
         scale = self.softmax_scale
 
         def attend(layer, q, k_pre, k, v):
@@ -312,11 +347,21 @@ class WorldModel(nn.Module):
         chunk's video frames: 1 frame for the first chunk (the image), 4 per latent frame after it.
         With write=True the chunk's keys and values are stored (call it once per chunk, clean, at t=0).
         """
+        h, fr, temb = self.step_inputs(x, t, context, actions, poses, cache)
+        return self.head(self.run_blocks(h, fr, self.cache_attend(cache, write)), temb, x.shape)
+
+    def step_inputs(self, x, t, context, actions, poses, cache: KVCache) -> tuple[torch.Tensor, Frames, torch.Tensor]:
+        """step's inputs: the chunk's tokens (B, L, dim), its per-frame inputs at the cache's next position, and
+        the timestep embedding for the head."""
         n, start = x.shape[2], cache.frames
         if start + n > cache.mem.capacity:
             raise ValueError(f"the cache holds {cache.mem.capacity} latent frames; raise MemoryConfig.capacity for longer play.")
-        pos = grid_positions(torch.arange(start, start + n), self.cfg.token_grid)
-        h, fr, temb = self._frames(x, t, context, actions, poses, pos, group_frames if start == 0 else group_chunk)
+        # positions from the cache's device-side frame counter, so a captured CUDA graph replays at any frame
+        pos = grid_positions(cache.position + torch.arange(n, device=x.device), self.cfg.token_grid)
+        return self._frames(x, t, context, actions, poses, pos, group_frames if start == 0 else group_chunk)
+
+    def cache_attend(self, cache: KVCache, write: bool) -> AttendFn:
+        """Self-attention of a chunk against the cache; with write=True it also stores the chunk."""
         scale = self.softmax_scale
 
         def attend(layer, q, k_pre, k, v):
@@ -326,7 +371,7 @@ class WorldModel(nn.Module):
                 cache.write(layer, k_pre, k, v)
             return out
 
-        return self._head(self._run(h, fr, attend), temb, x.shape)
+        return attend
 
     # ---- weights ---------------------------------------------------------------------------------------
     def new_cache(self, mem, batch: int = 1) -> KVCache:
@@ -342,6 +387,30 @@ class WorldModel(nn.Module):
         model = cls(cfg, backend)
         model.load_state_dict(tensors)
         return model
+
+
+def step_flops(cfg: ModelConfig, frames: int, cached_tokens: int, batch: int = 1) -> int:
+    """Matmul and attention FLOPs (multiply-adds x 2) of one `WorldModel.step` over `frames` latent frames
+    against `cached_tokens` cached keys: the compute floor of a pass. Element-wise work (norms, RoPE,
+    modulation) and the write pass's pooling (<1%) are not counted."""
+    d, n_text = cfg.dim, cfg.text_len
+    q = frames * cfg.tokens_per_frame  # query tokens
+    keys = q + cached_tokens
+    per_block = (
+        2 * q * d * d * 4  # self-attention q, k, v, out
+        + 2 * q * d * d * 2 + 2 * n_text * d * d * 2  # cross-attention q, out on the chunk; k, v on the text
+        + 2 * q * d * cfg.ffn_dim * 2  # feed-forward
+        + 4 * q * keys * d + 4 * q * n_text * d  # QK^T and PV, self and cross
+        + (2 * frames * d * d * 2 if cfg.controls else 0)  # action and pose projections
+    )
+    patch = cfg.latent_channels * math.prod(cfg.patch)
+    outside = (
+        2 * q * patch * d * 2  # patch embedding and proj_out
+        + 2 * frames * (cfg.freq_dim * d + d * d + d * 6 * d)  # timestep embedding and modulation
+        + 2 * n_text * (cfg.text_dim * d + d * d)  # text projection
+        + (2 * frames * 2 * (cfg.temporal_down * (cfg.action_dim + cfg.pose_dim) // 2 * d + d * d) if cfg.controls else 0)
+    )
+    return batch * (cfg.layers * per_block + outside)
 
 
 def load_wan_state_dict(model: WorldModel, state: dict[str, torch.Tensor]) -> list[str]:

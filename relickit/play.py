@@ -46,10 +46,14 @@ def check_image(image: np.ndarray, height: int, width: int) -> None:
 class Session:
     def __init__(self, model: WorldModel, tokenizer: Tokenizer, memory: MemoryConfig = MemoryConfig(),
                  sampler: SamplerConfig = SamplerConfig(), controls: ControlsConfig = ControlsConfig(),
-                 seed: int = 0, decoder: str = "tiny"):
+                 seed: int = 0, decoder: str = "tiny", compile: bool = False):
+        """compile=True runs `model.compile_blocks()` (torch.compile: the first steps compile; on an H100 a Wan-1.3B
+        chunk is then 26% faster, on a 2-core CPU the tiny preset gains little, docs/play.md)."""
         if decoder not in ("tiny", "vae"):
             raise ValueError(f"decoder must be 'tiny' (real-time) or 'vae' (the full Wan decoder), got {decoder!r}.")
         self.model, self.tokenizer = model.eval(), tokenizer.eval()
+        if compile:
+            model.compile_blocks()
         self.memory, self.sampler, self.controls, self.seed, self.decoder = memory, sampler, controls, seed, decoder
         cfg = model.cfg
         self.fps = cfg.fps
@@ -183,11 +187,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tokenizer", default=str(DEFAULT_TOKENIZER))
     ap.add_argument("--policy", default="compressed", choices=["none", "window", "compressed", "full"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--horizon", type=int, help="bound the compressed memory to this many latent frames (multiple of 18)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the blocks (slow start, faster steps)")
     args = ap.parse_args(argv)
     from .joystick import write_video
 
     session = Session(WorldModel.load(args.model), Tokenizer.load(args.tokenizer),
-                      memory=MemoryConfig(policy=args.policy), seed=args.seed)
+                      memory=MemoryConfig(policy=args.policy, horizon=args.horizon), seed=args.seed, compile=args.compile)
     image, text = load_start(args.image, args.text, session.model.cfg)
     frames = render(session, image, text, parse_script(args.script))
     write_video(frames, Path(args.out), session.fps)

@@ -9,8 +9,8 @@ The probe is an OPTIONAL inspection hook: it registers a standard torch forward 
 recomputes that layer's attention weights from
   - the block's input hidden state and the chunk's conditioning (timestep modulation, pose, RoPE), giving the
     chunk's queries and its own keys exactly as `model.Block.forward` does, and
-  - the cached keys `cache.k[layer][:, cache.slot : cache.slot + cache.valid]`, laid out as
-    [window ring | compressed history] behind the chunk slot (relickit.memory.KVCache).
+  - the cached keys `cache.cached(layer)`, laid out as [window ring | compressed history] behind the chunk
+    slot (relickit.memory.KVCache).
 With `verify=True` a second hook reads the block's real attention output (the input of attn1.to_out) and the
 probe records how far its recomputation is from it (`max_abs_error`; ~1e-6 means the weights are the model's).
 
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .config import MEMORY_POLICIES, MemoryConfig, ModelConfig
-from .memory import budget, compressed_tokens, pool_matrix, window_frames
+from .memory import CompressedLayout, budget, compressed_tokens, pool_matrix, window_frames
 from .metrics import rotation_angle_deg
 
 PARTS: tuple[str, ...] = ("current", "window", "compressed")
@@ -54,7 +54,8 @@ def key_layout(cfg: ModelConfig, mem: MemoryConfig, cached_frames: int, in_windo
     """Labels of [current chunk | window ring | compressed history] after `cached_frames` committed latent frames.
 
     Window ring slot s holds the frame f (among the last `in_window`) with f % window == s (f itself when the
-    window spans the whole capacity, policy `full`); compressed frames follow in order 0, 1, ..."""
+    window spans the whole capacity, policy `full`); compressed frames follow in their storage order
+    (0, 1, ... or, with a horizon, the ring's order)."""
     t = cfg.tokens_per_frame
     f_now = cached_frames
     part = [np.zeros(chunk_frames * t, int)]
@@ -69,7 +70,7 @@ def key_layout(cfg: ModelConfig, mem: MemoryConfig, cached_frames: int, in_windo
         frame.append(np.repeat(np.array(by_slot), t))
         factor.append(np.ones(in_window * t, int))
     if mem.policy == "compressed":
-        for f in range(f_now - in_window):
+        for f in CompressedLayout(cfg, mem).storage_order(f_now - in_window):
             fac = mem.factor(f)
             n = compressed_tokens(cfg, fac)
             part.append(np.full(n, 2))
@@ -138,9 +139,8 @@ class AttentionProbe:
         x, fr = args[0], args[1]
         model = self.session.model
         q, k, v = self._chunk_qkv(x, fr)
-        lo, hi = cache.slot, cache.slot + cache.valid
-        keys = torch.cat([k, cache.k[self.layer][:, lo:hi].to(k.dtype)], 1)
-        values = torch.cat([v, cache.v[self.layer][:, lo:hi].to(v.dtype)], 1)
+        cached_k, cached_v = cache.cached(self.layer)
+        keys, values = torch.cat([k, cached_k.to(k.dtype)], 1), torch.cat([v, cached_v.to(v.dtype)], 1)
         logits = torch.einsum("bqhd,bkhd->bhqk", q.float(), keys.float()) * model.softmax_scale
         w = logits.softmax(-1)  # (B, H, Lq, Lk)
         n = x.shape[1] // fr.tokens
@@ -162,20 +162,9 @@ class AttentionProbe:
         self._pending = None
 
     def _chunk_qkv(self, x: torch.Tensor, fr: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The chunk's queries, keys (after RoPE) and values in this block, as model.Block.forward makes them."""
-        from .model import per_token
-        from .rope import apply_rope
-
-        blk, a = self.block, self.block.attn1
-        m = per_token(blk.scale_shift_table + fr.mod.float(), fr.tokens)
-        shift, scale = m[:, :, 0], m[:, :, 1]
-        h = (blk.norm1(x.float()) * (1 + scale) + shift).type_as(x)
-        q, k, v = a.to_q(h), a.to_k(h), a.to_v(h)
-        if fr.pose is not None:
-            p = per_token(blk.pose_proj(fr.pose), fr.tokens)
-            q, k = q + p, k + p
-        q, k, v = a.heads_of(a.norm_q(q)), a.heads_of(a.norm_k(k)), a.heads_of(v)
-        return apply_rope(q, fr.cos, fr.sin), apply_rope(k, fr.cos, fr.sin), v
+        """The chunk's queries, keys (after RoPE) and values in this block: the block's own attn_in."""
+        q, _, k, v = self.block.attn_in(x, fr)
+        return q, k, v
 
     # -- selection
     def final_records(self) -> list[AttentionRecord]:
@@ -255,8 +244,17 @@ def compare_policies(factory, map_name: str = "MAP21", script: str | Any = "look
     an AttentionProbe on block `layer`; score it against the engine's truth and the model's first visits."""
     from .dataset import caption
     from .doom import DoomConfig, DoomEnv
-    from .evaluate import (EngineActions, Script, check_eval_maps, commanded_poses, find_start, match_revisits,
-                           revisit_scripts, run_script, score_revisit)
+    from .evaluate import (
+        EngineActions,
+        Script,
+        check_eval_maps,
+        commanded_poses,
+        find_start,
+        match_revisits,
+        revisit_scripts,
+        run_script,
+        score_revisit,
+    )
 
     [(wad, m)] = check_eval_maps([map_name])
     first = factory(policies[0], seed)
@@ -386,8 +384,9 @@ def token_grid_figure(cfg: ModelConfig, mem: MemoryConfig, frames: int, max_fram
 
 
 def tokens_over_time_figure(cfg: ModelConfig, latent_frames: int, memory: MemoryConfig = MemoryConfig(),
-                            policies: Sequence[str] = MEMORY_POLICIES):
-    """Cached tokens (and KV bytes at fp32) over time for each policy, from relickit.memory.budget."""
+                            policies: Sequence[str] = MEMORY_POLICIES, horizons: Sequence[int] = ()):
+    """Cached tokens (and KV bytes at fp32) over time for each policy, from relickit.memory.budget; `horizons`
+    adds RELIC's compressed memory bounded to that many compressed latent frames."""
     import dataclasses
 
     import plotly.graph_objects as go
@@ -395,10 +394,12 @@ def tokens_over_time_figure(cfg: ModelConfig, latent_frames: int, memory: Memory
     fig = go.Figure()
     x = np.arange(1, latent_frames + 1)
     secs = np.array([cfg.video_frames(int(f)) / cfg.fps for f in x])
-    for pol in policies:
-        mem = dataclasses.replace(memory, policy=pol)
+    curves = {pol: dataclasses.replace(memory, policy=pol) for pol in policies}
+    for h in horizons:
+        curves[f"compressed, horizon {h}"] = dataclasses.replace(memory, policy="compressed", horizon=h)
+    for pol, mem in curves.items():
         tok = [budget(cfg, mem, int(f)).total_tokens for f in x]
-        mb = [budget(cfg, mem, int(f)).bytes(cfg, 4) / 1e6 for f in x]
+        mb = [budget(cfg, mem, int(f)).bytes(cfg, mem, 4) / 1e6 for f in x]
         fig.add_scatter(x=secs, y=tok, name=pol, customdata=np.stack([x, mb], 1),
                         hovertemplate="%{x:.1f} s (latent %{customdata[0]:.0f}): %{y} tokens, %{customdata[1]:.2f} MB")
     fig.update_layout(height=360, title=f"KV-cache tokens over time ({cfg.name} preset, window {memory.window})",

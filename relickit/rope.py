@@ -7,6 +7,7 @@ each, t gets the rest; channel pairs (0,1), (2,3), ... rotate together.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 
@@ -34,22 +35,29 @@ def yarn_attention_scale(factor: float) -> float:
     return 1.0 if factor <= 1.0 else 0.1 * math.log(factor) + 1.0
 
 
+@lru_cache(maxsize=None)
+def _frequencies(head_dim: int, theta: float, yarn_factor: float, rope_frames: int,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inverse frequencies of the t, h and w channels, on `device` (copied there once per process)."""
+    hw = 2 * (head_dim // 6)
+    inv_t = yarn_inv_freq(head_dim - 2 * hw, theta, yarn_factor, rope_frames)
+    return tuple(f.to(device) for f in (inv_t, _inv_freq(hw, theta), _inv_freq(hw, theta)))
+
+
 class Rope3D:
     """Rotary embedding over (t, h, w) token positions for one model config."""
 
     def __init__(self, cfg: ModelConfig):
-        hd = cfg.head_dim
-        self.h_dim = self.w_dim = 2 * (hd // 6)
-        self.t_dim = hd - self.h_dim - self.w_dim
-        self.inv_t = yarn_inv_freq(self.t_dim, cfg.rope_theta, cfg.yarn_factor, cfg.rope_frames)
-        self.inv_h = _inv_freq(self.h_dim, cfg.rope_theta)
-        self.inv_w = _inv_freq(self.w_dim, cfg.rope_theta)
+        self.key = (cfg.head_dim, cfg.rope_theta, cfg.yarn_factor, cfg.rope_frames)
+        self.inv_t, self.inv_h, self.inv_w = _frequencies(*self.key, torch.device("cpu"))
         self.scale = yarn_attention_scale(cfg.yarn_factor)
 
     def angles(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """pos (L, 3) float positions (t, h, w) -> cos, sin of shape (L, head_dim), pairs interleaved."""
-        pos = pos.double().cpu()
-        ang = torch.cat([pos[:, :1] * self.inv_t, pos[:, 1:2] * self.inv_h, pos[:, 2:3] * self.inv_w], -1)
+        """pos (L, 3) float positions (t, h, w) -> cos, sin of shape (L, head_dim), pairs interleaved, computed
+        in float64 on pos's device (positions reach thousands of frames)."""
+        pos = pos.double()
+        inv = _frequencies(*self.key, pos.device)
+        ang = torch.cat([pos[:, i:i + 1] * f for i, f in enumerate(inv)], -1)
         ang = ang.repeat_interleave(2, dim=-1)
         return ang.cos().float(), ang.sin().float()
 
@@ -65,8 +73,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 def grid_positions(frames: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """Positions (len(frames) * gh * gw, 3) of full-resolution tokens of the given latent frame indices."""
     gh, gw = grid
-    h = torch.arange(gh, dtype=torch.float64)
-    w = torch.arange(gw, dtype=torch.float64)
+    h = torch.arange(gh, dtype=torch.float64, device=frames.device)
+    w = torch.arange(gw, dtype=torch.float64, device=frames.device)
     hh, ww = torch.meshgrid(h, w, indexing="ij")
     hw = torch.stack([hh.flatten(), ww.flatten()], -1)  # (gh*gw, 2)
     t = frames.double().repeat_interleave(gh * gw)[:, None]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from relickit.config import MemoryConfig
 from relickit.controls import ControlsConfig
 from relickit.doom import DoomConfig, StartState, replay
 from relickit.evaluate import (SUITES, EngineActions, Script, check_eval_maps, commanded_poses, evaluate, main,
@@ -121,9 +122,32 @@ def test_probe_recomputes_the_models_attention(factory):
     assert len(session.model.blocks[-1]._forward_pre_hooks) == 0  # detached
 
 
+def test_probe_follows_the_ring_of_a_bounded_fp8_memory():
+    """With a horizon the compressed frames wrap around a ring, and fp8 storage is read back through
+    KVCache.cached: the probe's key layout must follow both."""
+    from relickit.probe import AttentionProbe
+
+    model, tokenizer = random_assets()
+    memory = MemoryConfig(window=1, schedule=(1, 4, 2), horizon=3, kv_format="fp8")
+    session = session_factory(model, tokenizer, memory)("compressed", 0)
+    image = np.random.default_rng(2).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    with AttentionProbe(session, layer=0, verify=True) as probe:
+        run_script(session, image, "a grey room", Script("s", ((),) * 3))
+    last = probe.final_records()[-1]  # 7 frames cached: window holds frame 6, the ring frames 3, 4, 5
+    comp = last.layout.part == 2
+    assert sorted(set(last.layout.frame[comp].tolist())) == [3, 4, 5]
+    assert list(dict.fromkeys(last.layout.frame[comp].tolist())) == [3, 4, 5]  # frame 3 took frame 0's slot
+    assert max(r.max_abs_error for r in probe.records[1:]) < 1e-4
+
+
 def test_posenet_learns_from_real_engine_frames(tmp_path):
     from relickit.dataset import generate
-    from relickit.posenet import PoseNet, PoseNetTrainConfig, recover_trajectory, train_posenet
+    from relickit.posenet import (
+        PoseNet,
+        PoseNetTrainConfig,
+        recover_trajectory,
+        train_posenet,
+    )
     from relickit.train import TrainConfig
 
     root = generate(tmp_path / "data", ["MAP01", "MAP02"], 2, frames_per_episode=100, progress=False)

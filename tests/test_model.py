@@ -172,3 +172,40 @@ def test_checkpoint_roundtrip_and_refusal(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a readable"):
         WorldModel.load(tmp_path / "bad.safetensors")
+
+
+def test_step_flops_counts_what_torch_counts():
+    """The compute floor of the speed benchmark: step_flops equals torch's own FLOP count of a cached step."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from relickit.model import step_flops
+
+    model = tiny_model()
+    model.backend = "math"  # plain matmuls, which the counter sees on every device
+    x, t, ctx, actions, poses = inputs(model, 7)
+    cache = model.new_cache(MemoryConfig(policy="compressed", window=1, capacity=64))
+    with torch.no_grad():
+        model.step(x[:, :, :1], t[:, :1], ctx, actions[:, :1], poses[:, :1], cache, write=True)
+        model.step(x[:, :, 1:3], t[:, 1:3], ctx, actions[:, 1:9], poses[:, 1:9], cache, write=True)
+        with FlopCounterMode(display=False) as counter:
+            model.step(x[:, :, 3:5], t[:, 3:5], ctx, actions[:, 9:17], poses[:, 9:17], cache)
+    assert cache.valid > model.cfg.tokens_per_frame  # window + compressed keys are counted
+    assert step_flops(model.cfg, 2, cache.valid) == counter.get_total_flops()
+
+
+def test_compiled_blocks_stream_like_eager():
+    """compile_blocks compiles the two halves of every block (one graph per chunk shape, shared by all blocks)
+    and streams the same numbers as eager."""
+    import torch._dynamo
+
+    model = tiny_model()
+    mem = MemoryConfig(policy="compressed", window=2, capacity=64)
+    frames = 1 + 2 * 3
+    x, t, ctx, actions, poses = inputs(model, frames)
+    with torch.no_grad():
+        eager, _ = stream(model, x, t, ctx, actions, poses, mem)
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        compiled, _ = stream(model.compile_blocks(), x, t, ctx, actions, poses, mem)
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-4)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 4  # 2 halves x (image frame, chunk)
