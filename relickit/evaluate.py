@@ -419,6 +419,19 @@ def _progress(total: int, desc: str, enabled: bool):
 # ---------------------------------------------------------------------------------------------------------------
 # suite: action
 # ---------------------------------------------------------------------------------------------------------------
+def _starts(maps, scripts: dict[str, Script], session: Any, seed: int, tries: int, engine: EngineActions):
+    """Per map and script: (map index, map, script name, script, run seed, a start where the engine's replay of the
+    script is not blocked). The action and revisit suites run their sessions from these."""
+    h, w, fps_step, _, controls = _session_geometry(session)
+    for mi, (wad, m) in enumerate(maps):
+        doom = DoomConfig(wad=wad, map=m, height=h, width=w)
+        with DoomEnv(doom) as env:
+            for si, (name, script) in enumerate(scripts.items()):
+                run_seed = seed + 1000 * mi + si
+                start = find_start(doom, engine.script(script, fps_step, doom, controls), run_seed, tries, env)
+                yield mi, m, name, script, run_seed, start
+
+
 def suite_action(factory: SessionFactory, maps, seed: int = 0, seconds: float = 4.0, policy: str = "compressed",
                  posenet: Any = None, scripts: Sequence[str] | None = None, tries: int = 30,
                  engine: EngineActions = EngineActions(), progress: bool = True) -> tuple[dict, dict]:
@@ -428,39 +441,32 @@ def suite_action(factory: SessionFactory, maps, seed: int = 0, seconds: float = 
         raise ValueError("the action suite needs a pose estimator: pass posenet=PoseNet.load(path) "
                          "(train one with `python -m relickit.posenet`).")
     probe = factory(policy, seed)
-    h, w, fps_step, fps, controls = _session_geometry(probe)
+    _, _, fps_step, fps, controls = _session_geometry(probe)
     steps = max(1, round(seconds * fps / fps_step))
     all_scripts = _select(action_scripts(fps_step, steps), scripts, "action")
     names = list(all_scripts)
     rows, examples = [], {}
     bar = _progress(len(maps) * len(names), "action", progress)
-    for mi, (wad, m) in enumerate(maps):
-        doom = DoomConfig(wad=wad, map=m, height=h, width=w)
-        with DoomEnv(doom) as env:
-            for si, name in enumerate(names):
-                script = all_scripts[name]
-                eng = engine.script(script, fps_step, doom, controls)
-                start = find_start(doom, eng, seed + 1000 * mi + si, tries, env)
-                run_seed = seed + 1000 * mi + si
-                run = run_script(factory(policy, run_seed), start.truth.frames[0], caption(m), script)
-                n = min(len(run.frames), len(start.truth))
-                cr, cp = commanded_poses(script, fps_step, controls)
-                er, ep = _recover(posenet, run.frames[:n])
-                tr, tp = _recover(posenet, start.truth.frames[:n])
-                gen = rpe(er, ep, cr[:n], cp[:n])
-                est_truth_cmd = rpe(tr, tp, cr[:n], cp[:n])
-                est_truth_true = rpe(tr, tp, start.truth.rotations[:n], start.truth.positions[:n])
-                engine_cmd = rpe(start.truth.rotations[:n], start.truth.positions[:n], cr[:n], cp[:n])
-                rows.append({"map": m, "script": name, "seed": run_seed, "frames": n,
-                             "blocked_frames": start.blocked_frames,
-                             "rpe_trans": gen["trans"], "rpe_rot": gen["rot"], "scale": gen["scale"],
-                             "floor_trans": est_truth_cmd["trans"], "floor_rot": est_truth_cmd["rot"],
-                             "estimator_trans_world": est_truth_true["trans"], "estimator_rot": est_truth_true["rot"],
-                             "engine_vs_command_trans": engine_cmd["trans"], "engine_vs_command_rot": engine_cmd["rot"]})
-                if mi == 0:
-                    examples[name] = {"commanded": cp[:n].numpy(), "generated": _aligned(ep, cp[:n]),
-                                      "truth_estimated": _aligned(tp, cp[:n])}
-                bar.update()
+    for mi, m, name, script, run_seed, start in _starts(maps, all_scripts, probe, seed, tries, engine):
+        run = run_script(factory(policy, run_seed), start.truth.frames[0], caption(m), script)
+        n = min(len(run.frames), len(start.truth))
+        cr, cp = commanded_poses(script, fps_step, controls)
+        er, ep = _recover(posenet, run.frames[:n])
+        tr, tp = _recover(posenet, start.truth.frames[:n])
+        gen = rpe(er, ep, cr[:n], cp[:n])
+        est_truth_cmd = rpe(tr, tp, cr[:n], cp[:n])
+        est_truth_true = rpe(tr, tp, start.truth.rotations[:n], start.truth.positions[:n])
+        engine_cmd = rpe(start.truth.rotations[:n], start.truth.positions[:n], cr[:n], cp[:n])
+        rows.append({"map": m, "script": name, "seed": run_seed, "frames": n,
+                     "blocked_frames": start.blocked_frames,
+                     "rpe_trans": gen["trans"], "rpe_rot": gen["rot"], "scale": gen["scale"],
+                     "floor_trans": est_truth_cmd["trans"], "floor_rot": est_truth_cmd["rot"],
+                     "estimator_trans_world": est_truth_true["trans"], "estimator_rot": est_truth_true["rot"],
+                     "engine_vs_command_trans": engine_cmd["trans"], "engine_vs_command_rot": engine_cmd["rot"]})
+        if mi == 0:
+            examples[name] = {"commanded": cp[:n].numpy(), "generated": _aligned(ep, cp[:n]),
+                              "truth_estimated": _aligned(tp, cp[:n])}
+        bar.update()
     bar.close()
     keys = ["rpe_trans", "rpe_rot", "floor_trans", "floor_rot", "estimator_trans_world", "estimator_rot",
             "engine_vs_command_trans", "engine_vs_command_rot"]
@@ -570,7 +576,7 @@ def suite_revisit(factory: SessionFactory, maps, seed: int = 0, policies: Sequen
         if p not in MEMORY_POLICIES:
             raise ValueError(f"unknown memory policy {p!r}; choose from {MEMORY_POLICIES}.")
     probe = factory(policies[0], seed)
-    h, w, fps_step, fps, controls = _session_geometry(probe)
+    _, _, fps_step, _, controls = _session_geometry(probe)
     cfg, window = probe.model.cfg, getattr(probe, "memory", MemoryConfig()).window
     far_lag = (window + cfg.chunk) * cfg.temporal_down  # older than this, the window policy has forgotten it
     all_scripts = _select(revisit_scripts(fps_step, controls), scripts, "revisit")
@@ -580,27 +586,20 @@ def suite_revisit(factory: SessionFactory, maps, seed: int = 0, policies: Sequen
             raise ValueError(f"revisit script {n!r} needs a revisit_step (the first step of its return phase).")
     rows, curves, strips = [], {}, {}
     bar = _progress(len(maps) * len(names) * len(policies), "revisit", progress)
-    for mi, (wad, m) in enumerate(maps):
-        doom = DoomConfig(wad=wad, map=m, height=h, width=w)
-        with DoomEnv(doom) as env:
-            for si, name in enumerate(names):
-                script = all_scripts[name]
-                eng = engine.script(script, fps_step, doom, controls)
-                run_seed = seed + 1000 * mi + si
-                start = find_start(doom, eng, run_seed, tries, env)
-                pairs = match_revisits(script, fps_step, controls)
-                first_return = 1 + script.revisit_step * fps_step
-                for policy in policies:
-                    run = run_script(factory(policy, run_seed), start.truth.frames[0], caption(m), script)
-                    scores = score_revisit(run.frames, start.truth.frames, pairs, first_return, far_lag)
-                    rows.append({"map": m, "script": name, "policy": policy, "seed": run_seed,
-                                 "blocked_frames": start.blocked_frames, "pairs": len(pairs), **scores})
-                    if mi == 0:
-                        n = min(len(run.frames), len(start.truth))
-                        curves[(name, policy)] = psnr_frames(run.frames[:n], start.truth.frames[:n])
-                        strips[(name, policy)] = run.frames
-                        strips[(name, "truth")] = start.truth.frames
-                    bar.update()
+    for mi, m, name, script, run_seed, start in _starts(maps, all_scripts, probe, seed, tries, engine):
+        pairs = match_revisits(script, fps_step, controls)
+        first_return = 1 + script.revisit_step * fps_step
+        for policy in policies:
+            run = run_script(factory(policy, run_seed), start.truth.frames[0], caption(m), script)
+            scores = score_revisit(run.frames, start.truth.frames, pairs, first_return, far_lag)
+            rows.append({"map": m, "script": name, "policy": policy, "seed": run_seed,
+                         "blocked_frames": start.blocked_frames, "pairs": len(pairs), **scores})
+            if mi == 0:
+                n = min(len(run.frames), len(start.truth))
+                curves[(name, policy)] = psnr_frames(run.frames[:n], start.truth.frames[:n])
+                strips[(name, policy)] = run.frames
+                strips[(name, "truth")] = start.truth.frames
+            bar.update()
     bar.close()
     metrics = ["return_vs_truth", "vs_first_visit", "vs_first_visit_far", "outbound_vs_truth"]
 
