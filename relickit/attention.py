@@ -69,8 +69,9 @@ CUDA_PRIORITY = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBack
 
 
 def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float | None) -> torch.Tensor:
-    """F.scaled_dot_product_attention on (B, H, L, D) tensors, with relickit's kernel priority on CUDA."""
-    if q.is_cuda and not torch.compiler.is_compiling():
+    """F.scaled_dot_product_attention on (B, H, L, D) tensors. Unmasked inference on CUDA (the streaming step, where
+    it was measured) uses relickit's kernel priority; training and masks keep PyTorch's own choice."""
+    if q.is_cuda and mask is None and not torch.is_grad_enabled() and not torch.compiler.is_compiling():
         with sdpa_kernel(CUDA_PRIORITY, set_priority=True):
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)

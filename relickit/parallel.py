@@ -56,15 +56,13 @@ class HeadParallel:
 
     def tokens_to_heads(self, x: torch.Tensor) -> torch.Tensor:
         """(B, F*T/P, H, D) this rank's tokens, all heads -> (B, F*T, H/P, D) all tokens in order, this rank's heads."""
-        b, _, h, d = x.shape
         p = self.world
-        x = framewise(x, self.local).unflatten(3, (p, h // p)).permute(3, 0, 1, 2, 4, 5)  # (P, B, F, T/P, H/P, D)
+        x = framewise(x, self.local).unflatten(3, (p, x.shape[2] // p)).permute(3, 0, 1, 2, 4, 5)  # (P, B, F, T/P, H/P, D)
         x = self._all_to_all(x)  # block j: rank j's tokens of my heads
         return x.permute(1, 2, 0, 3, 4, 5).flatten(2, 3).flatten(1, 2)  # (B, F, P*T/P, H/P, D) -> (B, F*T, H/P, D)
 
     def heads_to_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """The inverse of tokens_to_heads."""
-        b, _, hp, d = x.shape
         p = self.world
         x = framewise(x, self.cfg.tokens_per_frame).unflatten(2, (p, self.local)).permute(2, 0, 1, 3, 4, 5)
         x = self._all_to_all(x)  # (P, B, F, T/P, H/P, D), block j: my tokens of rank j's heads

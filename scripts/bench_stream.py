@@ -78,7 +78,7 @@ def parse_variant(text: str, minutes: float) -> tuple[MemoryConfig, float]:
     return MemoryConfig(**fields), 60 * float(mins or minutes)
 
 
-def bench(model: WorldModel, mem: MemoryConfig, seconds: float, decoder: TinyDecoder | None, rate: float | None,
+def bench(model: WorldModel, mem: MemoryConfig, seconds: float, decoder: TinyDecoder | None, rate: float,
           graphs: bool = False, parallel: bool = False) -> dict:
     cfg = model.cfg
     # what denoise_chunk and commit call .step on
@@ -120,7 +120,7 @@ def bench(model: WorldModel, mem: MemoryConfig, seconds: float, decoder: TinyDec
             if decoder is not None:
                 to_uint8(decoder.decode_stream(state, x0)[0])  # uint8 frames reach the host, as in play
             total.append(time.perf_counter() - s)
-            floor.append(5 * step_flops(cfg, cfg.chunk, valid[-1]) / (rate * world))
+            floor.append((len(sig) + 1) * step_flops(cfg, cfg.chunk, valid[-1]) / (rate * world))  # steps + context pass
     stats = cache.stats()
     at = lambda sec: min(len(total) - 1, max(0, round(sec * cfg.fps / chunk_frames) - 1))
     mean = lambda xs: sum(xs[1:] or xs) / len(xs[1:] or xs)

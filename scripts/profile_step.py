@@ -78,7 +78,7 @@ def main() -> None:
     groups: dict[str, float] = {}
     for e in events:
         groups[kind(e.key)] = groups.get(kind(e.key), 0.0) + e.self_device_time_total
-    floor = 5 * step_flops(cfg, cfg.chunk, keys) / matmul_rate(torch.device("cuda"), dtype)
+    floor = (len(sig) + 1) * step_flops(cfg, cfg.chunk, keys) / matmul_rate(torch.device("cuda"), dtype)
     print(json.dumps({"preset": cfg.name, "variant": args.variant, "compiled": args.compile, "graphs": args.graphs,
                       "cached_keys": keys, "gpu_ms": total / 1e3, "floor_ms": floor * 1e3,
                       "by_kind_ms": {k: v / 1e3 for k, v in sorted(groups.items())}}))
