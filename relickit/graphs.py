@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from .config import MemoryConfig
 from .memory import KVCache
 from .model import WorldModel
 
@@ -26,6 +27,9 @@ class GraphedStep:
         self.cache: KVCache | None = None
         self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, tuple[torch.Tensor, ...], torch.Tensor]] = {}
         self.replays = 0
+
+    def new_cache(self, mem: MemoryConfig, batch: int = 1) -> KVCache:
+        return self.model.new_cache(mem, batch)
 
     @staticmethod
     def steady(cache: KVCache) -> bool:

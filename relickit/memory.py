@@ -56,9 +56,9 @@ def frame_positions(cfg: ModelConfig, frame: int, factor: int, device=torch.devi
 
 
 def pool_frames(x: torch.Tensor, cfg: ModelConfig, factor: int) -> torch.Tensor:
-    """Pool one frame's tokens x (B, tokens_per_frame, H, D) over factor x factor cells -> (B, n_out, H, D)."""
+    """Pool each frame's tokens x (..., tokens_per_frame, H, D) over factor x factor cells -> (..., n_out, H, D)."""
     m = device_pool_matrix(cfg.token_grid, factor, x.device, torch.float32)
-    return torch.einsum("ot,bthd->bohd", m, x.float()).to(x.dtype)
+    return torch.einsum("ot,...thd->...ohd", m, x.float()).to(x.dtype)
 
 
 # ---- token budget ----------------------------------------------------------------------------------------

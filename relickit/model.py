@@ -23,7 +23,7 @@ from . import checkpoint
 from .attention import Backend, attention, resolve
 from .config import ModelConfig
 from .controls import ACTION_DIM, POSE_DIM, ControlEncoder, group_chunk, group_frames
-from .memory import KVCache, Visibility, frame_positions, pool_matrix
+from .memory import KVCache, Visibility, compressed_tokens, frame_positions, pool_frames
 from .rope import Rope3D, apply_rope, grid_positions
 from .text import TextEncoder
 
@@ -142,6 +142,11 @@ def add_per_frame(x: torch.Tensor, y: torch.Tensor, tokens: int) -> torch.Tensor
     return (framewise(x, tokens) + y[:, :, None]).flatten(1, 2)
 
 
+def gated_residual(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor, tokens: int) -> torch.Tensor:
+    """x + y * gate in float32 with a per-frame gate (B, F, 1, dim), back in x's dtype."""
+    return (framewise(x.float(), tokens) + framewise(y.float(), tokens) * gate).flatten(1, 2).type_as(x)
+
+
 class Block(nn.Module):
     """One Wan block with RELIC's controls, split around self-attention: attn_in makes the queries, keys and
     values, the caller attends (to the cache or under a mask), attn_out does the rest. The two halves are what
@@ -185,13 +190,12 @@ class Block(nn.Module):
         """The block after self-attention, given its output o (B, L, H, D)."""
         t = fr.tokens
         gate, c_shift, c_scale, c_gate = self.modulation(fr)[2:]
-        out = self.attn1.to_out[0](o.flatten(2))
-        x = (framewise(x.float(), t) + framewise(out, t) * gate).flatten(1, 2).type_as(x)
+        x = gated_residual(x, self.attn1.to_out[0](o.flatten(2)), gate, t)
         if fr.action is not None:  # action after self-attention
             x = add_per_frame(x, self.action_proj(fr.action), t)
         x = x + self.attn2.cross(self.norm2(x.float()).type_as(x), fr.context, backend)
         h = modulate(self.norm3(x.float()), c_shift, c_scale, t).type_as(x)
-        return (framewise(x.float(), t) + framewise(self.ffn(h).float(), t) * c_gate).flatten(1, 2).type_as(x)
+        return gated_residual(x, self.ffn(h), c_gate, t)
 
     def forward(self, x: torch.Tensor, fr: Frames, layer: int, attend: AttendFn, backend: Backend) -> torch.Tensor:
         return self.attn_out(x, attend(layer, *self.attn_in(x, fr)), fr, backend)
@@ -317,7 +321,7 @@ class WorldModel(nn.Module):
             by_factor.setdefault(mem.factor(k), []).append(k)
         cols, rots = [], []
         for fac, frames in by_factor.items():
-            n = pool_matrix(cfg.token_grid, fac).shape[0]
+            n = compressed_tokens(cfg, fac)
             cols.append(vis.comp[:, frames].repeat_interleave(n, 1))
             rots.append(self.rope.angles(torch.cat([frame_positions(cfg, k, fac, device) for k in frames])))
         mask = torch.cat([full_mask, torch.cat(cols, 1).repeat_interleave(tok, 0)], 1).to(device)
@@ -326,13 +330,9 @@ class WorldModel(nn.Module):
         scale = self.softmax_scale
 
         def attend(layer, q, k_pre, k, v):
-            b, _, hh, dd = k.shape
-            kf, vf = k_pre.view(b, -1, tok, hh, dd), v.view(b, -1, tok, hh, dd)
-            kc, vc = [], []
-            for fac, frames in by_factor.items():
-                m = pool_matrix(cfg.token_grid, fac).to(device, torch.float32)
-                kc.append(torch.einsum("ot,bfthd->bfohd", m, kf[:, frames].float()).flatten(1, 2).to(k.dtype))
-                vc.append(torch.einsum("ot,bfthd->bfohd", m, vf[:, frames].float()).flatten(1, 2).to(v.dtype))
+            kf, vf = framewise(k_pre, tok), framewise(v, tok)
+            kc = [pool_frames(kf[:, frames], cfg, fac).flatten(1, 2) for fac, frames in by_factor.items()]
+            vc = [pool_frames(vf[:, frames], cfg, fac).flatten(1, 2) for fac, frames in by_factor.items()]
             kc = apply_rope(torch.cat(kc, 1), cos, sin)
             return attention(q, torch.cat([k, kc], 1), torch.cat([v, torch.cat(vc, 1)], 1), mask, self.backend, scale)
 

@@ -96,7 +96,7 @@ def bench(model: WorldModel, mem: MemoryConfig, seconds: float, decoder: TinyDec
     acts = torch.zeros(1, chunk_frames, cfg.action_dim, device=device, dtype=dtype)
     acts[..., 0] = 1
     pose = torch.zeros(1, chunk_frames, cfg.pose_dim, device=device, dtype=dtype)
-    cache = runner.new_cache(mem) if parallel else model.new_cache(mem)
+    cache = runner.new_cache(mem)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     state = decoder.new_state() if decoder is not None else None
