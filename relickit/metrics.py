@@ -13,6 +13,11 @@ then the relative motion between consecutive frames is compared:
         (the egocentric displacement; the alignment's rotation cancels, its scale s does not), in reference units;
     rotation error_i    = angle( dR_ref_i^T dR_est_i ), dR_i = R_{i+1} R_i^T, in degrees.
 `drift_slope` is the least-squares slope of a per-second score (units per second).
+
+Picture statistics (PSNR rewards blur: a grey mean frame scores like a mediocre model, so every PSNR needs these
+beside it): `sharpness_frames` is the mean absolute image gradient (|dx| + |dy| over both axes, all channels, in
+levels), `brightness_frames` the mean intensity; `picture_stats` compares a video with its truth per frame:
+sharpness ratio, brightness ratio and per-channel colour shift (generated - truth, in levels 0-255).
 """
 from __future__ import annotations
 
@@ -105,6 +110,35 @@ def psnr(a, b) -> float:
 def ssim(a, b) -> float:
     """Mean per-frame SSIM of two uint8 videos; 1.0 for identical videos."""
     return float(np.mean(ssim_frames(a, b)))
+
+
+def sharpness_frames(x) -> np.ndarray:
+    """Per-frame edge energy (T,) of a uint8 video (T, H, W, 3): mean |horizontal| + mean |vertical| difference."""
+    v = _video(x, "video").double()
+    dx = (v[:, :, 1:] - v[:, :, :-1]).abs().flatten(1).mean(1)
+    dy = (v[:, 1:] - v[:, :-1]).abs().flatten(1).mean(1)
+    return (dx + dy).numpy()
+
+
+def brightness_frames(x) -> np.ndarray:
+    """Per-frame mean intensity (T,) of a uint8 video, in levels 0-255."""
+    return _video(x, "video").double().flatten(1).mean(1).numpy()
+
+
+def colour_frames(x) -> np.ndarray:
+    """Per-frame mean of each RGB channel (T, 3), in levels 0-255."""
+    return _video(x, "video").double().mean((1, 2)).numpy()
+
+
+def picture_stats(generated, truth) -> dict[str, np.ndarray]:
+    """Per-frame picture statistics of a video against its truth (both uint8 (T, H, W, 3)):
+    "sharpness" and "brightness" are ratios generated / truth (1 = as sharp / as bright; a blur falls under 1),
+    "colour_shift" is (T, 3) mean generated - truth per channel in levels. A flat truth frame gives a NaN ratio."""
+    g, t = _pair(generated, truth)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"sharpness": sharpness_frames(g) / sharpness_frames(t),
+                "brightness": brightness_frames(g) / brightness_frames(t),
+                "colour_shift": colour_frames(g) - colour_frames(t)}
 
 
 # ---- camera paths ----------------------------------------------------------------------------------------------

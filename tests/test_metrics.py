@@ -143,3 +143,39 @@ def test_drift_slope_and_per_second():
     np.testing.assert_allclose(per_second(np.arange(8.0), fps=4), [1.5, 5.5])
     np.testing.assert_allclose(per_second(np.arange(9.0), fps=4), [1.5, 5.5, 8.0])
     np.testing.assert_allclose(per_second(np.arange(9.0), fps=4, complete=True), [1.5, 5.5])
+
+
+def _truth_clip(seed: int = 0) -> np.ndarray:
+    """A textured uint8 clip (4, 48, 64, 3) with edges at every scale."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(40, 216, size=(4, 12, 16, 3)).repeat(4, 1).repeat(4, 2)
+    noise = rng.integers(-20, 21, size=base.shape)
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def _box_blur(v: np.ndarray) -> np.ndarray:
+    f = v.astype(np.float64)
+    out = (f + np.roll(f, 1, 1) + np.roll(f, -1, 1) + np.roll(f, 1, 2) + np.roll(f, -1, 2)) / 5
+    return np.clip(out.round(), 0, 255).astype(np.uint8)
+
+
+def test_picture_stats_know_blur_sharpening_darkening_and_colour():
+    from relickit.metrics import picture_stats
+
+    truth = _truth_clip()
+    same = picture_stats(truth, truth)
+    np.testing.assert_allclose(same["sharpness"], 1.0)
+    np.testing.assert_allclose(same["brightness"], 1.0)
+    np.testing.assert_allclose(same["colour_shift"], 0.0)
+    assert (picture_stats(_box_blur(truth), truth)["sharpness"] < 0.8).all()
+    sharpened = np.clip(2.0 * truth.astype(np.float64) - _box_blur(truth), 0, 255).round().astype(np.uint8)
+    assert (picture_stats(sharpened, truth)["sharpness"] > 1.2).all()
+    dark = (truth * 0.5).round().astype(np.uint8)
+    np.testing.assert_allclose(picture_stats(dark, truth)["brightness"], 0.5, atol=0.01)
+    reddish = truth.copy()
+    reddish[..., 0] = np.clip(reddish[..., 0].astype(int) + 10, 0, 255)
+    shift = picture_stats(reddish, truth)["colour_shift"]
+    np.testing.assert_allclose(shift[:, 0], 10.0, atol=0.5)
+    np.testing.assert_allclose(shift[:, 1:], 0.0)
+    grey = np.full_like(truth, 128)  # a mean-like grey frame has no edges at all
+    np.testing.assert_allclose(picture_stats(grey, truth)["sharpness"], 0.0)
