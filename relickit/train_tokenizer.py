@@ -1,11 +1,16 @@
-"""Train the tokenizer: (1) the Wan VAE on clips, (2) latent statistics, (3) distil the tiny decoder. Then save.
+"""Train the tokenizer: (1) the Wan VAE on clips, (2) latent statistics, (3) the tiny decoder. Then save.
 
     python -m relickit.train_tokenizer --data data/doom --out relickit/assets/tokenizer.safetensors
-    accelerate launch -m relickit.train_tokenizer --data data/doom --mixed-precision bf16
+    python -m relickit.train_tokenizer --data data/doom --layout f4c16 --bank --mixed-precision bf16 --vae-minutes 10
     RELICKIT_SMOKE=1 python -m relickit.train_tokenizer        # two steps on data/sample (or synthetic clips)
 
-The statistics come before the distillation because the tiny decoder reads normalised latents (what the world
-model produces). Each stage is its own resumable run under `run_dir/` (`--resume` continues an interrupted one).
+Losses (relickit.adversarial): the VAE learns L1 + MSE + an image-gradient L1 + a small KL, and from
+`vae_adv.start` a patch discriminator's hinge loss with the adaptive weight; the tiny decoder learns the TRUE frames
+the same way (L1 + gradient L1 + adversarial), plus L1 to the Wan decoder's frames as a guide. The statistics come
+before the tiny decoder because it reads normalised latents (what the world model produces). Each stage is its own
+resumable run under `run_dir/` (`--resume` continues an interrupted one); `--init` starts from a tokenizer
+checkpoint (a campaign's committed state) with fresh optimizers. `--bank` holds every training frame in one uint8
+tensor on the training device (`FrameBank`): a batch is one gather, no loader workers.
 """
 from __future__ import annotations
 
@@ -17,26 +22,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from .train import TrainConfig, TrainResult, random_batches, train
+from .clip_pass import decode_clip, encode_clip
+from .adversarial import Adversarial, AdversarialConfig, adversarial_terms, gradient_l1
+from .train import Batches, TrainConfig, TrainResult, random_batches, train
 from .tutorial import SAMPLE, SMOKE_ENV
 from .tutorial import smoke as smoke_mode
-from .vae import Tokenizer, VAEConfig, kl_divergence
+from .vae import LAYOUTS, Tokenizer, VAEConfig, kl_divergence
 
 
 @dataclass(frozen=True)
 class TokenizerTrainConfig:
     vae: VAEConfig = field(default_factory=VAEConfig)
     frames: int = 17  # frames per training clip: 1 + 4k
+    # with a FrameBank: clip lengths mixed batch by batch, frames * batch_size frames per batch (first = frames)
+    lengths: tuple[int, ...] = ()
     l1_weight: float = 1.0
     mse_weight: float = 1.0
+    grad_weight: float = 1.0  # L1 between image gradients (relickit.adversarial.gradient_l1), VAE and tiny decoder
     kl_weight: float = 1e-5  # on the mean KL per latent element; small: the latents are normalised afterwards
-    truth_weight: float = 0.1  # tiny decoder: L1 to the true frames, besides L1 to the VAE decoder's frames
+    truth_weight: float = 1.0  # tiny decoder: L1 to the true frames
+    teacher_weight: float = 0.5  # tiny decoder: L1 to the Wan decoder's frames from the same latents
+    hflip: bool = True  # mirror half of the training clips left-right (Doom's worlds look as plausible mirrored)
     stats_batches: int = 16  # batches encoded to measure the per-channel latent mean and std
+    vae_adv: AdversarialConfig = field(default_factory=lambda: AdversarialConfig(weight=0.5, start=2000))
+    tiny_adv: AdversarialConfig = field(default_factory=lambda: AdversarialConfig(weight=0.5, start=500))
     # one H100 with --mixed-precision bf16: ~3 VAE steps/s, ~7 tiny steps/s (docs/tokenizer.md)
     vae_train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=6000, lr=3e-4, batch_size=16, warmup=200, log_every=50, ckpt_every=250))
@@ -46,15 +63,20 @@ class TokenizerTrainConfig:
     out: str = "relickit/assets/tokenizer.safetensors"
 
     def __post_init__(self) -> None:
-        if self.frames < 1 or (self.frames - 1) % self.vae.temporal_down:
-            raise ValueError(f"frames={self.frames}: training clips need 1 + {self.vae.temporal_down}k frames.")
+        for n in (self.frames, *self.lengths):
+            if n < 1 or (n - 1) % self.vae.temporal_down:
+                raise ValueError(f"clip length {n}: training clips need 1 + {self.vae.temporal_down}k frames.")
+        if self.lengths and self.lengths[0] != self.frames:
+            raise ValueError(f"lengths {self.lengths} must start with frames={self.frames}, the length batch_size "
+                             "refers to.")
 
     @classmethod
     def quick(cls, steps: int, frames: int = 5, batch_size: int = 1, **overrides: Any) -> "TokenizerTrainConfig":
         """A short run for tutorials and checks: `steps` steps per stage on short clips, logging every step."""
         stage = dict(steps=steps, batch_size=batch_size, warmup=0, log_every=1, ckpt_every=0)
+        adv = AdversarialConfig(weight=0.5, start=steps // 2)  # the second half of the steps is adversarial
         return cls(**{"frames": frames, "stats_batches": 2, "vae_train": TrainConfig(lr=3e-4, **stage),
-                      "tiny_train": TrainConfig(lr=1e-3, **stage), **overrides})
+                      "tiny_train": TrainConfig(lr=1e-3, **stage), "vae_adv": adv, "tiny_adv": adv, **overrides})
 
     @classmethod
     def smoke(cls, **overrides: Any) -> "TokenizerTrainConfig":
@@ -119,31 +141,129 @@ def video_of(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return batch["frames"].transpose(1, 2)
 
 
+class FrameBank(Dataset):
+    """Every frame of a dataset in one uint8 tensor (on the training device), and every window of `frames`
+    consecutive frames that stays inside one episode and spans no teleport.
+
+    `batches(batch_size, seed, lengths)` draws a batch as one gather on the device (deterministic per index, like
+    relickit.train.random_batches, so resuming needs no sampler state), mirrored left-right with probability 1/2
+    when `hflip`. With `lengths`, each batch takes one of those clip lengths (the first frames of its windows) and
+    as many clips as keep batch_size * frames frames per batch: the causal VAE must see long clips, or its
+    streaming state leaves the training distribution after `frames` frames. As a Dataset, item i is window i as
+    {"frames": (T, 3, H, W) float in [-1, 1]}.
+    """
+
+    def __init__(self, root: str | os.PathLike, frames: int, vae: VAEConfig, split: str | None = "train",
+                 device: str | torch.device = "cpu", hflip: bool = False, threads: int = 8,
+                 jump_units: float = 128.0) -> None:
+        from .dataset import load_episodes, load_manifest
+
+        manifest = load_manifest(root)
+        if split is not None and manifest["split"] != split:
+            raise ValueError(f"{root} is a {manifest['split']!r} dataset, not {split!r}.")
+        episodes = [e for e in load_episodes(root) if len(e) >= frames]
+        if not episodes:
+            raise ValueError(f"no episode of {root} has {frames} frames; generate longer episodes or use shorter clips.")
+        with ThreadPoolExecutor(threads) as pool:  # zlib releases the GIL: episodes decompress in parallel
+            arrays = list(pool.map(lambda e: e.frames(), episodes))
+        if arrays[0].shape[1:] != (vae.height, vae.width, 3):
+            raise ValueError(f"{root}: frames are {arrays[0].shape[1:3]}, the tokenizer needs {vae.height}x{vae.width}; "
+                             "render the data at that size or change VAEConfig.")
+        starts, offset = [], 0
+        for ep, arr in zip(episodes, arrays):
+            jump = np.linalg.norm(np.diff(ep.positions, axis=0), axis=1) > jump_units
+            cut = np.concatenate([[0], np.cumsum(jump)])  # windows must not cross a teleport
+            s = np.arange(len(arr) - frames + 1)
+            starts.append(offset + s[cut[s + frames - 1] == cut[s]])
+            offset += len(arr)
+        self.frames, self.hflip = frames, hflip
+        self.pixels = torch.from_numpy(np.concatenate(arrays)).to(device)  # (N, H, W, 3) uint8
+        self.starts = torch.from_numpy(np.concatenate(starts)).to(device)
+        self._steps = torch.arange(frames, device=device)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def _clips(self, index: torch.Tensor, flip: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """The first `length` frames of windows `index` as float clips (n, T, 3, H, W) in [-1, 1], mirrored where
+        `flip`."""
+        x = self.pixels[self.starts[index][:, None] + self._steps[:length]]  # (n, T, H, W, 3)
+        x = torch.where(flip.view(-1, 1, 1, 1, 1), x.flip(3), x)
+        return x.permute(0, 1, 4, 2, 3).float().div_(127.5).sub_(1.0)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        i = torch.tensor([index], device=self.starts.device)
+        return {"frames": self._clips(i, torch.zeros(1, dtype=torch.bool, device=i.device))[0]}
+
+    def batches(self, batch_size: int, seed: int, lengths: tuple[int, ...] = ()) -> Batches:
+        lengths = lengths or (self.frames,)
+        if max(lengths) > self.frames:
+            raise ValueError(f"clip lengths {lengths} exceed the bank's windows of {self.frames} frames; build the "
+                             f"FrameBank with frames={max(lengths)}.")
+
+        def batch(index: int) -> dict[str, torch.Tensor]:
+            g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, index]).generate_state(1)[0]))
+            length = lengths[int(torch.randint(len(lengths), (), generator=g))]
+            n = max(1, round(batch_size * lengths[0] / length))
+            rows = torch.randint(len(self), (n,), generator=g)
+            flip = (torch.rand(n, generator=g) < 0.5) & self.hflip
+            device = self.starts.device
+            return {"frames": self._clips(rows.to(device), flip.to(device), length)}
+
+        return batch
+
+
+def batches_of(data: Dataset, batch_size: int, seed: int, lengths: tuple[int, ...] = ()) -> Batches:
+    """A FrameBank's own gather (mixing clip `lengths`), or relickit.train.random_batches for any other dataset."""
+    if isinstance(data, FrameBank):
+        return data.batches(batch_size, seed, lengths)
+    return random_batches(data, batch_size, seed)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # losses
 # ---------------------------------------------------------------------------------------------------------------
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)  # DDP wraps the module it trains
+
+
+def _pixel_terms(cfg: TokenizerTrainConfig, pred: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"l1": F.l1_loss(pred, truth), "mse": F.mse_loss(pred, truth), "grad": gradient_l1(pred, truth)}
+
+
 def vae_loss(cfg: TokenizerTrainConfig) -> Callable:
+    """Reconstruction (L1 + MSE + gradient L1) + KL, plus the adversarial terms once they start."""
+
     def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor], step: int):
+        pair = _unwrap(model)
         video = video_of(batch)
         recon, mean, logvar = model(video)
-        l1, mse, kl = F.l1_loss(recon, video), F.mse_loss(recon, video), kl_divergence(mean, logvar)
-        loss = cfg.l1_weight * l1 + cfg.mse_weight * mse + cfg.kl_weight * kl
-        return loss, {"l1": l1, "mse": mse, "kl": kl}
+        terms = _pixel_terms(cfg, recon, video)
+        rec = cfg.l1_weight * terms["l1"] + cfg.mse_weight * terms["mse"] + cfg.grad_weight * terms["grad"]
+        kl = kl_divergence(mean, logvar)
+        adv, logs = adversarial_terms(pair, recon, video, rec, pair.generator.vae.decoder.conv_out.weight, step)
+        return rec + cfg.kl_weight * kl + adv, {**terms, "kl": kl, **logs}
 
     return loss_fn
 
 
-def distill_loss(cfg: TokenizerTrainConfig, teacher: Tokenizer) -> Callable:
-    """The tiny decoder learns the Wan decoder's output from the same (normalised) latents."""
+def tiny_loss(cfg: TokenizerTrainConfig, teacher: Tokenizer) -> Callable:
+    """The tiny decoder learns the true frames from the frozen encoder's (normalised) latents, with the Wan
+    decoder's frames from the same latents as a guide, plus the adversarial terms once they start."""
 
     def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor], step: int):
+        pair = _unwrap(model)
         video = video_of(batch)
         with torch.no_grad():
-            mean, _ = teacher._encode_frames(teacher.new_encode_cache(), video)
-            target = teacher._decode_frames(teacher.new_decode_cache(), mean).clamp(-1, 1)
+            mean, _ = encode_clip(teacher.vae, video)
+            target = decode_clip(teacher.vae, mean).clamp(-1, 1) if cfg.teacher_weight > 0 else None
         pred = model(teacher.normalize(mean))
-        to_teacher, to_truth = F.l1_loss(pred, target), F.l1_loss(pred, video)
-        return to_teacher + cfg.truth_weight * to_truth, {"l1_teacher": to_teacher, "l1_truth": to_truth}
+        to_truth = F.l1_loss(pred, video)
+        to_teacher = F.l1_loss(pred, target) if target is not None else torch.zeros_like(to_truth)
+        grad = gradient_l1(pred, video)
+        rec = cfg.truth_weight * to_truth + cfg.teacher_weight * to_teacher + cfg.grad_weight * grad
+        adv, logs = adversarial_terms(pair, pred, video, rec, pair.generator.conv_out.weight, step)
+        return rec + adv, {"l1_truth": to_truth, "l1_teacher": to_teacher, "grad": grad, **logs}
 
     return loss_fn
 
@@ -153,7 +273,7 @@ def latent_stats(tok: Tokenizer, batches: Callable[[int], Any], n: int) -> tuple
     """Per-channel mean and std of the raw posterior means over n batches."""
     total = torch.zeros(3, tok.cfg.z_dim, dtype=torch.float64)  # count, sum, sum of squares
     for i in range(n):
-        mean, _ = tok._encode_frames(tok.new_encode_cache(), video_of(batches(i)).to(tok.device))
+        mean, _ = encode_clip(tok.vae, video_of(batches(i)).to(tok.device))
         z = mean.transpose(0, 1).flatten(1).double().cpu()
         total += torch.stack([torch.full_like(z[:, 0], z.shape[1]), z.sum(1), z.square().sum(1)])
     mu = total[1] / total[0]
@@ -171,28 +291,45 @@ class TokenizerRuns:
     tiny: TrainResult
 
 
+def _trained(run: TrainResult) -> nn.Module:
+    """A stage's generator as trained: the EMA copy when the stage keeps one."""
+    pair = run.ema_model if run.ema_model is not None else run.model
+    return pair.generator
+
+
 def train_tokenizer(cfg: TokenizerTrainConfig, data: Dataset, *, tokenizer: Tokenizer | None = None,
-                    resume: bool = False, callback: Callable | None = None) -> TokenizerRuns:
-    """VAE -> latent stats -> tiny decoder; saves the tokenizer to cfg.out (skipped when cfg.out is empty)."""
+                    init: str | os.PathLike | None = None, resume: bool = False,
+                    callback: Callable | None = None) -> TokenizerRuns:
+    """VAE -> latent stats -> tiny decoder; saves the tokenizer to cfg.out (skipped when cfg.out is empty).
+
+    `init`: a full tokenizer checkpoint (with its Wan decoder) of the same config to start from, e.g. a campaign's
+    committed state; the optimizers and discriminators start fresh."""
     tok = tokenizer if tokenizer is not None else Tokenizer(cfg.vae)
+    if init is not None:
+        start = Tokenizer.load(init, expect=cfg.vae)
+        if not start.has_wan_decoder:
+            raise ValueError(f"{init} is a play export without the Wan decoder; training continues from a full "
+                             "tokenizer checkpoint (Tokenizer.save(path) with wan_decoder=True).")
+        tok.load_state_dict(start.state_dict())
     run = Path(cfg.run_dir)
     vae_cfg = dataclasses.replace(cfg.vae_train, out_dir=str(run / "vae"))
     tiny_cfg = dataclasses.replace(cfg.tiny_train, out_dir=str(run / "tiny"))
 
     tok.tiny.requires_grad_(False)  # stage 1 trains the VAE only
-    vae_run = train(vae_cfg, tok, vae_loss(cfg), random_batches(data, vae_cfg.batch_size, vae_cfg.seed),
-                    resume=resume, callback=callback)
-    tok = vae_run.ema_model if vae_run.ema_model is not None else vae_run.model
+    vae_run = train(vae_cfg, Adversarial(tok, cfg.vae_adv), vae_loss(cfg),
+                    batches_of(data, vae_cfg.batch_size, vae_cfg.seed, cfg.lengths), resume=resume,
+                    callback=callback)
+    tok = _trained(vae_run)
     tok.requires_grad_(False).eval()
 
-    stats_batches = random_batches(data, vae_cfg.batch_size, vae_cfg.seed + 1)
+    stats_batches = batches_of(data, vae_cfg.batch_size, vae_cfg.seed + 1)
     tok.set_latent_stats(*latent_stats(tok, stats_batches, cfg.stats_batches))
 
     tok.tiny.requires_grad_(True).train()
-    tiny_run = train(tiny_cfg, tok.tiny, distill_loss(cfg, tok),
-                     random_batches(data, tiny_cfg.batch_size, tiny_cfg.seed), resume=resume, callback=callback)
-    if tiny_run.ema_model is not None:
-        tok.tiny.load_state_dict(tiny_run.ema_model.state_dict())
+    tiny_run = train(tiny_cfg, Adversarial(tok.tiny, cfg.tiny_adv), tiny_loss(cfg, tok),
+                     batches_of(data, tiny_cfg.batch_size, tiny_cfg.seed, cfg.lengths), resume=resume,
+                     callback=callback)
+    tok.tiny.load_state_dict(_trained(tiny_run).state_dict())
     tok.requires_grad_(False).eval()
     if cfg.out:
         tok.save(cfg.out)
@@ -204,9 +341,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", help="a relickit.dataset directory of the train split; smoke mode: data/sample/train")
     p.add_argument("--out", default=TokenizerTrainConfig.out, help="where to save the tokenizer checkpoint")
     p.add_argument("--run-dir", default=TokenizerTrainConfig.run_dir, help="checkpoints and logs of both stages")
+    p.add_argument("--layout", choices=sorted(LAYOUTS), help="latent layout (relickit.vae.LAYOUTS); default f8c16")
+    p.add_argument("--init", help="a full tokenizer checkpoint to start from (fresh optimizers)")
+    p.add_argument("--bank", action="store_true", help="hold all training frames on the training device")
     p.add_argument("--frames", type=int, help="frames per training clip (1 + 4k)")
+    p.add_argument("--lengths", type=int, nargs="+", help="with --bank: clip lengths mixed batch by batch "
+                   "(the first is --frames, the one --batch-size counts)")
     p.add_argument("--vae-steps", type=int)
     p.add_argument("--tiny-steps", type=int)
+    p.add_argument("--vae-minutes", type=float, help="stop the VAE stage after this long (checkpointed)")
+    p.add_argument("--tiny-minutes", type=float, help="stop the tiny-decoder stage after this long")
+    p.add_argument("--vae-lr", type=float)
+    p.add_argument("--gan-start", type=int, nargs=2, metavar=("VAE", "TINY"),
+                   help="steps at which the discriminators switch on, per stage")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"])
     p.add_argument("--resume", action="store_true", help="continue the runs in --run-dir")
@@ -214,17 +361,33 @@ def main(argv: list[str] | None = None) -> None:
 
     cfg = TokenizerTrainConfig.smoke() if smoke_mode() else TokenizerTrainConfig()
     stage = {k: v for k, v in {"batch_size": a.batch_size, "mixed_precision": a.mixed_precision}.items() if v}
-    vae_train = dataclasses.replace(cfg.vae_train, **stage, **({"steps": a.vae_steps} if a.vae_steps else {}))
-    tiny_train = dataclasses.replace(cfg.tiny_train, **stage, **({"steps": a.tiny_steps} if a.tiny_steps else {}))
-    cfg = dataclasses.replace(cfg, out=a.out, run_dir=a.run_dir, vae_train=vae_train, tiny_train=tiny_train,
-                              **({"frames": a.frames} if a.frames else {}))
+
+    def stage_cfg(base: TrainConfig, steps: int | None, minutes: float | None, **more: Any) -> TrainConfig:
+        extra = {"steps": steps} if steps is not None else {}
+        extra.update({"time_limit_s": 60 * minutes} if minutes else {})
+        return dataclasses.replace(base, **stage, **extra, **{k: v for k, v in more.items() if v is not None})
+
+    vae_adv, tiny_adv = cfg.vae_adv, cfg.tiny_adv
+    if a.gan_start:
+        vae_adv = dataclasses.replace(vae_adv, start=a.gan_start[0])
+        tiny_adv = dataclasses.replace(tiny_adv, start=a.gan_start[1])
+    cfg = dataclasses.replace(
+        cfg, out=a.out, run_dir=a.run_dir, vae_adv=vae_adv, tiny_adv=tiny_adv,
+        vae_train=stage_cfg(cfg.vae_train, a.vae_steps, a.vae_minutes, lr=a.vae_lr),
+        tiny_train=stage_cfg(cfg.tiny_train, a.tiny_steps, a.tiny_minutes),
+        **({"frames": a.frames} if a.frames else {}), **({"lengths": tuple(a.lengths)} if a.lengths else {}),
+        **({"vae": LAYOUTS[a.layout]} if a.layout else {}))
     if a.data is None and not smoke_mode():
         p.error(f"--data is required (a ClipDataset directory, e.g. data/doom/train); {SMOKE_ENV}=1 uses the samples.")
-    data = clip_dataset(a.data, cfg.frames, cfg.vae) if a.data else demo_clips(cfg.frames, cfg.vae)
-    runs = train_tokenizer(cfg, data, resume=a.resume)
+    if a.data and a.bank:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        data = FrameBank(a.data, max((cfg.frames, *cfg.lengths)), cfg.vae, device=device, hflip=cfg.hflip)
+    else:
+        data = clip_dataset(a.data, cfg.frames, cfg.vae) if a.data else demo_clips(cfg.frames, cfg.vae)
+    runs = train_tokenizer(cfg, data, init=a.init, resume=a.resume)
     last = runs.tiny.log[-1] if runs.tiny.log else {}
     print(f"saved {cfg.out}; vae loss {runs.vae.log[-1]['loss'] if runs.vae.log else float('nan'):.4f}, "
-          f"tiny l1 to teacher {last.get('l1_teacher', float('nan')):.4f}")
+          f"tiny l1 to truth {last.get('l1_truth', float('nan')):.4f}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,6 +28,7 @@ from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 from torch import nn
 
 from . import checkpoint
+from .clip_pass import decode_clip, encode_clip
 from .config import ModelConfig
 
 CHECKPOINT_KIND = "tokenizer"
@@ -104,6 +106,17 @@ class VAEConfig:
                 f"{model_cfg.spatial_down} / {model_cfg.temporal_down}; change dim_mult / temporal_downsample."
             )
         return cfg
+
+
+# The latent layouts compared in docs/tokenizer.md, all for 96x128 frames and 4x in time. The name says the spatial
+# factor per side and the channels: f8c16 is Wan-2.1's layout (12x16 latents, DiT patch 2 -> 48 tokens per latent
+# frame); f8c48 keeps that grid with 3x the channels; f4c16 has 24x32 latents (DiT patch 4 -> the same 48 tokens).
+LAYOUTS: dict[str, VAEConfig] = {
+    "f8c16": VAEConfig(),
+    "f8c48": VAEConfig(z_dim=48),
+    "f4c16": VAEConfig(dim_mult=(1, 2, 4), temporal_downsample=(True, True),
+                       tiny=TinyDecoderConfig(channels=(64, 32, 16), time_up=(True, True))),
+}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -225,6 +238,12 @@ class TinyDecoder(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------
 # the tokenizer
 # ---------------------------------------------------------------------------------------------------------------
+def wan_decoder_part(path: str | os.PathLike) -> Path:
+    """Where a split checkpoint keeps its Wan decoder: tokenizer.safetensors -> tokenizer.wan_decoder.safetensors."""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".safetensors") + ".wan_decoder.safetensors")
+
+
 def _count_causal_convs(module: nn.Module) -> int:
     return sum(isinstance(m, WanCausalConv3d) for m in module.modules())
 
@@ -306,10 +325,11 @@ class Tokenizer(nn.Module):
         return torch.cat(outs, 2)
 
     def forward(self, video: torch.Tensor, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Training pass: video -> (reconstruction unclamped, posterior mean, logvar), all raw (not normalised)."""
-        mean, logvar = self._encode_frames(self.new_encode_cache(), video)
+        """Training pass over whole clips (relickit.clip_pass, equal to streaming): video -> (reconstruction
+        unclamped, posterior mean, logvar), all raw (not normalised)."""
+        mean, logvar = encode_clip(self.vae, video)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar) if sample else mean
-        return self._decode_frames(self.new_decode_cache(), z), mean, logvar
+        return decode_clip(self.vae, z), mean, logvar
 
     # ---- public inference API -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -392,20 +412,32 @@ class Tokenizer(nn.Module):
                              "Tokenizer.encode or a world model built for this tokenizer.")
 
     # ---- checkpoints --------------------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, wan_decoder: bool = True) -> None:
+    def save(self, path: str | os.PathLike, wan_decoder: bool = True, split: bool = False,
+             half: bool = False) -> None:
         """Save weights and config. wan_decoder=False leaves out the full decoder (play needs only the encoder
-        and the tiny decoder): about half the size."""
-        state = {k: v for k, v in self.state_dict().items() if wan_decoder or not k.startswith(WAN_DECODER)}
-        checkpoint.save(path, state, kind=CHECKPOINT_KIND, config=self.cfg,
-                        extra={"wan_decoder": "1" if wan_decoder else "0"})
+        and the tiny decoder): about half the size. split=True writes the Wan decoder beside the play part, as
+        `<name>.wan_decoder.safetensors` (each file stays small; `load` joins them). half=True stores fp16."""
+        state = {k: v.half() if half and v.is_floating_point() else v for k, v in self.state_dict().items()}
+        play = {k: v for k, v in state.items() if not k.startswith(WAN_DECODER)}
+        if split and wan_decoder:
+            decoder = {k: v for k, v in state.items() if k.startswith(WAN_DECODER)}
+            checkpoint.save(wan_decoder_part(path), decoder, kind=CHECKPOINT_KIND + "_wan_decoder", config=self.cfg)
+        checkpoint.save(path, state if wan_decoder and not split else play, kind=CHECKPOINT_KIND, config=self.cfg,
+                        extra={"wan_decoder": "split" if split and wan_decoder else "1" if wan_decoder else "0"})
 
     @classmethod
     def load(cls, path: str | os.PathLike, expect: VAEConfig | None = None,
              device: str | torch.device = "cpu") -> "Tokenizer":
-        """Build a tokenizer from its checkpoint; with `expect`, refuse one trained with another config."""
+        """Build a tokenizer from its checkpoint; with `expect`, refuse one trained with another config. A split
+        checkpoint's Wan decoder is loaded from its part file when that file is there."""
         tensors, cfg, meta = checkpoint.load(path, CHECKPOINT_KIND, VAEConfig, expect=expect)
         tok = cls(cfg)
-        tok.has_wan_decoder = meta.get("wan_decoder", "1") == "1"
+        stored = meta.get("wan_decoder", "1")
+        if stored == "split" and wan_decoder_part(path).exists():
+            tensors.update(checkpoint.load(wan_decoder_part(path), CHECKPOINT_KIND + "_wan_decoder", VAEConfig,
+                                           expect=cfg)[0])
+        tok.has_wan_decoder = stored == "1" or (stored == "split" and wan_decoder_part(path).exists())
+        tensors = {k: v.to(tok.dtype) if v.is_floating_point() else v for k, v in tensors.items()}
         missing = tok.load_state_dict(tensors, strict=tok.has_wan_decoder).missing_keys
         if any(not k.startswith(WAN_DECODER) for k in missing):
             raise ValueError(f"{path} lacks weights {missing[:3]}...; it is incomplete, re-save or re-export it.")

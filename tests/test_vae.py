@@ -54,6 +54,53 @@ def test_streaming_encode_equals_whole(tok):
     torch.testing.assert_close(enc(v[:, :, :5]), whole[:, :, :2], **TOL)
 
 
+def test_whole_clip_training_pass_equals_streaming():
+    """relickit.clip_pass (one conv per layer over the whole clip) computes what the per-frame streaming loop does,
+    for every temporal layout the configs allow; float64, so the comparison is exact up to summation order."""
+    from relickit.clip_pass import decode_clip, encode_clip
+
+    layouts = [((1, 2, 2, 2), (False, True, True)), ((1, 2, 2, 2), (True, True, False)),
+               ((1, 2, 2), (True, True)), ((1, 2, 2), (True, False))]
+    for mult, down in layouts:
+        torch.manual_seed(1)
+        tiny = TinyDecoderConfig(channels=(8,) * len(mult), time_up=down)
+        cfg = dataclasses.replace(SMALL, dim_mult=mult, temporal_downsample=down, num_res_blocks=2, tiny=tiny)
+        t = Tokenizer(cfg).double().eval()
+        v = video(1 + 2 * cfg.temporal_down).double()
+        with torch.no_grad():
+            mean, logvar = encode_clip(t.vae, v)
+            ref_mean, ref_logvar = t._encode_frames(t.new_encode_cache(), v)
+            torch.testing.assert_close(mean, ref_mean, rtol=0, atol=1e-10)
+            torch.testing.assert_close(logvar, ref_logvar, rtol=0, atol=1e-10)
+            frames = decode_clip(t.vae, mean)
+            assert frames.shape == v.shape
+            torch.testing.assert_close(frames, t._decode_frames(t.new_decode_cache(), mean), rtol=0, atol=1e-10)
+            one = v[:, :, :1]  # a single frame: no temporal layer runs
+            torch.testing.assert_close(encode_clip(t.vae, one)[0], t._encode_frames(t.new_encode_cache(), one)[0],
+                                       rtol=0, atol=1e-10)
+
+
+def test_whole_clip_pass_has_the_streaming_gradient(tok):
+    """Training through the whole-clip pass back-propagates what the streaming loop would."""
+    from relickit.clip_pass import decode_clip, encode_clip
+
+    t = Tokenizer(SMALL).double()
+    v = video(9).double()
+
+    def grads(encode, decode):
+        t.zero_grad()
+        mean, _ = encode(v)
+        decode(mean).square().mean().backward()
+        return [p.grad.clone() for p in t.vae.parameters() if p.grad is not None]
+
+    whole = grads(lambda x: encode_clip(t.vae, x), lambda z: decode_clip(t.vae, z))
+    stream = grads(lambda x: t._encode_frames(t.new_encode_cache(), x),
+                   lambda z: t._decode_frames(t.new_decode_cache(), z))
+    assert len(whole) == len(stream) > 10
+    for a, b in zip(whole, stream):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-12)
+
+
 def test_streaming_decode_equals_whole(tok):
     z = latents(7)
     whole = tok.decode(z)
@@ -106,6 +153,22 @@ def test_save_load_roundtrip_and_refusal(tok, tmp_path):
 def test_bad_video_is_refused(tok, make, match):
     with pytest.raises(ValueError, match=match):
         tok.encode(make())
+
+
+def test_split_half_checkpoint_joins_its_wan_decoder(tok, tmp_path):
+    from relickit.vae import wan_decoder_part
+
+    path = tmp_path / "tok.safetensors"
+    tok.save(path, split=True, half=True)
+    assert wan_decoder_part(path).exists()
+    back = Tokenizer.load(path, expect=SMALL)
+    assert back.has_wan_decoder and back.dtype == torch.float32
+    for k, v in tok.state_dict().items():
+        torch.testing.assert_close(back.state_dict()[k], v.half().float(), msg=k)
+    wan_decoder_part(path).unlink()  # without its part file it is a play export
+    play = Tokenizer.load(path)
+    assert not play.has_wan_decoder
+    torch.testing.assert_close(play.decode_tiny(latents(4)), back.decode_tiny(latents(4)))
 
 
 def test_bad_latents_and_chunks_are_refused(tok):

@@ -1,0 +1,111 @@
+"""Sharpness without a perceptual network: a patch discriminator, an image-gradient loss, and their weighting.
+
+L1/MSE alone make a small decoder average over what it cannot tell apart, and an average is a blur. Two terms push
+back, neither needing downloaded weights:
+- `gradient_l1`: L1 between the horizontal and vertical pixel differences of reconstruction and truth, so edges
+  count as much as flat areas;
+- a PatchGAN (`PatchDiscriminator`, hinge loss, as in taming-transformers and LDM's autoencoders): a small conv net
+  scores every ~30x30 patch of every frame as real or reconstructed, switched on once reconstruction has settled,
+  with the adaptive weight |grad rec| / |grad adv| measured at the generator's last layer.
+
+`Adversarial` pairs a generator with its discriminator in one module, so the one training loop (relickit.train)
+trains both with one optimizer and one backward pass: the discriminator's own loss sees the reconstruction detached,
+and the generator's adversarial term sees the discriminator's weights detached (`functional_call`), so neither term
+pushes the other network the wrong way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+ADAPTIVE_EPS = 1e-4  # keeps the adaptive weight finite when the adversarial gradient vanishes
+
+
+@dataclass(frozen=True)
+class AdversarialConfig:
+    """The patch discriminator and how much its verdict counts."""
+
+    weight: float = 0.0  # scale of the adversarial term (after the adaptive weight); 0 = off
+    start: int = 0  # optimizer step from which the discriminator trains and the term applies
+    adaptive: bool = True  # multiply by |grad rec| / |grad adv| at the generator's last layer
+    max_adaptive: float = 1e4  # clamp of the adaptive weight
+    channels: int = 64  # first layer's width, doubled per layer
+    layers: int = 3  # stride-2 layers: receptive field 34 pixels for 3
+
+    def __post_init__(self) -> None:
+        if self.weight < 0 or self.start < 0 or self.layers < 1 or self.channels < 1:
+            raise ValueError(f"AdversarialConfig needs weight >= 0, start >= 0, layers >= 1, channels >= 1: {self}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.weight > 0
+
+
+class PatchDiscriminator(nn.Module):
+    """Frames (N, 3, H, W) in [-1, 1] -> a map of real/fake logits, one per overlapping patch."""
+
+    def __init__(self, cfg: AdversarialConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, cfg.channels, 4, 2, 1), nn.LeakyReLU(0.2)]
+        width = cfg.channels
+        for i in range(1, cfg.layers + 1):
+            out = cfg.channels * 2 ** min(i, 3)
+            stride = 2 if i < cfg.layers else 1
+            layers += [nn.Conv2d(width, out, 4, stride, 1), nn.GroupNorm(min(32, out // 4), out), nn.LeakyReLU(0.2)]
+            width = out
+        layers.append(nn.Conv2d(width, 1, 4, 1, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.net(frames)
+
+
+class Adversarial(nn.Module):
+    """A generator and its discriminator, trained together; calling it calls the generator."""
+
+    def __init__(self, generator: nn.Module, cfg: AdversarialConfig) -> None:
+        super().__init__()
+        self.generator = generator
+        self.disc = PatchDiscriminator(cfg)
+        self.cfg = cfg
+
+    def forward(self, *args, **kwargs):
+        return self.generator(*args, **kwargs)
+
+
+def frames_of(video: torch.Tensor) -> torch.Tensor:
+    """(B, 3, T, H, W) -> (B * T, 3, H, W)."""
+    return video.transpose(1, 2).flatten(0, 1)
+
+
+def gradient_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between the pixel differences along the last two axes (height, width) of two image batches."""
+    dy = (pred.diff(dim=-2) - target.diff(dim=-2)).abs().mean()
+    dx = (pred.diff(dim=-1) - target.diff(dim=-1)).abs().mean()
+    return dx + dy
+
+
+def adversarial_terms(pair: Adversarial, fake: torch.Tensor, real: torch.Tensor, rec_loss: torch.Tensor,
+                      last_layer: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss to add to `rec_loss` for one step: hinge discriminator loss + weighted generator term.
+
+    fake, real: videos (B, 3, T, H, W); `last_layer`: the generator's final weight, where the adaptive weight is
+    measured. Before cfg.start (or with weight 0) this is zero and the discriminator gets no gradient.
+    """
+    cfg = pair.cfg
+    if not cfg.enabled or step < cfg.start:
+        return rec_loss.new_zeros(()), {}
+    fake, real = frames_of(fake), frames_of(real)
+    d_loss = F.relu(1.0 - pair.disc(real)).mean() + F.relu(1.0 + pair.disc(fake.detach())).mean()
+    frozen = {name: p.detach() for name, p in pair.disc.named_parameters()}
+    g_loss = -functional_call(pair.disc, frozen, (fake,)).mean()
+    weight = torch.tensor(cfg.weight, device=rec_loss.device)
+    if cfg.adaptive and torch.is_grad_enabled():
+        g_rec = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
+        g_adv = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
+        weight = weight * (g_rec.norm() / (g_adv.norm() + ADAPTIVE_EPS)).clamp(0.0, cfg.max_adaptive).detach()
+    return weight * g_loss + d_loss, {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "adv_weight": weight}

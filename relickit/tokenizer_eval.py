@@ -1,0 +1,165 @@
+"""How well the tokenizer sees Doom: held-out clips encoded and decoded, scored against the engine's frames.
+
+    python -m relickit.tokenizer_eval --tokenizer relickit/assets/tokenizer.safetensors --out docs/eval/tokenizer
+
+Every reconstruction is scored as the world model's frames are (relickit.metrics): PSNR and SSIM, and beside them
+the picture statistics that PSNR hides (sharpness and brightness ratios, per-channel colour shift) and the first
+frame of each video on its own, since the causal VAE codes it alone. `TARGETS` are issue 15's quality gates. The
+held-out clips come from the engine (maps the tokenizer never trained on), generated once into `--data`.
+Writes report.json and strip.png (rows: truth, then each decoder, every `every`-th frame of a few clips).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import checkpoint
+from .doom import map_names
+from .metrics import picture_stats, psnr_frames, ssim_frames
+from .vae import Tokenizer
+from .viz import to_uint8
+
+HELD_OUT = tuple(m for m in map_names("eval") if m.startswith("MAP")) + ("E1M1", "E1M4", "E2M2", "E3M3", "E4M5")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A gate: the number passes when lo <= value <= hi."""
+
+    lo: float = -np.inf
+    hi: float = np.inf
+
+    def passes(self, value: float) -> bool:
+        return bool(self.lo <= value <= self.hi)
+
+    def __str__(self) -> str:
+        if np.isinf(self.hi):
+            return f">= {self.lo:g}"
+        return f"<= {self.hi:g}" if np.isinf(self.lo) else f"{self.lo:g}-{self.hi:g}"
+
+
+TARGETS: dict[str, Target] = {
+    "psnr": Target(28.0), "ssim": Target(0.85), "sharpness": Target(0.85), "brightness": Target(0.97, 1.03),
+    "colour_shift": Target(hi=2.0), "first_frame_gap": Target(hi=1.0),
+}
+
+
+@dataclass(frozen=True)
+class TokenizerEvalConfig:
+    maps: tuple[str, ...] = HELD_OUT  # Freedoom2 MAP21-MAP32 and five Freedoom1 maps, never trained on
+    # per clip: 1 + 4 * 24, longer than the clips the tokenizer trains on: a causal VAE whose streaming state
+    # drifts past its training length shows it here (psnr_over_time)
+    frames: int = 97
+    seed: int = 20261201
+    batch: int = 8  # clips per encode/decode call
+    strip_clips: int = 4
+    every: int = 8  # strip: every n-th frame
+    decoders: tuple[str, ...] = field(default=("tiny", "wan"))
+
+
+def held_out_clips(root: str | Path, cfg: TokenizerEvalConfig, workers: int = 1) -> np.ndarray:
+    """(N, T, H, W, 3) uint8: one exploration clip per held-out map, generated into `root` on first use."""
+    from .dataset import generate, load_episodes
+
+    generate(root, cfg.maps, episodes=len(cfg.maps), frames_per_episode=cfg.frames, seed=cfg.seed, split="eval",
+             workers=workers, progress=False)
+    return np.stack([e.frames() for e in load_episodes(root)])
+
+
+@torch.no_grad()
+def reconstruct(tok: Tokenizer, clips: np.ndarray, decoder: str, batch: int) -> np.ndarray:
+    """Encode and decode uint8 clips (N, T, H, W, 3) with the "tiny" (play) or "wan" decoder; uint8 back."""
+    out = []
+    for s in range(0, len(clips), batch):
+        x = torch.from_numpy(clips[s:s + batch]).to(tok.device).permute(0, 4, 1, 2, 3)
+        z = tok.encode(x.to(tok.dtype) / 127.5 - 1.0)
+        video = tok.decode_tiny(z) if decoder == "tiny" else tok.decode(z)
+        out.extend(to_uint8(v.transpose(0, 1)) for v in video)
+    return np.stack(out)
+
+
+def score(recon: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Mean scores over every frame of every clip, and the first frames' PSNR gap to the rest."""
+    per_clip = [(psnr_frames(r, t), ssim_frames(r, t), picture_stats(r, t)) for r, t in zip(recon, truth)]
+    psnr = np.stack([p for p, _, _ in per_clip])  # (N, T)
+    stats = {k: np.stack([s[k] for _, _, s in per_clip]) for k in ("sharpness", "brightness", "colour_shift")}
+    shift = stats["colour_shift"].mean((0, 1))  # per channel
+    return {"psnr": float(psnr.mean()), "ssim": float(np.mean([s for _, s, _ in per_clip])),
+            "sharpness": float(np.nanmean(stats["sharpness"])), "brightness": float(np.nanmean(stats["brightness"])),
+            "colour_shift": float(np.abs(shift).max()), "colour_shift_rgb": shift.round(3).tolist(),
+            "first_frame_psnr": float(psnr[:, 0].mean()), "later_psnr": float(psnr[:, 1:].mean()),
+            "first_frame_gap": float(psnr[:, 1:].mean() - psnr[:, 0].mean()),
+            "psnr_over_time": [round(float(psnr[:, s:s + 8].mean()), 3) for s in range(0, psnr.shape[1], 8)]}
+
+
+def gates(scores: dict[str, float]) -> dict[str, dict[str, Any]]:
+    return {k: {"value": scores[k], "target": str(t), "pass": t.passes(scores[k])} for k, t in TARGETS.items()}
+
+
+def strip(rows: list[np.ndarray], path: str | Path, every: int, gap: int = 2) -> Path:
+    """A PNG of videos (each (T, H, W, 3) uint8) as rows, every `every`-th frame, on a white background."""
+    rows = [r[::every] for r in rows]
+    t, h, w, _ = rows[0].shape
+    canvas = np.full((len(rows) * (h + gap) - gap, t * (w + gap) - gap, 3), 255, np.uint8)
+    for i, row in enumerate(rows):
+        for j, frame in enumerate(row):
+            canvas[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = frame
+    Image.fromarray(canvas).save(path)
+    return Path(path)
+
+
+def evaluate_tokenizer(tok: Tokenizer, clips: np.ndarray, cfg: TokenizerEvalConfig = TokenizerEvalConfig(),
+                       out: str | Path | None = None) -> dict[str, Any]:
+    """Scores and gates of each decoder the tokenizer has; with `out`, report.json and strip.png there."""
+    decoders = [d for d in cfg.decoders if d == "tiny" or tok.has_wan_decoder]
+    recons = {d: reconstruct(tok, clips, d, cfg.batch) for d in decoders}
+    report = {"config": asdict(cfg), "tokenizer": asdict(tok.cfg), "clips": list(clips.shape),
+              "decoders": {d: {"scores": (s := score(r, clips)), "gates": gates(s)} for d, r in recons.items()}}
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint.atomic_write(out / "report.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1)))
+        picks = np.linspace(0, len(clips) - 1, min(cfg.strip_clips, len(clips))).astype(int)
+        rows = [v for i in picks for v in (clips[i], *(recons[d][i] for d in decoders))]
+        strip(rows, out / "strip.png", cfg.every)
+    return report
+
+
+def table(report: dict[str, Any]) -> str:
+    """The gates as text: one line per decoder and gate."""
+    lines = []
+    for name, r in report["decoders"].items():
+        for gate, g in r["gates"].items():
+            lines.append(f"{name:5s} {gate:16s} {g['value']:8.3f}  target {g['target']:10s} "
+                         f"{'pass' if g['pass'] else 'FAIL'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tokenizer", default="relickit/assets/tokenizer.safetensors", help="'' only makes the clips")
+    p.add_argument("--data", default="data/eval_tokenizer", help="held-out clips (generated here on first use)")
+    p.add_argument("--out", help="folder for report.json and strip.png")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--maps", help="comma-separated held-out maps (default: Freedoom2 MAP21-MAP32 and five of "
+                   "Freedoom1's); each --data folder belongs to one list of maps")
+    p.add_argument("--workers", type=int, default=1, help="engine processes generating the clips")
+    a = p.parse_args(argv)
+    cfg = TokenizerEvalConfig(**({"maps": tuple(a.maps.split(","))} if a.maps else {}))
+    clips = held_out_clips(a.data, cfg, workers=a.workers)
+    if not a.tokenizer:
+        return {}
+    report = evaluate_tokenizer(Tokenizer.load(a.tokenizer, device=a.device), clips, cfg, a.out)
+    print(table(report))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+# One tokenizer campaign run on a lent GPU (device tool), in phases that fit its 10-minute commands:
+#   bash scripts/device_tokenizer.sh launch   wheels, training data, held-out clips, step benchmark, then the
+#                                             layouts' training jobs in the background (setsid), all on one GPU
+#   bash scripts/device_tokenizer.sh wait N   sleep up to N seconds while jobs run, then show the logs' tails
+#   bash scripts/device_tokenizer.sh collect  each layout's tokenizer (fp16, split), logs, reports, strips -> $OUT
+# Carry .whl (diffusers and importlib_metadata wheels, vizdoom's cp312 wheel trimmed to freedoom2.wad).
+# Settings come from the environment: LAYOUTS, EPISODES, VAE_MIN, TINY_MIN, INIT_DIR (committed state to resume).
+set -u
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1
+LAYOUTS=${LAYOUTS:-f8c16 f8c48 f4c16}
+RUNS=/tmp/runs DATA=/tmp/data
+EVAL_MAPS=MAP21,MAP22,MAP23,MAP24,MAP25,MAP26,MAP27,MAP28,MAP29,MAP30,MAP31,MAP32  # freedoom1 is not carried
+mkdir -p $RUNS
+
+case $1 in
+launch)
+  nvidia-smi --query-gpu=name,driver_version,memory.used --format=csv,noheader
+  python3 -c "import torch, diffusers, vizdoom; print('torch', torch.__version__, 'diffusers', diffusers.__version__)"
+  python3 -c "
+from relickit.dataset import generate; from relickit.doom import map_names
+generate('$DATA/train', map_names('train'), episodes=${EPISODES:-300}, frames_per_episode=600, seed=7, workers=14,
+         progress=False)" &
+  python3 scripts/bench_tokenizer_step.py --layouts f8c16 --batch 16 --frames 17 --steps 10 | tee $RUNS/bench.log
+  wait
+  python3 -m relickit.tokenizer_eval --tokenizer "" --data $DATA/eval --maps $EVAL_MAPS --workers 12
+  du -sh $DATA/train $DATA/eval
+  for L in $LAYOUTS; do
+    init=""; [ -n "${INIT_DIR:-}" ] && [ -e "$INIT_DIR/$L.safetensors" ] && init="--init $INIT_DIR/$L.safetensors"
+    setsid nohup bash -c "python3 -m relickit.train_tokenizer --data $DATA/train --bank --layout $L $init \
+      --frames 17 --lengths 17 33 65 --batch-size 16 --mixed-precision bf16 --gan-start ${GAN_START:-1200 300} \
+      --vae-minutes ${VAE_MIN:-11} --tiny-minutes ${TINY_MIN:-3} --vae-steps 100000 --tiny-steps 100000 \
+      --run-dir $RUNS/$L --out $RUNS/$L/tokenizer.safetensors && \
+      python3 -m relickit.tokenizer_eval --tokenizer $RUNS/$L/tokenizer.safetensors --data $DATA/eval --maps $EVAL_MAPS \
+      --out $RUNS/$L/eval && echo DONE" > $RUNS/$L.log 2>&1 < /dev/null &
+    sleep 20  # the jobs load their frame banks one after the other
+  done
+  sleep 30; tail -n 3 $RUNS/*.log ;;
+wait)
+  end=$((SECONDS + $2))
+  while [ $SECONDS -lt $end ] && [ "$(grep -l DONE $RUNS/*.log 2>/dev/null | wc -l)" -lt "$(echo $LAYOUTS | wc -w)" ]; do
+    sleep 15
+  done
+  nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
+  for L in $LAYOUTS; do echo "== $L"; tail -c 600 $RUNS/$L.log; echo; done ;;
+collect)
+  for L in $LAYOUTS; do
+    [ -e $RUNS/$L/tokenizer.safetensors ] || { echo "$L: no tokenizer"; continue; }
+    python3 -c "
+from relickit.vae import Tokenizer
+Tokenizer.load('$RUNS/$L/tokenizer.safetensors').save('$OUT/$L.safetensors', split=True, half=True)"
+  done
+  tar czf $OUT/runs.tgz -C $RUNS --exclude='checkpoints' --exclude='*.safetensors' --exclude='latest' . ;;
+esac

@@ -1,0 +1,151 @@
+"""Tokenizer training: the adversarial terms push each network the right way, the frame bank, continuing a run."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from relickit.adversarial import Adversarial, AdversarialConfig, adversarial_terms, gradient_l1
+from relickit.dataset import load_episodes
+from relickit.train import TrainConfig
+from relickit.train_tokenizer import FrameBank, SyntheticClips, TokenizerTrainConfig, train_tokenizer
+from relickit.tutorial import SAMPLE
+from relickit.vae import LAYOUTS, TinyDecoderConfig, Tokenizer, VAEConfig
+
+SMALL = VAEConfig(height=16, width=24, base_dim=8, dim_mult=(1, 2, 2, 2), num_res_blocks=1,
+                  tiny=TinyDecoderConfig(channels=(8, 8, 8, 8)))
+ADV = AdversarialConfig(weight=0.5, start=3, channels=8, layers=2)
+
+
+class Generator(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_out = nn.Conv3d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_out(x)
+
+
+def clip(seed: int, shape=(2, 3, 5, 32, 32)) -> torch.Tensor:
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def grads(module: nn.Module) -> list[torch.Tensor]:
+    return [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in module.parameters()]
+
+
+def test_gradient_l1_knows_edges():
+    x = clip(0)
+    assert gradient_l1(x, x) == 0
+    assert gradient_l1(x + 0.3, x) == pytest.approx(0.0, abs=1e-6)  # a brightness offset has the same edges
+    flat = torch.zeros_like(x)
+    assert gradient_l1(flat, x) > 0.5
+
+
+def test_adversarial_terms_push_each_network_its_own_way():
+    torch.manual_seed(0)
+    pair = Adversarial(Generator(), ADV)
+    real, inp = clip(1), clip(2)
+
+    def run(step: int) -> tuple[torch.Tensor, dict]:
+        pair.zero_grad()
+        fake = pair(inp)
+        rec = (fake - real).abs().mean()
+        adv, logs = adversarial_terms(pair, fake, real, rec, pair.generator.conv_out.weight, step)
+        (rec + adv).backward()
+        return adv, logs
+
+    adv, logs = run(step=2)  # before `start`: nothing, and the discriminator learns nothing
+    assert adv == 0 and logs == {} and all(g.abs().sum() == 0 for g in grads(pair.disc))
+
+    adv, logs = run(step=3)
+    disc_grads, gen_grads = grads(pair.disc), grads(pair.generator)
+    # the discriminator's gradient is that of its own hinge loss alone: the generator's term does not reach it
+    pair.zero_grad()
+    fake = pair(inp).detach()
+    frames = lambda v: v.transpose(1, 2).flatten(0, 1)  # noqa: E731
+    d_loss = torch.relu(1 - pair.disc(frames(real))).mean() + torch.relu(1 + pair.disc(frames(fake))).mean()
+    d_loss.backward()
+    for a, b in zip(disc_grads, grads(pair.disc)):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(logs["d_loss"], d_loss.detach())
+    # the generator's gradient is rec + w * g_loss, with the adaptive w = |grad rec| / |grad g| at the last layer
+    pair.zero_grad()
+    fake = pair(inp)
+    rec = (fake - real).abs().mean()
+    g_loss = -pair.disc(frames(fake)).mean()
+    w_last = pair.generator.conv_out.weight
+    g_rec, g_adv = (torch.autograd.grad(x, w_last, retain_graph=True)[0] for x in (rec, g_loss))
+    weight = ADV.weight * g_rec.norm() / (g_adv.norm() + 1e-4)
+    torch.testing.assert_close(logs["adv_weight"], weight.detach())
+    (rec + weight.detach() * g_loss).backward()
+    for a, b in zip(gen_grads, grads(pair.generator)):
+        torch.testing.assert_close(a, b)
+    assert gen_grads[0].abs().sum() > 0
+
+
+def test_frame_bank_windows_batches_and_mirror():
+    vae = VAEConfig()
+    bank = FrameBank(SAMPLE / "train", frames=17, vae=vae, hflip=True)
+    episodes = [e for e in load_episodes(SAMPLE / "train") if len(e) >= 17]
+    assert bank.pixels.shape == (sum(len(e) for e in episodes), 96, 128, 3) and bank.pixels.dtype == torch.uint8
+    # every window lies inside one episode: the number of windows is sum(len - 16) minus those over teleports
+    assert 0 < len(bank) <= sum(len(e) - 16 for e in episodes)
+    bounds = np.cumsum([0] + [len(e) for e in episodes])
+    starts = bank.starts.numpy()
+    assert all(np.searchsorted(bounds, s, "right") == np.searchsorted(bounds, s + 16, "right") for s in starts)
+    # item 0 is the first episode's first 17 frames
+    first = torch.from_numpy(episodes[0].frames(0, 17)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    torch.testing.assert_close(bank[0]["frames"], first)
+    # batches: a pure function of (seed, index); about half mirrored
+    batches = bank.batches(8, seed=3)
+    a, b = batches(5)["frames"], batches(5)["frames"]
+    assert a.shape == (8, 17, 3, 96, 128) and torch.equal(a, b) and not torch.equal(a, batches(6)["frames"])
+    plain = FrameBank(SAMPLE / "train", frames=17, vae=vae, hflip=False).batches(8, seed=3)(5)["frames"]
+    mirrored = [not torch.equal(x, y) for x, y in zip(a, plain)]
+    assert any(mirrored)
+    for x, y, m in zip(a, plain, mirrored):
+        torch.testing.assert_close(x, y.flip(-1) if m else y)
+
+
+def test_frame_bank_mixes_clip_lengths_at_a_constant_frame_count():
+    bank = FrameBank(SAMPLE / "train", frames=33, vae=VAEConfig())
+    batches = bank.batches(4, seed=0, lengths=(9, 33))
+    shapes = {tuple(batches(i)["frames"].shape[:2]) for i in range(12)}
+    assert shapes == {(4, 9), (1, 33)}  # 4 x 9 = 36 frames, 1 x 33 = 33 frames: about the same work per step
+    with pytest.raises(ValueError, match="exceed"):
+        bank.batches(4, seed=0, lengths=(9, 65))
+
+
+def test_layouts_build_and_match_their_shapes():
+    for name, cfg in LAYOUTS.items():
+        z = Tokenizer(cfg).encode(torch.zeros(1, 3, 5, 96, 128))
+        assert z.shape == (1, cfg.z_dim, 2, *cfg.latent_size), name
+    assert LAYOUTS["f4c16"].latent_size == (24, 32) and LAYOUTS["f8c48"].z_dim == 48
+
+
+def test_adversarial_training_continues_from_a_checkpoint(tmp_path):
+    """Both stages train with their discriminators on, and `init` continues from a saved tokenizer."""
+    torch.manual_seed(0)
+    quick = TrainConfig(steps=2, batch_size=1, log_every=1, lr=1e-3)
+    adv = AdversarialConfig(weight=0.5, start=1, channels=8, layers=2)
+    cfg = TokenizerTrainConfig(vae=SMALL, frames=5, stats_batches=2, vae_train=quick, tiny_train=quick,
+                               vae_adv=adv, tiny_adv=adv, run_dir=str(tmp_path / "a"),
+                               out=str(tmp_path / "a.safetensors"))
+    data = SyntheticClips(size=4, frames=5, height=SMALL.height, width=SMALL.width)
+    first = train_tokenizer(cfg, data)
+    assert "d_loss" not in first.vae.log[0] and {"d_loss", "g_loss", "adv_weight"} <= set(first.vae.log[1])
+    assert {"l1_truth", "l1_teacher", "grad", "d_loss"} <= set(first.tiny.log[1])
+    zero = dataclasses.replace(quick, steps=0)
+    again = train_tokenizer(dataclasses.replace(cfg, run_dir=str(tmp_path / "b"), out="", vae_train=zero,
+                                                tiny_train=zero), data, init=cfg.out)
+    saved = Tokenizer.load(cfg.out)
+    for k, v in saved.state_dict().items():
+        torch.testing.assert_close(again.tokenizer.state_dict()[k], v, msg=k)
+    export = tmp_path / "play.safetensors"
+    saved.save(export, wan_decoder=False)
+    with pytest.raises(ValueError, match="without the Wan decoder"):
+        train_tokenizer(dataclasses.replace(cfg, run_dir=str(tmp_path / "c"), out=""), data, init=export)
