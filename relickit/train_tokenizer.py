@@ -379,6 +379,7 @@ def main(argv: list[str] | None = None) -> None:
         **({"vae": LAYOUTS[a.layout]} if a.layout else {}))
     if a.data is None and not smoke_mode():
         p.error(f"--data is required (a ClipDataset directory, e.g. data/doom/train); {SMOKE_ENV}=1 uses the samples.")
+    torch.backends.cudnn.benchmark = True  # a few clip shapes, each tuned once
     if a.data and a.bank:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         data = FrameBank(a.data, max((cfg.frames, *cfg.lengths)), cfg.vae, device=device, hflip=cfg.hflip)
