@@ -24,7 +24,6 @@ from . import checkpoint
 from .doom import map_names
 from .metrics import picture_stats, psnr_frames, ssim_frames
 from .vae import Tokenizer
-from .viz import to_uint8
 
 HELD_OUT = tuple(m for m in map_names("eval") if m.startswith("MAP")) + ("E1M1", "E1M4", "E2M2", "E3M3", "E4M5")
 
@@ -81,8 +80,8 @@ def reconstruct(tok: Tokenizer, clips: np.ndarray, decoder: str, batch: int) -> 
         x = torch.from_numpy(clips[s:s + batch]).to(tok.device).permute(0, 4, 1, 2, 3)
         z = tok.encode(x.to(tok.dtype) / 127.5 - 1.0)
         video = tok.decode_tiny(z) if decoder == "tiny" else tok.decode(z)
-        out.extend(to_uint8(v.transpose(0, 1)) for v in video)
-    return np.stack(out)
+        out.append(((video + 1.0) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).cpu())
+    return torch.cat(out).numpy()
 
 
 def score(recon: np.ndarray, truth: np.ndarray) -> dict[str, float]:
