@@ -6,7 +6,9 @@
 # Carry .whl (diffusers and importlib_metadata wheels, vizdoom's cp312 wheel trimmed to freedoom2.wad).
 # Settings come from the environment: LAYOUTS, EPISODES, VAE_MIN, TINY_MIN, INIT_DIR (committed state to resume).
 set -u
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
+# A machine goes back 30 s after a call: issue the phases' calls back to back, edit nothing in between.
+[ -e /tmp/site/diffusers ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+  --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1
 LAYOUTS=${LAYOUTS:-f8c16 f8c48 f4c16}
 RUNS=/tmp/runs DATA=/tmp/data
@@ -37,6 +39,7 @@ generate('$DATA/train', map_names('train'), episodes=${EPISODES:-300}, frames_pe
   done
   sleep 30; tail -n 3 $RUNS/*.log ;;
 wait)
+  ls $RUNS/*.log >/dev/null 2>&1 || { echo "no training jobs on this machine: it is a fresh one (the last went back)"; exit 1; }
   end=$((SECONDS + $2))
   while [ $SECONDS -lt $end ] && [ "$(grep -l DONE $RUNS/*.log 2>/dev/null | wc -l)" -lt "$(echo $LAYOUTS | wc -w)" ]; do
     sleep 15
