@@ -18,11 +18,10 @@ import argparse
 import dataclasses
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -30,8 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from .clip_pass import decode_clip, encode_clip
 from .adversarial import Adversarial, AdversarialConfig, adversarial_terms, gradient_l1
+from .clip_pass import decode_clip, encode_clip
 from .train import Batches, TrainConfig, TrainResult, random_batches, train
 from .tutorial import SAMPLE, SMOKE_ENV
 from .tutorial import smoke as smoke_mode
