@@ -1,0 +1,161 @@
+"""The evaluation cannot be fooled by mush: references, picture statistics and quality gates on known answers."""
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from relickit.evaluate import compare, evaluate, frozen_start, picture_summary, random_assets, tokenizer_ceiling
+from relickit.evaluate.gates import GateConfig, check, format_gates, main
+from relickit.evaluate.oracle import OracleSession, degrade, oracle_factory
+from relickit.evaluate.scoring import collapse_second, mean_pictures, picture_frames
+from relickit.metrics import psnr_frames
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _truth(frames: int = 9, seed: int = 0) -> np.ndarray:
+    """A textured clip (frames, 48, 64, 3) that pans one pixel a frame: every frame differs from the first."""
+    rng = np.random.default_rng(seed)
+    wide = rng.integers(40, 216, size=(12, 16 + frames, 3)).repeat(4, 0).repeat(4, 1)
+    return np.stack([wide[:, t:t + 64] for t in range(frames)]).astype(np.uint8)
+
+
+def _sharpen(v: np.ndarray) -> np.ndarray:
+    return np.clip(2.0 * v.astype(np.float64) - degrade(v, blur=3, gain=1.0), 0, 255).round().astype(np.uint8)
+
+
+def test_frozen_reference_is_the_psnr_of_the_repeated_start_frame():
+    truth = _truth()
+    frozen = frozen_start(truth)
+    assert frozen.shape == truth.shape and (frozen == truth[0]).all()
+    scores = compare({"model": degrade(truth), "frozen_start": frozen, "tokenizer_ceiling": truth}, truth)
+    expected = float(np.mean(psnr_frames(np.repeat(truth[:1], 8, 0), truth[1:])))
+    assert scores["frozen_start"]["psnr"] == pytest.approx(expected, abs=1e-9)
+    assert scores["frozen_start"]["frames"] == 8  # frame 0 (the start image itself) is left out
+    assert scores["tokenizer_ceiling"]["psnr"] == math.inf
+    assert scores["gain_over_frozen_db"] == pytest.approx(scores["model"]["psnr"] - expected)
+    assert scores["to_ceiling_db"] == math.inf
+
+
+def test_picture_summary_knows_blur_sharpening_darkening_and_collapse():
+    truth = _truth(frames=8)
+    same = picture_summary(picture_frames(truth, truth), fps=4)
+    assert same["sharpness"] == pytest.approx(1.0) and same["brightness"] == pytest.approx(1.0)
+    assert same["psnr"] == math.inf and same["ssim"] == pytest.approx(1.0) and not same["collapsing"]
+    assert same["per_second"]["sharpness"] == pytest.approx([1.0, 1.0])  # 8 frames at 4 FPS: two seconds
+    blurred = picture_summary(picture_frames(degrade(truth, blur=9, gain=1.0), truth))
+    assert blurred["sharpness"] < 0.5 and blurred["collapsing"]
+    assert picture_summary(picture_frames(_sharpen(truth), truth))["sharpness"] > 1.1
+    dark = picture_summary(picture_frames(degrade(truth, blur=1, gain=0.5), truth))
+    assert dark["brightness"] == pytest.approx(0.5, abs=0.01) and dark["sharpness"] == pytest.approx(0.5, abs=0.02)
+    assert np.allclose(dark["colour_shift"], -0.5 * truth.reshape(-1, 3).mean(0), atol=0.5)
+    assert collapse_second([0.9, 0.6, 0.4, 0.7]) == 2 and collapse_second([0.9]) is None
+
+
+def test_mean_pictures_averages_rows_and_rejudges_collapse():
+    truth = _truth()
+    rows = [compare({"model": v, "frozen_start": frozen_start(truth), "tokenizer_ceiling": degrade(truth, 3, 1.0)},
+                    truth, fps=4) for v in (truth, degrade(truth, blur=9, gain=1.0))]
+    m = mean_pictures(rows)
+    assert m["model"]["sharpness"] == pytest.approx((rows[0]["model"]["sharpness"] + rows[1]["model"]["sharpness"]) / 2)
+    assert m["model"]["frames"] == 16 and m["model"]["collapsing"] == (m["model"]["sharpness"] < 0.5)
+    assert m["to_ceiling_db"] == -math.inf  # the first row is the truth itself: infinitely above a blurred ceiling
+
+
+def test_tokenizer_ceiling_streams_like_one_shot_encode_decode():
+    from relickit.play import to_uint8
+
+    _, tok = random_assets()
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 256, size=(21, 96, 128, 3), dtype=np.uint8)
+    with torch.no_grad():
+        video = torch.from_numpy(truth).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+        one_shot = to_uint8(tok.decode_tiny(tok.encode(video))[0])
+    chunked = tokenizer_ceiling(tok, truth, chunk_latents=2)  # 1 + 8, 8, 4 frames through the causal caches
+    assert chunked.shape == truth.shape
+    assert np.abs(chunked.astype(int) - one_shot.astype(int)).max() <= 1  # float rounding at most
+    short = tokenizer_ceiling(tok, truth[:19], chunk_latents=2)  # padded to 21 for the encoder, cut back
+    assert short.shape == truth[:19].shape
+    with pytest.raises(ValueError, match="'tiny' or 'vae'"):
+        tokenizer_ceiling(tok, truth, decoder="wan")
+
+
+def test_oracle_plays_the_truth_and_forgets_under_window():
+    from relickit.evaluate import Script, run_script
+
+    truth = np.random.default_rng(2).integers(0, 256, size=(40, 96, 128, 3), dtype=np.uint8)
+    script = Script("out_and_back", ((("pan_right", 1.0),), (("pan_left", 1.0),)), revisit_step=1)
+    played = run_script(oracle_factory("truth")("compressed", 0), truth[0], "", script, truth)
+    assert (played.frames == truth[:25]).all()
+    forgot = run_script(oracle_factory("truth")("window", 0), truth[0], "", script, truth)
+    assert (forgot.frames[:13] == truth[:13]).all() and (forgot.frames[13:] == truth[12]).all()
+    with pytest.raises(RuntimeError, match="truth="):
+        run_script(oracle_factory("truth")("compressed", 0), truth[0], "", script)
+    with pytest.raises(ValueError, match="oracle shows"):
+        OracleSession(oracle_factory()("none", 0).model.cfg, show="blurry")
+
+
+def test_a_still_photo_scores_exactly_the_frozen_reference():
+    report = evaluate("drift", oracle_factory("frozen"), maps=("E1M1",), durations=(2.0,), tries=3)
+    pictures = report["summary"]["2s"]["compressed"]["pictures"]
+    assert pictures["model"] == pictures["frozen_start"]
+    assert pictures["gain_over_frozen_db"] == 0.0 and pictures["tokenizer_ceiling"]["psnr"] == "inf"
+
+
+def test_suites_score_the_model_beside_its_references():
+    model, tok = random_assets()
+    from relickit.evaluate import Script, session_factory
+
+    short = Script("glance", ((("pan_right", 1.0),), (("pan_left", 1.0),)), revisit_step=1)
+    report = evaluate("revisit", session_factory(model, tok), maps=("MAP21",), policies=("window", "compressed"),
+                      scripts=[short], tries=3)
+    row = report["rows"][1]
+    assert set(row["pictures"]) >= {"model", "frozen_start", "tokenizer_ceiling", "gain_over_frozen_db",
+                                    "to_ceiling_db"}
+    assert row["pictures"]["model"]["frames"] == 12  # the return phase: frames 13..24
+    assert row["pictures"]["model"]["psnr"] == pytest.approx(row["return_vs_truth"]["psnr"], abs=1e-4)
+    gain = report["summary"]["gain_over_window_db"]["compressed"]
+    assert gain == pytest.approx(row["return_vs_truth"]["psnr"] - report["rows"][0]["return_vs_truth"]["psnr"],
+                                 abs=1e-4)
+
+
+def test_gates_pass_the_truth_and_fail_a_blurred_darkened_copy(capsys):
+    args = ["--maps", "MAP21", "--seconds", "2", "--scripts", "look_back", "--tries", "3"]
+    assert main(["--oracle", "truth", *args]) == 0
+    out = capsys.readouterr().out
+    assert "5 of 5 pass -> PASS" in out
+    assert main(["--oracle", "degraded", *args]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    failed = {line.split("  ")[0] for line in lines[2:-1] if line.endswith("FAIL")}
+    assert {"sharpness ratio over 2 s", "brightness ratio over 2 s"} <= failed, lines  # however good its PSNR
+    assert "tokenizer ceiling PSNR over 2 s" not in failed and lines[-1].endswith("-> FAIL")
+
+
+def test_gate_rules_and_nan():
+    def reports(sharp, bright, frozen_gain, window_gain, ceiling):
+        pictures = {"model": {"sharpness": sharp, "brightness": bright}, "tokenizer_ceiling": {"psnr": ceiling}}
+        return {"drift": {"summary": {"20s": {"compressed": {"pictures": pictures}}}},
+                "revisit": {"summary": {"pictures": {"compressed": {"gain_over_frozen_db": frozen_gain}},
+                                        "gain_over_window_db": {"compressed": window_gain}}}}
+
+    assert all(g.passed for g in check(reports(0.75, 1.1, 3.0, 2.0, 28.0)))
+    gates = check(reports(0.74, 0.89, 2.9, "nan", "inf"))
+    assert [g.passed for g in gates] == [False, False, False, False, True]
+    assert "nan" in format_gates(gates) and format_gates(gates).endswith("1 of 5 pass -> FAIL")
+    with pytest.raises(ValueError, match="window-only"):
+        GateConfig(policy="window")
+
+
+def test_module_commands_run():
+    for module in ("relickit.evaluate", "relickit.evaluate.gates"):
+        out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and "held-out" in out.stdout, out.stderr
