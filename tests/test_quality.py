@@ -69,6 +69,8 @@ def test_mean_pictures_averages_rows_and_rejudges_collapse():
     assert m["model"]["sharpness"] == pytest.approx((rows[0]["model"]["sharpness"] + rows[1]["model"]["sharpness"]) / 2)
     assert m["model"]["frames"] == 16 and m["model"]["collapsing"] == (m["model"]["sharpness"] < 0.5)
     assert m["to_ceiling_db"] == -math.inf  # the first row is the truth itself: infinitely above a blurred ceiling
+    assert m["model"]["per_second"]["sharpness"][1] == pytest.approx(
+        (rows[0]["model"]["per_second"]["sharpness"][1] + rows[1]["model"]["per_second"]["sharpness"][1]) / 2)
 
 
 def test_tokenizer_ceiling_streams_like_one_shot_encode_decode():
@@ -159,3 +161,49 @@ def test_module_commands_run():
     for module in ("relickit.evaluate", "relickit.evaluate.gates"):
         out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0 and "held-out" in out.stdout, out.stderr
+
+
+def test_teacher_vs_student_scores_both_beside_the_references(tmp_path):
+    from relickit.evaluate.teacher import TeacherEvalConfig, teacher_vs_student
+
+    student, tok = random_assets()
+    teacher, _ = random_assets(seed=1)
+    cfg = TeacherEvalConfig(clips=2, latent_frames=4, teacher_steps=2)
+    report, figs = teacher_vs_student(student, tok, teacher, cfg=cfg)
+    assert len(report["rows"]) == 2 and report["rows"][0]["clip"] == 0
+    assert set(report["summary"]) == {"student", "teacher"}
+    s = report["summary"]["student"]
+    assert s["model"]["frames"] == 2 * 12 and len(s["model"]["per_second"]["psnr"]) == 1  # 12 frames at 16 FPS
+    assert s["frozen_start"] == report["summary"]["teacher"]["frozen_start"]  # the same truth, the same reference
+    assert s["gain_over_frozen_db"] == pytest.approx(s["model"]["psnr"] - s["frozen_start"]["psnr"])
+    alone, _ = teacher_vs_student(student, tok, None, cfg=cfg)
+    assert alone["rows"][0]["student"] == report["rows"][0]["student"]  # the student's noise does not depend on it
+    assert "teacher_pictures" in figs
+
+
+def test_gallery_strips_gifs_and_index(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from relickit.evaluate.gallery import Case, GalleryConfig, gif_frames, parse_case, render_case, strip, write_gallery
+
+    cfg = GalleryConfig(tries=3)
+    rendered = render_case(oracle_factory("degraded"), Case("MAP21", "look_back"), cfg)
+    n = len(rendered.videos["truth"])
+    assert n == 73 and set(rendered.videos) == {"truth", "model", "frozen_start", "tokenizer_ceiling"}
+    assert (rendered.videos["frozen_start"] == rendered.videos["truth"][0]).all()
+    img = strip(rendered, cfg)
+    assert img.shape == (14 + 4 * 98, 92 + 7 * 130, 3)  # 4 rows; frames 0, 12, ..., 72
+    assert (img[14:110, 92:220] == rendered.videos["truth"][0]).all()  # the truth row starts at the start frame
+    assert (img[112:208, 92:220] == rendered.videos["model"][0]).all()
+    assert (img[14:, :90] < 128).any()  # the row labels are written
+    frames = gif_frames(rendered, cfg)
+    assert len(frames) == 19 and frames[0].shape == (12 + 96, 2 * 128 + 2, 3)  # 0, 4, ..., 72: at most 24
+    index = write_gallery(oracle_factory("truth"), tmp_path, [parse_case("E1M1:walk_back:0")], cfg)
+    [entry] = index["cases"]
+    assert entry["scores"]["model"]["psnr"] == "inf" and entry["scores"]["gain_over_frozen_db"] == "inf"
+    assert json.loads((tmp_path / "index.json").read_text()) == index
+    assert Image.open(tmp_path / entry["png"]).size[0] > 0 and Image.open(tmp_path / entry["gif"]).n_frames > 1
+    with pytest.raises(ValueError, match="map:script"):
+        parse_case("MAP21")

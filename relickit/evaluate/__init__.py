@@ -4,6 +4,7 @@
     python -m relickit.evaluate --suite revisit --out eval/revisit/report.json          # shipped assets
     RELICKIT_SMOKE=1 python -m relickit.evaluate --suite action --out /tmp/action.json  # random tiny model
     python -m relickit.evaluate.gates                                                   # the quality gates
+    python -m relickit.evaluate.gallery                                                 # docs/gallery/
 
 | module     | what |
 |------------|------|
@@ -11,8 +12,10 @@
 | `revisit`  | look away and back, 360-degree pan, walk out and return, per memory policy |
 | `drift`    | per-second scores over 20 s and 2 min; the slope is the drift |
 | `speed`    | end-to-end and denoise-only FPS, time to first frame, KV tokens and bytes |
+| `teacher`  | the bidirectional teacher against the student on held-out dataset clips |
 | `scoring`  | frames against truth beside the frozen start frame and the tokenizer ceiling; picture statistics |
 | `gates`    | the quality gates: one command, each gate's number and pass/fail |
+| `gallery`  | fixed held-out cases as PNG strips and GIFs (truth / model / frozen start / tokenizer ceiling) |
 | `oracle`   | sessions that play the engine's truth (or a blurred, darkened or frozen copy): the evaluation's own check |
 | `scripts`, `engine`, `sessions`, `report` | action scripts; maps, starts and truth; sessions and assets; JSON and figures |
 

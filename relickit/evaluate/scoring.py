@@ -125,7 +125,8 @@ def compare(videos: Mapping[str, np.ndarray], truth: np.ndarray, start: int = 1,
 # ---------------------------------------------------------------------------------------------------------------
 def mean_pictures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The mean of `compare` results (one per row): every scalar and colour shift averaged over rows, collapsing
-    re-judged on the mean sharpness, frames summed. Per-second curves are left to the rows."""
+    re-judged on the mean sharpness, frames summed; per-second curves averaged second by second over the seconds
+    that every row has."""
     rows = list(rows)
     if not rows:
         return {}
@@ -139,6 +140,10 @@ def mean_pictures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         out[name]["colour_shift"] = np.mean([v["colour_shift"] for v in vals], 0).tolist()
         out[name]["collapsing"] = bool(out[name]["sharpness"] < COLLAPSE_SHARPNESS)
         out[name]["frames"] = int(sum(v["frames"] for v in vals))
+        if all("per_second" in v for v in vals):
+            k = min(len(v["per_second"]["psnr"]) for v in vals)
+            out[name]["per_second"] = {key: _nanmean(np.array([v["per_second"][key][:k] for v in vals], float), 0).tolist()
+                                       for key in vals[0]["per_second"]}
     return out
 
 
