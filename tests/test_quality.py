@@ -111,6 +111,7 @@ def test_a_still_photo_scores_exactly_the_frozen_reference():
     pictures = report["summary"]["2s"]["compressed"]["pictures"]
     assert pictures["model"] == pictures["frozen_start"]
     assert pictures["gain_over_frozen_db"] == 0.0 and pictures["tokenizer_ceiling"]["psnr"] == "inf"
+    assert report["flags"] == []  # a still photo is sharp: only the gain over it tells it from a world model
 
 
 def test_suites_score_the_model_beside_its_references():
@@ -125,6 +126,9 @@ def test_suites_score_the_model_beside_its_references():
                                     "to_ceiling_db"}
     assert row["pictures"]["model"]["frames"] == 12  # the return phase: frames 13..24
     assert row["pictures"]["model"]["psnr"] == pytest.approx(row["return_vs_truth"]["psnr"], abs=1e-4)
+    collapsing = [p for p, s in report["summary"]["pictures"].items() if s["model"]["collapsing"]]
+    assert report["flags"] == [f"collapsing: pictures/{p} (sharpness ratio "
+                               f"{report['summary']['pictures'][p]['model']['sharpness']:.3g} < 0.5)" for p in collapsing]
     gain = report["summary"]["gain_over_window_db"]["compressed"]
     assert gain == pytest.approx(row["return_vs_truth"]["psnr"] - report["rows"][0]["return_vs_truth"]["psnr"],
                                  abs=1e-4)

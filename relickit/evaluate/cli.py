@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .engine import check_eval_maps
+from .report import headline, picture_blocks
 from .scripts import EngineActions
 from .sessions import load_assets, load_posenet, random_assets, session_factory
 from .suites import DEFAULT_MAPS, SUITES, evaluate
@@ -46,7 +47,6 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         model, tokenizer, info = load_assets(args.model, args.tokenizer)
     opts: dict[str, Any] = {}
-    split = (lambda s: [x.strip() for x in s.split(",") if x.strip()])
     engine = EngineActions(step_units=args.step_units)
     if args.suite == "action":
         net, pinfo = load_posenet(args.posenet)
@@ -69,6 +69,11 @@ def main(argv: list[str] | None = None) -> dict:
     report = evaluate(args.suite, session_factory(model, tokenizer), split(args.maps), args.seed, out_dir,
                       model_info=info, progress=True, report_name=name, **opts)
     print(f"wrote {out_dir / name} ({info['weights']} weights)")
-    print(json.dumps(report.get("summary", report.get("rows")), indent=1)[:4000])
+    lines = [headline(path, block) for path, block in picture_blocks(report.get("summary", {}))]
+    print("\n".join(lines + report["flags"]) if lines else json.dumps(report.get("rows"), indent=1)[:4000])
     return report
+
+
+def split(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
 

@@ -5,7 +5,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -39,6 +39,36 @@ def clean(obj: Any, digits: int = 6) -> Any:
     if isinstance(obj, torch.Tensor):
         return clean(obj.tolist(), digits)
     return obj
+
+
+def picture_blocks(obj: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Every `compare` result inside a report's summary, with its path ("pictures/compressed", ...)."""
+    if isinstance(obj, Mapping):
+        if "model" in obj and "frozen_start" in obj and isinstance(obj["model"], Mapping):
+            yield "/".join(path), obj
+            return
+        for k, v in obj.items():
+            if k != "per_second":
+                yield from picture_blocks(v, (*path, str(k)))
+
+
+def collapse_flags(summary: Mapping[str, Any]) -> list[str]:
+    """'collapsing: <path> (sharpness ratio x)' for every summary block whose model is flagged collapsing."""
+    return [f"collapsing: {path} (sharpness ratio {block['model']['sharpness']:.3g} < {COLLAPSE_SHARPNESS})"
+            for path, block in picture_blocks(summary) if block["model"]["collapsing"]]
+
+
+def headline(path: str, block: Mapping[str, Any]) -> str:
+    """One line: the model against truth beside its references (numbers as written in a cleaned report)."""
+    m, f, c = block["model"], block["frozen_start"], block["tokenizer_ceiling"]
+
+    def num(x, unit=""):
+        return f"{float(x):.3g}{unit}"
+
+    flag = "  COLLAPSING" if m["collapsing"] else ""
+    return (f"{path}: model {num(m['psnr'], ' dB')} (sharpness {num(m['sharpness'])}, brightness "
+            f"{num(m['brightness'])}) | frozen start {num(f['psnr'], ' dB')} | tokenizer ceiling "
+            f"{num(c['psnr'], ' dB')} | gain over frozen {num(block['gain_over_frozen_db'], ' dB')}{flag}")
 
 
 def progress(total: int, desc: str, enabled: bool):

@@ -8,7 +8,7 @@ from ..config import MEMORY_POLICIES
 from .action import suite_action
 from .drift import suite_drift
 from .engine import check_eval_maps
-from .report import clean, write_report
+from .report import clean, collapse_flags, write_report
 from .revisit import suite_revisit
 from .sessions import SessionFactory
 from .sessions import model_info as model_info_of
@@ -42,7 +42,8 @@ def evaluate(suite: str, session_factory: SessionFactory, maps: Sequence[str] | 
         raise
     probe = session_factory(MEMORY_POLICIES[2], seed)
     report = clean({"suite": suite, "seed": seed, "maps": [m for _, m in wad_maps],
-                    "model": {**model_info_of(probe), **dict(model_info or {})}, **body})
+                    "model": {**model_info_of(probe), **dict(model_info or {})}, **body,
+                    "flags": collapse_flags(body.get("summary", {}))})
     if out_dir is not None:
         write_report(report, figs, out_dir, report_name)
     return report
