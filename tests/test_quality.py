@@ -1,5 +1,4 @@
 """The evaluation cannot be fooled by mush: references, picture statistics and quality gates on known answers."""
-import math
 import subprocess
 import sys
 
@@ -10,16 +9,11 @@ import torch
 from relickit.evaluate import compare, evaluate, frozen_start, picture_summary, random_assets, tokenizer_ceiling
 from relickit.evaluate.gates import GateConfig, check, format_gates, main
 from relickit.evaluate.oracle import OracleSession, degrade, oracle_factory
-from relickit.evaluate.scoring import collapse_second, mean_pictures, picture_frames
+from relickit.evaluate.scoring import PSNR_CAP, collapse_second, mean_pictures, picture_frames
 from relickit.metrics import psnr_frames
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _truth(frames: int = 9, seed: int = 0) -> np.ndarray:
@@ -41,16 +35,16 @@ def test_frozen_reference_is_the_psnr_of_the_repeated_start_frame():
     expected = float(np.mean(psnr_frames(np.repeat(truth[:1], 8, 0), truth[1:])))
     assert scores["frozen_start"]["psnr"] == pytest.approx(expected, abs=1e-9)
     assert scores["frozen_start"]["frames"] == 8  # frame 0 (the start image itself) is left out
-    assert scores["tokenizer_ceiling"]["psnr"] == math.inf
+    assert scores["tokenizer_ceiling"]["psnr"] == PSNR_CAP  # identical frames: capped, so that means stay finite
     assert scores["gain_over_frozen_db"] == pytest.approx(scores["model"]["psnr"] - expected)
-    assert scores["to_ceiling_db"] == math.inf
+    assert scores["to_ceiling_db"] == pytest.approx(PSNR_CAP - scores["model"]["psnr"])
 
 
 def test_picture_summary_knows_blur_sharpening_darkening_and_collapse():
     truth = _truth(frames=8)
     same = picture_summary(picture_frames(truth, truth), fps=4)
     assert same["sharpness"] == pytest.approx(1.0) and same["brightness"] == pytest.approx(1.0)
-    assert same["psnr"] == math.inf and same["ssim"] == pytest.approx(1.0) and not same["collapsing"]
+    assert same["psnr"] == PSNR_CAP and same["ssim"] == pytest.approx(1.0) and not same["collapsing"]
     assert same["per_second"]["sharpness"] == pytest.approx([1.0, 1.0])  # 8 frames at 4 FPS: two seconds
     blurred = picture_summary(picture_frames(degrade(truth, blur=9, gain=1.0), truth))
     assert blurred["sharpness"] < 0.5 and blurred["collapsing"]
@@ -68,7 +62,8 @@ def test_mean_pictures_averages_rows_and_rejudges_collapse():
     m = mean_pictures(rows)
     assert m["model"]["sharpness"] == pytest.approx((rows[0]["model"]["sharpness"] + rows[1]["model"]["sharpness"]) / 2)
     assert m["model"]["frames"] == 16 and m["model"]["collapsing"] == (m["model"]["sharpness"] < 0.5)
-    assert m["to_ceiling_db"] == -math.inf  # the first row is the truth itself: infinitely above a blurred ceiling
+    assert m["to_ceiling_db"] == pytest.approx(np.mean([r["to_ceiling_db"] for r in rows]))
+    assert m["model"]["psnr"] == pytest.approx((PSNR_CAP + rows[1]["model"]["psnr"]) / 2)  # the truth is row 0
     assert m["model"]["per_second"]["sharpness"][1] == pytest.approx(
         (rows[0]["model"]["per_second"]["sharpness"][1] + rows[1]["model"]["per_second"]["sharpness"][1]) / 2)
 
@@ -110,7 +105,7 @@ def test_a_still_photo_scores_exactly_the_frozen_reference():
     report = evaluate("drift", oracle_factory("frozen"), maps=("E1M1",), durations=(2.0,), tries=3)
     pictures = report["summary"]["2s"]["compressed"]["pictures"]
     assert pictures["model"] == pictures["frozen_start"]
-    assert pictures["gain_over_frozen_db"] == 0.0 and pictures["tokenizer_ceiling"]["psnr"] == "inf"
+    assert pictures["gain_over_frozen_db"] == 0.0 and pictures["tokenizer_ceiling"]["psnr"] == PSNR_CAP
     assert report["flags"] == []  # a still photo is sharp: only the gain over it tells it from a world model
 
 
@@ -206,8 +201,23 @@ def test_gallery_strips_gifs_and_index(tmp_path):
     assert len(frames) == 19 and frames[0].shape == (12 + 96, 2 * 128 + 2, 3)  # 0, 4, ..., 72: at most 24
     index = write_gallery(oracle_factory("truth"), tmp_path, [parse_case("E1M1:walk_back:0")], cfg)
     [entry] = index["cases"]
-    assert entry["scores"]["model"]["psnr"] == "inf" and entry["scores"]["gain_over_frozen_db"] == "inf"
+    assert entry["scores"]["model"]["psnr"] == PSNR_CAP and entry["scores"]["gain_over_frozen_db"] > 3
     assert json.loads((tmp_path / "index.json").read_text()) == index
     assert Image.open(tmp_path / entry["png"]).size[0] > 0 and Image.open(tmp_path / entry["gif"]).n_frames > 1
     with pytest.raises(ValueError, match="map:script"):
         parse_case("MAP21")
+
+
+def test_action_suite_scores_frames_and_a_still_photo_through_the_estimator():
+    from relickit.evaluate import load_posenet
+
+    net, _ = load_posenet(allow_random=True)
+    report = evaluate("action", oracle_factory("truth"), maps=("MAP21",), posenet=net, scripts=["forward", "static"],
+                      seconds=1.5, tries=3)
+    forward, static = report["rows"]
+    assert forward["pictures"]["model"]["psnr"] == PSNR_CAP and forward["pictures"]["frozen_start"]["psnr"] < 40
+    assert static["pictures"]["frozen_start"]["psnr"] == PSNR_CAP  # a still camera: the start frame is the truth
+    overall = report["summary"]["overall"]
+    assert overall["pictures"]["model"]["frames"] == forward["pictures"]["model"]["frames"]  # static left out
+    assert overall["frozen_rot"] == pytest.approx((forward["frozen_rot"] + static["frozen_rot"]) / 2, rel=1e-5)
+    assert forward["rpe_rot"] == pytest.approx(forward["floor_rot"])  # the truth through the estimator is the floor

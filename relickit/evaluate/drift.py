@@ -17,9 +17,10 @@ from ..metrics import drift_slope
 from .engine import find_start
 from .report import pictures_over_time_figure
 from .report import progress as progress_bar
-from .scoring import COLLAPSE_SHARPNESS, REFERENCES, collapse_second, compare, mean, mean_pictures, references
+from .scoring import (COLLAPSE_SHARPNESS, REFERENCES, collapse_second, compare, mean, mean_pictures,
+                      play_with_references)
 from .scripts import EngineActions, drift_script
-from .sessions import SessionFactory, run_script, session_geometry
+from .sessions import SessionFactory, session_geometry
 
 
 def suite_drift(factory: SessionFactory, maps, seed: int = 0, durations: Sequence[float] = (20.0, 120.0),
@@ -41,10 +42,7 @@ def suite_drift(factory: SessionFactory, maps, seed: int = 0, durations: Sequenc
                 start = find_start(doom, engine.script(script, fps_step, doom, controls), run_seed, tries, env)
                 truth, refs = start.truth.frames, None
                 for policy in policies:
-                    session = factory(policy, run_seed)
-                    run = run_script(session, truth[0], caption(m), script, truth)
-                    if refs is None:  # the same for every policy
-                        refs = references(session, truth)
+                    run, refs = play_with_references(factory, policy, run_seed, caption(m), script, truth, refs)
                     n = min(len(run.frames), len(truth))
                     pictures = compare({"model": run.frames, **refs}, truth, 1, n, fps)
                     model = pictures["model"]["per_second"]
@@ -82,26 +80,6 @@ def suite_drift(factory: SessionFactory, maps, seed: int = 0, durations: Sequenc
     figs["drift_pictures"] = pictures_over_time_figure(
         over_time, "Picture statistics over time against the engine's truth (solid: model; dashed: references)")
     return report, figs
-
-
-def _drift_figures(curves) -> dict:
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("PSNR per second (dB)", "SSIM per second"))
-    for (m, seconds, policy), (ps, ss) in curves.items():
-        name = f"{m} {int(seconds)}s {policy}"
-        for col, y in ((1, ps), (2, ss)):
-            x = np.arange(len(y))
-            fig.add_scatter(x=x, y=y, mode="lines+markers", name=name, legendgroup=name, showlegend=col == 1,
-                            row=1, col=col)
-            slope = drift_slope(y)
-            if np.isfinite(slope):
-                fit = np.polyfit(x, y, 1) if len(y) > 1 else [0.0, float(y[0])]
-                fig.add_scatter(x=x, y=np.polyval(fit, x), mode="lines", line=dict(dash="dot"),
-                                name=f"{name} slope {slope:.3g}/s", legendgroup=name, showlegend=False, row=1, col=col)
-    fig.update_layout(title="Long-horizon stability against the engine's truth (dotted: least-squares drift)",
-                      xaxis_title="second", height=440)
-    return {"drift": fig}
 
 
 def _drift_figures(curves) -> dict:

@@ -23,9 +23,9 @@ from PIL import Image, ImageDraw, ImageFont
 from ..doom import DoomConfig, DoomEnv
 from .engine import check_eval_maps, find_start
 from .report import LABELS, clean
-from .scoring import compare, references
+from .scoring import compare, play_with_references
 from .scripts import EngineActions, Script, action_scripts, drift_script, revisit_scripts, select_scripts
-from .sessions import SessionFactory, load_assets, random_assets, run_script, session_factory, session_geometry
+from .sessions import SessionFactory, load_assets, random_assets, session_factory, session_geometry
 
 
 @dataclass(frozen=True)
@@ -82,18 +82,16 @@ def render_case(factory: SessionFactory, case: Case, cfg: GalleryConfig = Galler
     from ..dataset import caption
 
     [(wad, m)] = check_eval_maps([case.map])
-    session = factory(cfg.policy, case.seed)
-    h, w, fps_step, fps, controls = session_geometry(session)
+    h, w, fps_step, fps, controls = session_geometry(factory(cfg.policy, case.seed))
     script = case_script(case, fps_step, fps, controls)
     doom = DoomConfig(wad=wad, map=m, height=h, width=w)
     with DoomEnv(doom) as env:
         start = find_start(doom, engine.script(script, fps_step, doom, controls), case.seed, cfg.tries, env)
     truth = start.truth.frames
-    run = run_script(session, truth[0], caption(m), script, truth)
+    run, refs = play_with_references(factory, cfg.policy, case.seed, caption(m), script, truth)
     n = min(len(run.frames), len(truth))
-    refs = references(session, truth[:n])
-    return Rendered(case, script, {"truth": truth[:n], "model": run.frames[:n], **refs},
-                    compare({"model": run.frames[:n], **refs}, truth[:n]))
+    videos = {"truth": truth, "model": run.frames, **refs}
+    return Rendered(case, script, {k: v[:n] for k, v in videos.items()}, compare({"model": run.frames, **refs}, truth))
 
 
 def _font():
@@ -104,8 +102,7 @@ def _label(name: str, scores: dict[str, Any]) -> list[str]:
     if name == "truth":
         return ["truth (engine)"]
     s = scores[name]
-    psnr = "inf" if math.isinf(s["psnr"]) else f"{s['psnr']:.1f}"
-    return [LABELS.get(name, name), f"{psnr} dB", f"sharp {s['sharpness']:.2f}", f"bright {s['brightness']:.2f}"]
+    return [LABELS.get(name, name), f"{s['psnr']:.1f} dB", f"sharp {s['sharpness']:.2f}", f"bright {s['brightness']:.2f}"]
 
 
 def strip(rendered: Rendered, cfg: GalleryConfig = GalleryConfig(),

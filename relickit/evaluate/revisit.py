@@ -19,9 +19,9 @@ from ..metrics import psnr_frames, rotation_angle_deg, ssim_frames
 from .engine import starts
 from .report import pictures_bar_figure
 from .report import progress as progress_bar
-from .scoring import compare, mean, mean_pictures, references
+from .scoring import compare, mean, mean_pictures, play_with_references
 from .scripts import EngineActions, Script, commanded_poses, revisit_scripts, select_scripts
-from .sessions import SessionFactory, run_script, session_geometry
+from .sessions import SessionFactory, session_geometry
 
 
 def match_revisits(script: Script, frames_per_step: int, controls: ControlsConfig = ControlsConfig(),
@@ -89,10 +89,7 @@ def suite_revisit(factory: SessionFactory, maps, seed: int = 0, policies: Sequen
         first_return = 1 + script.revisit_step * fps_step
         truth, refs = start.truth.frames, None
         for policy in policies:
-            session = factory(policy, run_seed)
-            run = run_script(session, truth[0], caption(m), script, truth)
-            if refs is None:  # the same for every policy
-                refs = references(session, truth)
+            run, refs = play_with_references(factory, policy, run_seed, caption(m), script, truth, refs)
             scores = score_revisit(run.frames, truth, pairs, first_return, far_lag)
             pictures = compare({"model": run.frames, **refs}, truth, first_return)
             rows.append({"map": m, "script": name, "policy": policy, "seed": run_seed,

@@ -23,6 +23,10 @@ import torch
 from ..metrics import per_second, picture_stats, psnr_frames, ssim_frames
 
 COLLAPSE_SHARPNESS = 0.5  # under this sharpness ratio a video has lost half the truth's edges: flagged collapsing
+# Identical frames have an infinite PSNR; summaries count them as PSNR_CAP dB so that means stay finite. Two uint8
+# frames of H x W x 3 that differ at all score at most 10 log10(255^2 * 3HW) dB (93.8 dB at 96x128): only
+# identical frames are capped.
+PSNR_CAP = 100.0
 REFERENCES: tuple[str, ...] = ("frozen_start", "tokenizer_ceiling")
 SCALARS: tuple[str, ...] = ("psnr", "ssim", "sharpness", "brightness")
 
@@ -66,6 +70,18 @@ def references(session: Any, truth: np.ndarray) -> dict[str, np.ndarray]:
     return {"frozen_start": frozen_start(truth), "tokenizer_ceiling": ceiling}
 
 
+def play_with_references(factory: Any, policy: str, seed: int, text: str, script: Any, truth: np.ndarray,
+                         refs: dict[str, np.ndarray] | None = None) -> tuple[Any, dict[str, np.ndarray]]:
+    """(Run, references): `script` played from the truth's first frame on a fresh session factory(policy, seed),
+    and the references of the truth through that session's tokenizer (unless `refs` are given: they do not
+    depend on the policy)."""
+    from .sessions import run_script
+
+    session = factory(policy, seed)
+    run = run_script(session, truth[0], text, script, truth)
+    return run, (refs if refs is not None else references(session, truth))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # picture scores of one video
 # ---------------------------------------------------------------------------------------------------------------
@@ -81,8 +97,10 @@ def _nanmean(x: np.ndarray, axis: int | None = None):
 
 
 def picture_summary(per_frame: Mapping[str, np.ndarray], fps: float | None = None) -> dict[str, Any]:
-    """Means over the frames (PSNR too: the mean of per-frame dB, as every suite reports it), the collapsing flag,
-    and with `fps` the same per second of video (frame k of the scored span in second floor(k / fps))."""
+    """Means over the frames (PSNR too: the mean of per-frame dB, as every suite reports it, identical frames
+    counted as PSNR_CAP), the collapsing flag, and with `fps` the same per second of video (frame k of the scored
+    span in second floor(k / fps))."""
+    per_frame = {**per_frame, "psnr": np.minimum(per_frame["psnr"], PSNR_CAP)}
     out: dict[str, Any] = {k: float(_nanmean(per_frame[k])) for k in SCALARS}
     out["colour_shift"] = _nanmean(per_frame["colour_shift"], 0).tolist()
     out["collapsing"] = bool(out["sharpness"] < COLLAPSE_SHARPNESS)
@@ -148,6 +166,6 @@ def mean_pictures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def mean(xs) -> float:
-    """The mean of the numbers that are not None or NaN (inf counts); NaN when none is left."""
+    """The mean of the numbers that are not None or NaN; NaN when none is left."""
     xs = [float(x) for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
     return float(np.mean(xs)) if xs else math.nan
