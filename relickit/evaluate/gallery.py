@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,6 +37,7 @@ class Case:
     seconds: float = 6.0  # length of an action or drift script
 
 
+MAX_BYTES = 2_000_000  # docs/gallery stays small
 CASES: tuple[Case, ...] = (Case("MAP21", "look_back"), Case("E1M1", "pan360"), Case("MAP23", "walk_back"),
                            Case("E1M2", "drift"))
 
@@ -94,6 +96,7 @@ def render_case(factory: SessionFactory, case: Case, cfg: GalleryConfig = Galler
     return Rendered(case, script, {k: v[:n] for k, v in videos.items()}, compare({"model": run.frames, **refs}, truth))
 
 
+@lru_cache(maxsize=1)
 def _font():
     return ImageFont.load_default()
 
@@ -139,8 +142,7 @@ def gif_frames(rendered: Rendered, cfg: GalleryConfig = GalleryConfig(),
         draw = ImageDraw.Draw(canvas)
         for p, name in enumerate(panels):
             canvas.paste(Image.fromarray(rendered.videos[name][t]), (p * (w + gap), top))
-            draw.text((p * (w + gap) + 2, 0), f"{'truth' if name == 'truth' else LABELS[name]} {t}", fill="black",
-                      font=_font())
+            draw.text((p * (w + gap) + 2, 0), f"{LABELS.get(name, name)} {t}", fill="black", font=_font())
         out.append(np.asarray(canvas))
     return out
 
@@ -190,6 +192,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     index = write_gallery(factory, args.out, cases, model_info=info)
     size = sum(p.stat().st_size for p in Path(args.out).iterdir())
     print(f"wrote {len(index['cases'])} cases to {args.out} ({size / 1e6:.2f} MB, {info['weights']} weights)")
+    if size > MAX_BYTES:
+        print(f"warning: {args.out} holds {size / 1e6:.2f} MB, more than the {MAX_BYTES / 1e6:.0f} MB a docs folder should; "
+              "lower GalleryConfig.gif_frames or gif_colours, or render fewer cases.")
     return index
 
 

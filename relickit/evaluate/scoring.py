@@ -21,6 +21,8 @@ import numpy as np
 import torch
 
 from ..metrics import per_second, picture_stats, psnr_frames, ssim_frames
+from .scripts import Script
+from .sessions import Run, SessionFactory, run_script
 
 COLLAPSE_SHARPNESS = 0.5  # under this sharpness ratio a video has lost half the truth's edges: flagged collapsing
 # Identical frames have an infinite PSNR; summaries count them as PSNR_CAP dB so that means stay finite. Two uint8
@@ -70,13 +72,11 @@ def references(session: Any, truth: np.ndarray) -> dict[str, np.ndarray]:
     return {"frozen_start": frozen_start(truth), "tokenizer_ceiling": ceiling}
 
 
-def play_with_references(factory: Any, policy: str, seed: int, text: str, script: Any, truth: np.ndarray,
-                         refs: dict[str, np.ndarray] | None = None) -> tuple[Any, dict[str, np.ndarray]]:
+def play_with_references(factory: SessionFactory, policy: str, seed: int, text: str, script: Script,
+                         truth: np.ndarray, refs: dict[str, np.ndarray] | None = None) -> tuple[Run, dict[str, np.ndarray]]:
     """(Run, references): `script` played from the truth's first frame on a fresh session factory(policy, seed),
     and the references of the truth through that session's tokenizer (unless `refs` are given: they do not
     depend on the policy)."""
-    from .sessions import run_script
-
     session = factory(policy, seed)
     run = run_script(session, truth[0], text, script, truth)
     return run, (refs if refs is not None else references(session, truth))

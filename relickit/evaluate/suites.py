@@ -28,7 +28,9 @@ def evaluate(suite: str, session_factory: SessionFactory, maps: Sequence[str] | 
       revisit: policies=MEMORY_POLICIES, scripts=None (look_back, pan360, walk_back), tries=30
       drift:   durations=(20.0, 120.0), policies=("compressed",), tries=30
       speed:   seconds=20.0, policies=MEMORY_POLICIES
-    Training maps are refused before anything runs.
+    Training maps are refused before anything runs. The frame-scoring suites (action, revisit, drift) report
+    `pictures`: the model beside the frozen start frame and the tokenizer ceiling on the same frames, with
+    sharpness, brightness and colour (relickit.evaluate.scoring); `flags` names every collapsing model.
     """
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; choose one of {SUITES}.")
