@@ -132,8 +132,9 @@ def suite_revisit(factory: SessionFactory, maps, seed: int = 0, policies: Sequen
 
 
 def gain_over_policy(rows: Sequence[dict], policy: str, baseline: str) -> float:
-    """Mean over (map, script) of the return-phase PSNR against truth of `policy` minus that of `baseline`."""
-    psnr = {(r["map"], r["script"], r["policy"]): r["return_vs_truth"]["psnr"] for r in rows}
+    """Mean over (map, script) of the return-phase PSNR against truth of `policy` minus that of `baseline`
+    (return_vs_truth, with identical frames counted as PSNR_CAP as in `pictures`)."""
+    psnr = {(r["map"], r["script"], r["policy"]): r["pictures"]["model"]["psnr"] for r in rows}
     return mean(v - psnr[(m, s, baseline)] for (m, s, p), v in psnr.items() if p == policy and (m, s, baseline) in psnr)
 
 
