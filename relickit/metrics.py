@@ -22,6 +22,7 @@ sharpness ratio, brightness ratio and per-channel colour shift (generated - trut
 from __future__ import annotations
 
 import math
+import warnings
 from functools import lru_cache
 from typing import Sequence
 
@@ -232,12 +233,15 @@ def drift_slope(per_second_scores: Sequence[float] | np.ndarray, seconds: Sequen
 
 
 def per_second(scores: Sequence[float] | np.ndarray, fps: float, complete: bool = False) -> np.ndarray:
-    """Average a per-frame score over whole seconds: frame t belongs to second floor(t / fps).
+    """Average a per-frame score (T,) or (T, C) over whole seconds: frame t belongs to second floor(t / fps).
 
-    With complete=True a last, partial second is left out."""
+    NaN entries (an undefined score, e.g. a ratio over a flat truth frame) are left out of their second's mean
+    (a second with nothing left is NaN); inf entries are kept. With complete=True a last, partial second is left out."""
     s = np.asarray(scores, dtype=np.float64)
     if not len(s):
-        return np.zeros(0)
+        return np.zeros((0,) + s.shape[1:])
     sec = (np.arange(len(s)) / fps).astype(int)
     last = int(len(s) // fps) if complete else int(sec.max()) + 1
-    return np.array([s[sec == k].mean() for k in range(max(1, last))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN seconds
+        return np.array([np.nanmean(s[sec == k], 0) for k in range(max(1, last))])

@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from relickit.config import MemoryConfig
 from relickit.controls import ControlsConfig
@@ -12,13 +11,7 @@ from relickit.evaluate import (SUITES, EngineActions, Script, check_eval_maps, c
 from relickit.metrics import rpe
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models on shared CPU cores run far faster single-threaded (no thread hand-offs under contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

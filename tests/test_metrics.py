@@ -143,6 +143,9 @@ def test_drift_slope_and_per_second():
     np.testing.assert_allclose(per_second(np.arange(8.0), fps=4), [1.5, 5.5])
     np.testing.assert_allclose(per_second(np.arange(9.0), fps=4), [1.5, 5.5, 8.0])
     np.testing.assert_allclose(per_second(np.arange(9.0), fps=4, complete=True), [1.5, 5.5])
+    np.testing.assert_allclose(per_second([1.0, math.nan, 3.0, math.nan, math.nan], fps=2), [1.0, 3.0, math.nan])
+    assert per_second([1.0, math.inf], fps=2)[0] == math.inf  # identical frames stay identical
+    np.testing.assert_allclose(per_second(np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), fps=2), [[2.0, 3.0], [5.0, 6.0]])
 
 
 def _truth_clip(seed: int = 0) -> np.ndarray:

@@ -1,0 +1,79 @@
+"""python -m relickit.evaluate --suite {action,revisit,drift,speed} --out report.json [--maps MAP21,E1M1 ...]"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .engine import check_eval_maps
+from .report import headline, picture_blocks
+from .scripts import EngineActions
+from .sessions import load_assets, load_posenet, random_assets, session_factory
+from .suites import DEFAULT_MAPS, SUITES, evaluate
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description="Evaluate a relickit world model on held-out Doom maps.")
+    ap.add_argument("--suite", required=True, choices=SUITES)
+    ap.add_argument("--model", help="world model safetensors (default relickit/assets/student.safetensors)")
+    ap.add_argument("--tokenizer", help="tokenizer safetensors (default relickit/assets/tokenizer.safetensors)")
+    ap.add_argument("--posenet", help="pose estimator (action suite; default relickit/assets/posenet.safetensors)")
+    ap.add_argument("--out", required=True, help="report path (.json; figures go beside it) or a directory")
+    ap.add_argument("--maps", default=",".join(DEFAULT_MAPS), help="held-out maps, comma-separated")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--policies", help="memory policies, comma-separated (revisit, drift, speed)")
+    ap.add_argument("--policy", default="compressed", help="memory policy of the action suite")
+    ap.add_argument("--scripts", help="script names, comma-separated (action, revisit)")
+    ap.add_argument("--seconds", type=float, help="script length (action: 4, speed: 20)")
+    ap.add_argument("--durations", default="20,120", help="drift durations in seconds, comma-separated")
+    ap.add_argument("--step-units", type=float, default=EngineActions.step_units,
+                    help="world units of a unit translation (the dataset's mean step length)")
+    ap.add_argument("--tries", type=int, default=30, help="start states tried per script")
+    ap.add_argument("--threads", type=int, help="torch CPU threads")
+    ap.add_argument("--random", choices=["smoke", "tiny", "small"],
+                    help="ignore weight files: random weights (smoke: a shrunken tiny model; tiny/small: the preset's "
+                         "real shapes, e.g. for the speed suite)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    check_eval_maps(args.maps.split(","))  # refuse training maps before loading anything
+    if args.random:
+        model, tokenizer = random_assets(preset_name="tiny" if args.random == "smoke" else args.random,
+                                         smoke=args.random == "smoke")
+        info = {"weights": f"random ({args.random})", "model_path": None, "tokenizer_path": None}
+    else:
+        model, tokenizer, info = load_assets(args.model, args.tokenizer)
+    opts: dict[str, Any] = {}
+    engine = EngineActions(step_units=args.step_units)
+    if args.suite == "action":
+        net, pinfo = load_posenet(args.posenet)
+        info.update(pinfo)
+        opts.update(posenet=net, policy=args.policy, tries=args.tries, engine=engine)
+        if args.seconds:
+            opts["seconds"] = args.seconds
+    if args.suite in ("revisit", "drift", "speed") and args.policies:
+        opts["policies"] = split(args.policies)
+    if args.suite in ("action", "revisit") and args.scripts:
+        opts["scripts"] = split(args.scripts)
+    if args.suite in ("revisit", "drift"):
+        opts.update(tries=args.tries, engine=engine)
+    if args.suite == "drift":
+        opts["durations"] = [float(x) for x in split(args.durations)]
+    if args.suite == "speed" and args.seconds:
+        opts["seconds"] = args.seconds
+    out = Path(args.out)
+    out_dir, name = (out.parent, out.name) if out.suffix == ".json" else (out, "report.json")
+    report = evaluate(args.suite, session_factory(model, tokenizer), split(args.maps), args.seed, out_dir,
+                      model_info=info, progress=True, report_name=name, **opts)
+    print(f"wrote {out_dir / name} ({info['weights']} weights)")
+    lines = [headline(path, block) for path, block in picture_blocks(report.get("summary", {}))]
+    print("\n".join(lines + report["flags"]) if lines else json.dumps(report.get("rows"), indent=1)[:4000])
+    return report
+
+
+def split(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+

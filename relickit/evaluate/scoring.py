@@ -1,0 +1,171 @@
+"""Scoring frames against the engine's truth, always beside two trivial references.
+
+PSNR rewards blur: a grey, mean-like frame scores as well as a mediocre model (RELIC.md section 4), so a PSNR
+alone proves nothing. Every suite that scores frames scores, on exactly the same frames:
+  - `model`: what the session generated;
+  - `frozen_start`: the start image repeated (a still photo: what a model ignoring the keys and the world shows).
+    The model's headline number is its gain over it, `gain_over_frozen_db`;
+  - `tokenizer_ceiling`: the truth encoded by the tokenizer and decoded by the play decoder (the best pictures the
+    model can show, whatever the world model does); `to_ceiling_db` is how far below it the model is.
+Beside each PSNR/SSIM go the picture statistics against the truth (relickit.metrics.picture_stats): sharpness
+ratio (mean absolute image gradient, generated / truth), brightness ratio (mean intensity) and per-channel colour
+shift (generated - truth, levels 0-255). A video whose sharpness ratio is under COLLAPSE_SHARPNESS is `collapsing`.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..metrics import per_second, picture_stats, psnr_frames, ssim_frames
+from .scripts import Script
+from .sessions import Run, SessionFactory, run_script
+
+COLLAPSE_SHARPNESS = 0.5  # under this sharpness ratio a video has lost half the truth's edges: flagged collapsing
+# Identical frames have an infinite PSNR; summaries count them as PSNR_CAP dB so that means stay finite. Two uint8
+# frames of H x W x 3 that differ at all score at most 10 log10(255^2 * 3HW) dB (93.8 dB at 96x128): only
+# identical frames are capped.
+PSNR_CAP = 100.0
+REFERENCES: tuple[str, ...] = ("frozen_start", "tokenizer_ceiling")
+SCALARS: tuple[str, ...] = ("psnr", "ssim", "sharpness", "brightness")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the references
+# ---------------------------------------------------------------------------------------------------------------
+def frozen_start(truth: np.ndarray) -> np.ndarray:
+    """The truth's first frame (the start image the session was given) repeated: (T, H, W, 3) uint8."""
+    return np.repeat(truth[:1], len(truth), 0)
+
+
+@torch.no_grad()
+def tokenizer_ceiling(tokenizer: Any, truth: np.ndarray, decoder: str = "tiny", chunk_latents: int = 12) -> np.ndarray:
+    """The truth (T, H, W, 3) uint8 encoded by `tokenizer` and decoded by its play decoder ("tiny" or "vae"),
+    chunk by chunk through the causal caches (memory stays flat for long videos; equal to one-shot encode/decode).
+    A truth whose length is not 1 + 4k is padded with its last frame for the encoder and cut back."""
+    from ..play import to_uint8
+    from ..vae import StreamingDecoder, StreamingEncoder
+
+    if decoder not in ("tiny", "vae"):
+        raise ValueError(f"decoder must be 'tiny' or 'vae', got {decoder!r}.")
+    step = tokenizer.cfg.temporal_down
+    n = len(truth)
+    video = np.concatenate([truth, np.repeat(truth[-1:], (1 - n) % step, 0)])
+    enc, dec = StreamingEncoder(tokenizer), StreamingDecoder(tokenizer, tiny=decoder == "tiny")
+    edges = [0, *range(1 + chunk_latents * step, len(video), chunk_latents * step), len(video)]
+    out = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        x = torch.from_numpy(video[a:b]).to(tokenizer.device).permute(3, 0, 1, 2)[None]
+        x = x.to(tokenizer.dtype) / 127.5 - 1
+        out.append(to_uint8(dec(enc(x))[0].float()))
+    return np.concatenate(out)[:n]
+
+
+def references(session: Any, truth: np.ndarray) -> dict[str, np.ndarray]:
+    """The frozen start and the tokenizer ceiling of a truth video, through the session's tokenizer and decoder.
+    A session without a tokenizer (an oracle playing pixels, relickit.evaluate.oracle) reconstructs perfectly."""
+    tok = getattr(session, "tokenizer", None)
+    ceiling = truth.copy() if tok is None else tokenizer_ceiling(tok, truth, getattr(session, "decoder", "tiny"))
+    return {"frozen_start": frozen_start(truth), "tokenizer_ceiling": ceiling}
+
+
+def play_with_references(factory: SessionFactory, policy: str, seed: int, text: str, script: Script,
+                         truth: np.ndarray, refs: dict[str, np.ndarray] | None = None) -> tuple[Run, dict[str, np.ndarray]]:
+    """(Run, references): `script` played from the truth's first frame on a fresh session factory(policy, seed),
+    and the references of the truth through that session's tokenizer (unless `refs` are given: they do not
+    depend on the policy)."""
+    session = factory(policy, seed)
+    run = run_script(session, truth[0], text, script, truth)
+    return run, (refs if refs is not None else references(session, truth))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# picture scores of one video
+# ---------------------------------------------------------------------------------------------------------------
+def picture_frames(video: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
+    """Per frame against the truth: psnr (dB), ssim, sharpness and brightness ratios (T,), colour_shift (T, 3)."""
+    return {"psnr": psnr_frames(video, truth), "ssim": ssim_frames(video, truth), **picture_stats(video, truth)}
+
+
+def _nanmean(x: np.ndarray, axis: int | None = None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column stays NaN
+        return np.nanmean(x, axis)
+
+
+def picture_summary(per_frame: Mapping[str, np.ndarray], fps: float | None = None) -> dict[str, Any]:
+    """Means over the frames (PSNR too: the mean of per-frame dB, as every suite reports it, identical frames
+    counted as PSNR_CAP), the collapsing flag, and with `fps` the same per second of video (frame k of the scored
+    span in second floor(k / fps))."""
+    per_frame = {**per_frame, "psnr": np.minimum(per_frame["psnr"], PSNR_CAP)}
+    out: dict[str, Any] = {k: float(_nanmean(per_frame[k])) for k in SCALARS}
+    out["colour_shift"] = _nanmean(per_frame["colour_shift"], 0).tolist()
+    out["collapsing"] = bool(out["sharpness"] < COLLAPSE_SHARPNESS)
+    out["frames"] = int(len(per_frame["psnr"]))
+    if fps is not None:
+        out["per_second"] = {k: per_second(per_frame[k], fps).tolist() for k in (*SCALARS, "colour_shift")}
+    return out
+
+
+def collapse_second(per_second_sharpness: Sequence[float]) -> int | None:
+    """The first second whose sharpness ratio is under COLLAPSE_SHARPNESS (None when none is)."""
+    low = [k for k, s in enumerate(per_second_sharpness) if s < COLLAPSE_SHARPNESS]
+    return low[0] if low else None
+
+
+def gains(pictures: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """The model's PSNR gain over the frozen start and its distance to the tokenizer ceiling (dB)."""
+    model = pictures["model"]["psnr"]
+    return {"gain_over_frozen_db": model - pictures["frozen_start"]["psnr"],
+            "to_ceiling_db": pictures["tokenizer_ceiling"]["psnr"] - model}
+
+
+def compare(videos: Mapping[str, np.ndarray], truth: np.ndarray, start: int = 1, stop: int | None = None,
+            fps: float | None = None) -> dict[str, Any]:
+    """Score each video ({"model": ..., **references(...)}) on the truth's frames [start, stop) (default: from the
+    first generated frame to the end of the shorter one): {name: picture_summary, gain_over_frozen_db, to_ceiling_db}.
+    Frame 0 is left out by default: the session's frame 0 is the tokenizer's copy of the start image, not generated."""
+    stop = min([len(truth), *(len(v) for v in videos.values())] + ([stop] if stop is not None else []))
+    if stop <= start:
+        raise ValueError(f"nothing to score: frames [{start}, {stop}) of videos of {len(truth)} truth frames.")
+    out: dict[str, Any] = {name: picture_summary(picture_frames(v[start:stop], truth[start:stop]), fps)
+                           for name, v in videos.items()}
+    if "model" in out and all(r in out for r in REFERENCES):
+        out.update(gains(out))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# aggregates over rows
+# ---------------------------------------------------------------------------------------------------------------
+def mean_pictures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The mean of `compare` results (one per row): every scalar and colour shift averaged over rows, collapsing
+    re-judged on the mean sharpness, frames summed; per-second curves averaged second by second over the seconds
+    that every row has."""
+    rows = list(rows)
+    if not rows:
+        return {}
+    out: dict[str, Any] = {}
+    for name in rows[0]:
+        vals = [r[name] for r in rows]
+        if not isinstance(vals[0], Mapping):
+            out[name] = mean(vals)
+            continue
+        out[name] = {k: mean(v[k] for v in vals) for k in SCALARS}
+        out[name]["colour_shift"] = np.mean([v["colour_shift"] for v in vals], 0).tolist()
+        out[name]["collapsing"] = bool(out[name]["sharpness"] < COLLAPSE_SHARPNESS)
+        out[name]["frames"] = int(sum(v["frames"] for v in vals))
+        if all("per_second" in v for v in vals):
+            k = min(len(v["per_second"]["psnr"]) for v in vals)
+            out[name]["per_second"] = {key: _nanmean(np.array([v["per_second"][key][:k] for v in vals], float), 0).tolist()
+                                       for key in vals[0]["per_second"]}
+    return out
+
+
+def mean(xs) -> float:
+    """The mean of the numbers that are not None or NaN; NaN when none is left."""
+    xs = [float(x) for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    return float(np.mean(xs)) if xs else math.nan

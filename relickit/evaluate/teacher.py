@@ -1,0 +1,122 @@
+"""Teacher against student on held-out dataset clips, beside the frozen start frame and the tokenizer ceiling.
+
+    python -m relickit.evaluate.teacher --teacher runs/default/teacher/stage2.safetensors --out eval/tvs.json
+    python -m relickit.evaluate.teacher --out eval/student.json     # the student alone (no teacher is shipped)
+
+Clips of `latent_frames` latent frames (13: 49 frames, 3 s) from an eval-split dataset (default data/sample/eval:
+held-out MAP21 and E1M1), with their true actions and poses. The teacher samples each clip whole (Euler,
+`teacher_steps`) from its first frame, caption, actions and poses; the student rolls it out chunk by chunk with
+compressed memory (4 steps per chunk) from the same conditions. Both are decoded by the tiny decoder and scored on
+frames 1.. against the truth, beside the frozen start frame and the tokenizer ceiling, per clip and per second.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from ..config import MemoryConfig
+from .report import clean, pictures_over_time_figure, write_report
+from .scoring import compare, mean_pictures, references
+
+
+@dataclass(frozen=True)
+class TeacherEvalConfig:
+    clips: int = 8  # evenly spaced over the dataset's clips
+    latent_frames: int = 13
+    teacher_steps: int = 32
+    stride: int = 4  # clip start stride in frames
+    seed: int = 0
+
+
+@torch.no_grad()
+def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.PathLike | None = None,
+                       cfg: TeacherEvalConfig = TeacherEvalConfig()) -> tuple[dict, dict]:
+    """(report, figures): per clip and on average, each model's frames against the truth beside the references."""
+    from ..dataset import ClipDataset
+    from ..diffusion import SamplerConfig, rollout, sample_teacher
+    from ..play import to_uint8
+    from ..tutorial import sample_data
+
+    models = {"student": student.float().eval(), **({"teacher": teacher.float().eval()} if teacher is not None else {})}
+    fps = student.cfg.fps
+    data = ClipDataset(data_root or sample_data("eval"), frames=student.cfg.video_frames(cfg.latent_frames),
+                       split="eval", stride=cfg.stride)
+    picks = np.linspace(0, len(data) - 1, cfg.clips).round().astype(int)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    chunk = (1, student.cfg.latent_channels, student.cfg.chunk, *student.cfg.latent_size)
+    rows = []
+    for i in picks:
+        clip = data[int(i)]
+        truth = to_uint8(clip["frames"].transpose(0, 1))
+        lat = tokenizer.encode(clip["frames"][None].transpose(1, 2).to(tokenizer.dtype))
+        acts, poses = clip["actions"][None], clip["poses"][None]
+        noise = torch.randn(lat.shape, generator=gen)  # drawn with or without a teacher: the student's noise stays
+        table = [[torch.randn(chunk, generator=gen) for _ in range(4)] for _ in range(cfg.latent_frames)]
+        latents = {"student": rollout(student, student.new_cache(MemoryConfig()), lat[:, :, :1],
+                                      student.encode_text([clip["caption"]]), acts, poses, cfg.latent_frames,
+                                      SamplerConfig().sigmas, lambda j, k: table[j][k]).latents}
+        if teacher is not None:
+            latents["teacher"], _ = sample_teacher(teacher, lat[:, :, :1], cfg.latent_frames,
+                                                   teacher.encode_text([clip["caption"]]), acts, poses,
+                                                   SamplerConfig(teacher_steps=cfg.teacher_steps), noise=noise)
+        refs = references(SimpleNamespace(tokenizer=tokenizer, decoder="tiny"), truth)
+        rows.append({"clip": int(i), "map": clip["map"], "episode": clip["episode"], "start": clip["start"],
+                     **{name: compare({"model": to_uint8(tokenizer.decode_tiny(z)[0].float()), **refs}, truth, fps=fps)
+                        for name, z in latents.items()}})
+    summary = {name: mean_pictures([r[name] for r in rows]) for name in models}
+    report = {"settings": {**dataclasses.asdict(cfg), "models": list(models), "fps": fps,
+                           "data": str(data_root or "data/sample/eval")},
+              "rows": rows, "summary": summary,
+              "notes": ["each model's frames 1.. against the true clip, beside the frozen start frame (the clip's "
+                        "first frame repeated) and the tokenizer ceiling (the clip through encoder + tiny decoder); "
+                        "per_second: second k holds frames 1 + k * fps .. of the clip.",
+                        "both models start from the encoded true first frame, with the clip's caption, actions and "
+                        "poses; the student's noise is the same with or without a teacher."]}
+    curves = {name: {v: summary[name][v] for v in ("model", "frozen_start", "tokenizer_ceiling")} for name in models}
+    return report, {"teacher_pictures": pictures_over_time_figure(
+        curves, "Teacher and student on held-out clips (solid: the model; dashed: references)")}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from ..model import WorldModel
+    from ..play import DEFAULT_MODEL, DEFAULT_TOKENIZER
+    from ..vae import Tokenizer
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--teacher", help="teacher safetensors (not shipped; without it the student is scored alone)")
+    ap.add_argument("--student", default=str(DEFAULT_MODEL))
+    ap.add_argument("--tokenizer", default=str(DEFAULT_TOKENIZER))
+    ap.add_argument("--data", help="an eval-split dataset (default data/sample/eval)")
+    ap.add_argument("--clips", type=int, default=TeacherEvalConfig.clips)
+    ap.add_argument("--steps", type=int, default=TeacherEvalConfig.teacher_steps, help="teacher Euler steps")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, help="torch CPU threads")
+    ap.add_argument("--out", help="report path (.json; figures beside it)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    teacher = WorldModel.load(args.teacher) if args.teacher else None
+    cfg = TeacherEvalConfig(clips=args.clips, teacher_steps=args.steps, seed=args.seed)
+    report, figs = teacher_vs_student(WorldModel.load(args.student), Tokenizer.load(args.tokenizer), teacher,
+                                      args.data, cfg)
+    report = clean({**report, "model": {"student": args.student, "teacher": args.teacher, "tokenizer": args.tokenizer}})
+    if args.out:
+        out = Path(args.out)
+        write_report(report, figs, out.parent, out.name)
+    for name, s in report["summary"].items():
+        print(json.dumps({"model": name, **{v: {k: s[v][k] for k in ("psnr", "ssim", "sharpness", "brightness")}
+                                             for v in ("model", "frozen_start", "tokenizer_ceiling")},
+                          "gain_over_frozen_db": s["gain_over_frozen_db"], "to_ceiling_db": s["to_ceiling_db"]}))
+    return report
+
+
+if __name__ == "__main__":
+    main()

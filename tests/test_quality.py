@@ -1,0 +1,223 @@
+"""The evaluation cannot be fooled by mush: references, picture statistics and quality gates on known answers."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from relickit.evaluate import compare, evaluate, frozen_start, picture_summary, random_assets, tokenizer_ceiling
+from relickit.evaluate.gates import GateConfig, check, format_gates, main
+from relickit.evaluate.oracle import OracleSession, degrade, oracle_factory
+from relickit.evaluate.scoring import PSNR_CAP, collapse_second, mean_pictures, picture_frames
+from relickit.metrics import psnr_frames
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _truth(frames: int = 9, seed: int = 0) -> np.ndarray:
+    """A textured clip (frames, 48, 64, 3) that pans one pixel a frame: every frame differs from the first."""
+    rng = np.random.default_rng(seed)
+    wide = rng.integers(40, 216, size=(12, 16 + frames, 3)).repeat(4, 0).repeat(4, 1)
+    return np.stack([wide[:, t:t + 64] for t in range(frames)]).astype(np.uint8)
+
+
+def _sharpen(v: np.ndarray) -> np.ndarray:
+    return np.clip(2.0 * v.astype(np.float64) - degrade(v, blur=3, gain=1.0), 0, 255).round().astype(np.uint8)
+
+
+def test_frozen_reference_is_the_psnr_of_the_repeated_start_frame():
+    truth = _truth()
+    frozen = frozen_start(truth)
+    assert frozen.shape == truth.shape and (frozen == truth[0]).all()
+    scores = compare({"model": degrade(truth), "frozen_start": frozen, "tokenizer_ceiling": truth}, truth)
+    expected = float(np.mean(psnr_frames(np.repeat(truth[:1], 8, 0), truth[1:])))
+    assert scores["frozen_start"]["psnr"] == pytest.approx(expected, abs=1e-9)
+    assert scores["frozen_start"]["frames"] == 8  # frame 0 (the start image itself) is left out
+    assert scores["tokenizer_ceiling"]["psnr"] == PSNR_CAP  # identical frames: capped, so that means stay finite
+    assert scores["gain_over_frozen_db"] == pytest.approx(scores["model"]["psnr"] - expected)
+    assert scores["to_ceiling_db"] == pytest.approx(PSNR_CAP - scores["model"]["psnr"])
+
+
+def test_picture_summary_knows_blur_sharpening_darkening_and_collapse():
+    truth = _truth(frames=8)
+    same = picture_summary(picture_frames(truth, truth), fps=4)
+    assert same["sharpness"] == pytest.approx(1.0) and same["brightness"] == pytest.approx(1.0)
+    assert same["psnr"] == PSNR_CAP and same["ssim"] == pytest.approx(1.0) and not same["collapsing"]
+    assert same["per_second"]["sharpness"] == pytest.approx([1.0, 1.0])  # 8 frames at 4 FPS: two seconds
+    blurred = picture_summary(picture_frames(degrade(truth, blur=9, gain=1.0), truth))
+    assert blurred["sharpness"] < 0.5 and blurred["collapsing"]
+    assert picture_summary(picture_frames(_sharpen(truth), truth))["sharpness"] > 1.1
+    dark = picture_summary(picture_frames(degrade(truth, blur=1, gain=0.5), truth))
+    assert dark["brightness"] == pytest.approx(0.5, abs=0.01) and dark["sharpness"] == pytest.approx(0.5, abs=0.02)
+    assert np.allclose(dark["colour_shift"], -0.5 * truth.reshape(-1, 3).mean(0), atol=0.5)
+    assert collapse_second([0.9, 0.6, 0.4, 0.7]) == 2 and collapse_second([0.9]) is None
+
+
+def test_mean_pictures_averages_rows_and_rejudges_collapse():
+    truth = _truth()
+    rows = [compare({"model": v, "frozen_start": frozen_start(truth), "tokenizer_ceiling": degrade(truth, 3, 1.0)},
+                    truth, fps=4) for v in (truth, degrade(truth, blur=9, gain=1.0))]
+    m = mean_pictures(rows)
+    assert m["model"]["sharpness"] == pytest.approx((rows[0]["model"]["sharpness"] + rows[1]["model"]["sharpness"]) / 2)
+    assert m["model"]["frames"] == 16 and m["model"]["collapsing"] == (m["model"]["sharpness"] < 0.5)
+    assert m["to_ceiling_db"] == pytest.approx(np.mean([r["to_ceiling_db"] for r in rows]))
+    assert m["model"]["psnr"] == pytest.approx((PSNR_CAP + rows[1]["model"]["psnr"]) / 2)  # the truth is row 0
+    assert m["model"]["per_second"]["sharpness"][1] == pytest.approx(
+        (rows[0]["model"]["per_second"]["sharpness"][1] + rows[1]["model"]["per_second"]["sharpness"][1]) / 2)
+
+
+def test_tokenizer_ceiling_streams_like_one_shot_encode_decode():
+    from relickit.play import to_uint8
+
+    _, tok = random_assets()
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 256, size=(21, 96, 128, 3), dtype=np.uint8)
+    with torch.no_grad():
+        video = torch.from_numpy(truth).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+        one_shot = to_uint8(tok.decode_tiny(tok.encode(video))[0])
+    chunked = tokenizer_ceiling(tok, truth, chunk_latents=2)  # 1 + 8, 8, 4 frames through the causal caches
+    assert chunked.shape == truth.shape
+    assert np.abs(chunked.astype(int) - one_shot.astype(int)).max() <= 1  # float rounding at most
+    short = tokenizer_ceiling(tok, truth[:19], chunk_latents=2)  # padded to 21 for the encoder, cut back
+    assert short.shape == truth[:19].shape
+    with pytest.raises(ValueError, match="'tiny' or 'vae'"):
+        tokenizer_ceiling(tok, truth, decoder="wan")
+
+
+def test_oracle_plays_the_truth_and_forgets_under_window():
+    from relickit.evaluate import Script, run_script
+
+    truth = np.random.default_rng(2).integers(0, 256, size=(40, 96, 128, 3), dtype=np.uint8)
+    script = Script("out_and_back", ((("pan_right", 1.0),), (("pan_left", 1.0),)), revisit_step=1)
+    played = run_script(oracle_factory("truth")("compressed", 0), truth[0], "", script, truth)
+    assert (played.frames == truth[:25]).all()
+    forgot = run_script(oracle_factory("truth")("window", 0), truth[0], "", script, truth)
+    assert (forgot.frames[:13] == truth[:13]).all() and (forgot.frames[13:] == truth[12]).all()
+    with pytest.raises(RuntimeError, match="truth="):
+        run_script(oracle_factory("truth")("compressed", 0), truth[0], "", script)
+    with pytest.raises(ValueError, match="oracle shows"):
+        OracleSession(oracle_factory()("none", 0).model.cfg, show="blurry")
+
+
+def test_a_still_photo_scores_exactly_the_frozen_reference():
+    report = evaluate("drift", oracle_factory("frozen"), maps=("E1M1",), durations=(2.0,), tries=3)
+    pictures = report["summary"]["2s"]["compressed"]["pictures"]
+    assert pictures["model"] == pictures["frozen_start"]
+    assert pictures["gain_over_frozen_db"] == 0.0 and pictures["tokenizer_ceiling"]["psnr"] == PSNR_CAP
+    assert report["flags"] == []  # a still photo is sharp: only the gain over it tells it from a world model
+
+
+def test_suites_score_the_model_beside_its_references():
+    model, tok = random_assets()
+    from relickit.evaluate import Script, session_factory
+
+    short = Script("glance", ((("pan_right", 1.0),), (("pan_left", 1.0),)), revisit_step=1)
+    report = evaluate("revisit", session_factory(model, tok), maps=("MAP21",), policies=("window", "compressed"),
+                      scripts=[short], tries=3)
+    row = report["rows"][1]
+    assert set(row["pictures"]) >= {"model", "frozen_start", "tokenizer_ceiling", "gain_over_frozen_db",
+                                    "to_ceiling_db"}
+    assert row["pictures"]["model"]["frames"] == 12  # the return phase: frames 13..24
+    assert row["pictures"]["model"]["psnr"] == pytest.approx(row["return_vs_truth"]["psnr"], abs=1e-4)
+    collapsing = [p for p, s in report["summary"]["pictures"].items() if s["model"]["collapsing"]]
+    assert report["flags"] == [f"collapsing: pictures/{p} (sharpness ratio "
+                               f"{report['summary']['pictures'][p]['model']['sharpness']:.3g} < 0.5)" for p in collapsing]
+    gain = report["summary"]["gain_over_window_db"]["compressed"]
+    assert gain == pytest.approx(row["return_vs_truth"]["psnr"] - report["rows"][0]["return_vs_truth"]["psnr"],
+                                 abs=1e-4)
+
+
+def test_gates_pass_the_truth_and_fail_a_blurred_darkened_copy(capsys):
+    args = ["--maps", "MAP21", "--seconds", "2", "--scripts", "look_back", "--tries", "3"]
+    assert main(["--oracle", "truth", *args]) == 0
+    out = capsys.readouterr().out
+    assert "5 of 5 pass -> PASS" in out
+    assert main(["--oracle", "degraded", *args]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    failed = {line.split("  ")[0] for line in lines[2:-1] if line.endswith("FAIL")}
+    assert {"sharpness ratio over 2 s", "brightness ratio over 2 s"} <= failed, lines  # however good its PSNR
+    assert "tokenizer ceiling PSNR over 2 s" not in failed and lines[-1].endswith("-> FAIL")
+
+
+def test_gate_rules_and_nan():
+    def reports(sharp, bright, frozen_gain, window_gain, ceiling):
+        pictures = {"model": {"sharpness": sharp, "brightness": bright}, "tokenizer_ceiling": {"psnr": ceiling}}
+        return {"drift": {"summary": {"20s": {"compressed": {"pictures": pictures}}}},
+                "revisit": {"summary": {"pictures": {"compressed": {"gain_over_frozen_db": frozen_gain}},
+                                        "gain_over_window_db": {"compressed": window_gain}}}}
+
+    assert all(g.passed for g in check(reports(0.75, 1.1, 3.0, 2.0, 28.0)))
+    gates = check(reports(0.74, 0.89, 2.9, "nan", "inf"))
+    assert [g.passed for g in gates] == [False, False, False, False, True]
+    assert "nan" in format_gates(gates) and format_gates(gates).endswith("1 of 5 pass -> FAIL")
+    with pytest.raises(ValueError, match="window-only"):
+        GateConfig(policy="window")
+
+
+def test_module_commands_run():
+    for module in ("relickit.evaluate", "relickit.evaluate.gates"):
+        out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and "held-out" in out.stdout, out.stderr
+
+
+def test_teacher_vs_student_scores_both_beside_the_references(tmp_path):
+    from relickit.evaluate.teacher import TeacherEvalConfig, teacher_vs_student
+
+    student, tok = random_assets()
+    teacher, _ = random_assets(seed=1)
+    cfg = TeacherEvalConfig(clips=2, latent_frames=4, teacher_steps=2)
+    report, figs = teacher_vs_student(student, tok, teacher, cfg=cfg)
+    assert len(report["rows"]) == 2 and report["rows"][0]["clip"] == 0
+    assert set(report["summary"]) == {"student", "teacher"}
+    s = report["summary"]["student"]
+    assert s["model"]["frames"] == 2 * 12 and len(s["model"]["per_second"]["psnr"]) == 1  # 12 frames at 16 FPS
+    assert s["frozen_start"] == report["summary"]["teacher"]["frozen_start"]  # the same truth, the same reference
+    assert s["gain_over_frozen_db"] == pytest.approx(s["model"]["psnr"] - s["frozen_start"]["psnr"])
+    alone, _ = teacher_vs_student(student, tok, None, cfg=cfg)
+    assert alone["rows"][0]["student"] == report["rows"][0]["student"]  # the student's noise does not depend on it
+    assert "teacher_pictures" in figs
+
+
+def test_gallery_strips_gifs_and_index(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from relickit.evaluate.gallery import Case, GalleryConfig, gif_frames, parse_case, render_case, strip, write_gallery
+
+    cfg = GalleryConfig(tries=3)
+    rendered = render_case(oracle_factory("degraded"), Case("MAP21", "look_back"), cfg)
+    n = len(rendered.videos["truth"])
+    assert n == 73 and set(rendered.videos) == {"truth", "model", "frozen_start", "tokenizer_ceiling"}
+    assert (rendered.videos["frozen_start"] == rendered.videos["truth"][0]).all()
+    img = strip(rendered, cfg)
+    assert img.shape == (14 + 4 * 98, 92 + 7 * 130, 3)  # 4 rows; frames 0, 12, ..., 72
+    assert (img[14:110, 92:220] == rendered.videos["truth"][0]).all()  # the truth row starts at the start frame
+    assert (img[112:208, 92:220] == rendered.videos["model"][0]).all()
+    assert (img[14:, :90] < 128).any()  # the row labels are written
+    frames = gif_frames(rendered, cfg)
+    assert len(frames) == 19 and frames[0].shape == (12 + 96, 2 * 128 + 2, 3)  # 0, 4, ..., 72: at most 24
+    index = write_gallery(oracle_factory("truth"), tmp_path, [parse_case("E1M1:walk_back:0")], cfg)
+    [entry] = index["cases"]
+    assert entry["scores"]["model"]["psnr"] == PSNR_CAP and entry["scores"]["gain_over_frozen_db"] > 3
+    assert json.loads((tmp_path / "index.json").read_text()) == index
+    assert Image.open(tmp_path / entry["png"]).size[0] > 0 and Image.open(tmp_path / entry["gif"]).n_frames > 1
+    with pytest.raises(ValueError, match="map:script"):
+        parse_case("MAP21")
+
+
+def test_action_suite_scores_frames_and_a_still_photo_through_the_estimator():
+    from relickit.evaluate import load_posenet
+
+    net, _ = load_posenet(allow_random=True)
+    report = evaluate("action", oracle_factory("truth"), maps=("MAP21",), posenet=net, scripts=["forward", "static"],
+                      seconds=1.5, tries=3)
+    forward, static = report["rows"]
+    assert forward["pictures"]["model"]["psnr"] == PSNR_CAP and forward["pictures"]["frozen_start"]["psnr"] < 40
+    assert static["pictures"]["frozen_start"]["psnr"] == PSNR_CAP  # a still camera: the start frame is the truth
+    overall = report["summary"]["overall"]
+    assert overall["pictures"]["model"]["frames"] == forward["pictures"]["model"]["frames"]  # static left out
+    assert overall["frozen_rot"] == pytest.approx((forward["frozen_rot"] + static["frozen_rot"]) / 2, rel=1e-5)
+    assert forward["rpe_rot"] == pytest.approx(forward["floor_rot"])  # the truth through the estimator is the floor
