@@ -25,7 +25,7 @@ generate('$DATA/train', map_names('train'), episodes=${EPISODES:-300}, frames_pe
          progress=False)" &
   python3 scripts/bench_tokenizer_step.py --layouts f8c16 --batch 16 --frames 17 --steps 10 | tee $RUNS/bench.log
   wait
-  python3 -m relickit.tokenizer_eval --tokenizer "" --data $DATA/eval --maps $EVAL_MAPS --workers 12
+  python3 -m relickit.evaluate.tokenizer --tokenizer "" --data $DATA/eval --maps $EVAL_MAPS --workers 12
   du -sh $DATA/train $DATA/eval
   for L in $LAYOUTS; do
     init=""; [ -n "${INIT_DIR:-}" ] && [ -e "$INIT_DIR/$L.safetensors" ] && init="--init $INIT_DIR/$L.safetensors"
@@ -33,7 +33,7 @@ generate('$DATA/train', map_names('train'), episodes=${EPISODES:-300}, frames_pe
       --frames 17 --lengths 17 33 65 --batch-size 16 --mixed-precision bf16 --gan-start ${GAN_START:-1200 300} \
       --vae-minutes ${VAE_MIN:-11} --tiny-minutes ${TINY_MIN:-3} --vae-steps 100000 --tiny-steps 100000 \
       --run-dir $RUNS/$L --out $RUNS/$L/tokenizer.safetensors && \
-      python3 -m relickit.tokenizer_eval --tokenizer $RUNS/$L/tokenizer.safetensors --data $DATA/eval --maps $EVAL_MAPS \
+      python3 -m relickit.evaluate.tokenizer --tokenizer $RUNS/$L/tokenizer.safetensors --data $DATA/eval --maps $EVAL_MAPS \
       --out $RUNS/$L/eval && echo DONE" > $RUNS/$L.log 2>&1 < /dev/null &
     sleep 20  # the jobs load their frame banks one after the other
   done

@@ -1,8 +1,9 @@
 """How well the tokenizer sees Doom: held-out clips encoded and decoded, scored against the engine's frames.
 
-    python -m relickit.tokenizer_eval --tokenizer relickit/assets/tokenizer.safetensors --out docs/eval/tokenizer
+    python -m relickit.evaluate.tokenizer --tokenizer relickit/assets/tokenizer.safetensors --out docs/eval/tokenizer
 
-Every reconstruction is scored as the world model's frames are (relickit.metrics): PSNR and SSIM, and beside them
+Every reconstruction is the suites' tokenizer ceiling (`scoring.tokenizer_ceiling`: the clip encoded and decoded
+chunk by chunk, as play decodes) and is scored as the world model's frames are: PSNR and SSIM, and beside them
 the picture statistics that PSNR hides (sharpness and brightness ratios, per-channel colour shift) and the first
 frame of each video on its own, since the causal VAE codes it alone. `TARGETS` are issue 15's quality gates. The
 held-out clips come from the engine (maps the tokenizer never trained on), generated once into `--data`.
@@ -20,10 +21,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import checkpoint
-from .doom import map_names
-from .metrics import picture_stats, psnr_frames, ssim_frames
-from .vae import Tokenizer
+from .. import checkpoint
+from ..doom import map_names
+from ..vae import Tokenizer
+from .scoring import picture_frames, tokenizer_ceiling
 
 HELD_OUT = tuple(m for m in map_names("eval") if m.startswith("MAP")) + ("E1M1", "E1M4", "E2M2", "E3M3", "E4M5")
 
@@ -57,41 +58,28 @@ class TokenizerEvalConfig:
     # drifts past its training length shows it here (psnr_over_time)
     frames: int = 97
     seed: int = 20261201
-    batch: int = 8  # clips per encode/decode call
     strip_clips: int = 4
     every: int = 8  # strip: every n-th frame
-    decoders: tuple[str, ...] = field(default=("tiny", "wan"))
+    decoders: tuple[str, ...] = field(default=("tiny", "vae"))  # the play decoder and the full Wan decoder
 
 
 def held_out_clips(root: str | Path, cfg: TokenizerEvalConfig, workers: int = 1) -> np.ndarray:
     """(N, T, H, W, 3) uint8: one exploration clip per held-out map, generated into `root` on first use."""
-    from .dataset import generate, load_episodes
+    from ..dataset import generate, load_episodes
 
     generate(root, cfg.maps, episodes=len(cfg.maps), frames_per_episode=cfg.frames, seed=cfg.seed, split="eval",
              workers=workers, progress=False)
     return np.stack([e.frames() for e in load_episodes(root)])
 
 
-@torch.no_grad()
-def reconstruct(tok: Tokenizer, clips: np.ndarray, decoder: str, batch: int) -> np.ndarray:
-    """Encode and decode uint8 clips (N, T, H, W, 3) with the "tiny" (play) or "wan" decoder; uint8 back."""
-    out = []
-    for s in range(0, len(clips), batch):
-        x = torch.from_numpy(clips[s:s + batch]).to(tok.device).permute(0, 4, 1, 2, 3)
-        z = tok.encode(x.to(tok.dtype) / 127.5 - 1.0)
-        video = tok.decode_tiny(z) if decoder == "tiny" else tok.decode(z)
-        out.append(((video + 1.0) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).cpu())
-    return torch.cat(out).numpy()
-
-
-def score(recon: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Mean scores over every frame of every clip, and the first frames' PSNR gap to the rest."""
-    per_clip = [(psnr_frames(r, t), ssim_frames(r, t), picture_stats(r, t)) for r, t in zip(recon, truth)]
-    psnr = np.stack([p for p, _, _ in per_clip])  # (N, T)
-    stats = {k: np.stack([s[k] for _, _, s in per_clip]) for k in ("sharpness", "brightness", "colour_shift")}
-    shift = stats["colour_shift"].mean((0, 1))  # per channel
-    return {"psnr": float(psnr.mean()), "ssim": float(np.mean([s for _, s, _ in per_clip])),
-            "sharpness": float(np.nanmean(stats["sharpness"])), "brightness": float(np.nanmean(stats["brightness"])),
+def score(recon: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """Mean scores over every frame of every clip (N, T, H, W, 3), the first frames' PSNR gap to the rest, and
+    PSNR over time (mean of every 8 frames)."""
+    frames = [picture_frames(r, t) for r, t in zip(recon, truth)]
+    per = {k: np.stack([f[k] for f in frames]) for k in frames[0]}  # (N, T) each; colour_shift (N, T, 3)
+    psnr, shift = per["psnr"], per["colour_shift"].mean((0, 1))
+    return {"psnr": float(psnr.mean()), "ssim": float(per["ssim"].mean()),
+            "sharpness": float(np.nanmean(per["sharpness"])), "brightness": float(np.nanmean(per["brightness"])),
             "colour_shift": float(np.abs(shift).max()), "colour_shift_rgb": shift.round(3).tolist(),
             "first_frame_psnr": float(psnr[:, 0].mean()), "later_psnr": float(psnr[:, 1:].mean()),
             "first_frame_gap": float(psnr[:, 1:].mean() - psnr[:, 0].mean()),
@@ -118,7 +106,7 @@ def evaluate_tokenizer(tok: Tokenizer, clips: np.ndarray, cfg: TokenizerEvalConf
                        out: str | Path | None = None) -> dict[str, Any]:
     """Scores and gates of each decoder the tokenizer has; with `out`, report.json and strip.png there."""
     decoders = [d for d in cfg.decoders if d == "tiny" or tok.has_wan_decoder]
-    recons = {d: reconstruct(tok, clips, d, cfg.batch) for d in decoders}
+    recons = {d: np.stack([tokenizer_ceiling(tok, c, d) for c in clips]) for d in decoders}
     report = {"config": asdict(cfg), "tokenizer": asdict(tok.cfg), "clips": list(clips.shape),
               "decoders": {d: {"scores": (s := score(r, clips)), "gates": gates(s)} for d, r in recons.items()}}
     if out is not None:

@@ -1,0 +1,52 @@
+"""The tokenizer's own evaluation: gates on cases with known answers, and a full report on a small tokenizer."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from relickit.evaluate.tokenizer import TARGETS, TokenizerEvalConfig, evaluate_tokenizer, gates, score, table
+from relickit.vae import TinyDecoderConfig, Tokenizer, VAEConfig
+
+
+def clips(seed: int = 0, n: int = 2, frames: int = 9) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(40, 216, size=(n, frames, 12, 16, 3)).repeat(8, 2).repeat(8, 3)
+    return np.clip(base + rng.integers(-20, 21, size=base.shape), 0, 255).astype(np.uint8)
+
+
+def test_gates_pass_a_near_copy_and_fail_a_blurred_darkened_one():
+    truth = clips()
+    near = np.clip(truth.astype(int) + np.random.default_rng(1).integers(-2, 3, truth.shape), 0, 255).astype(np.uint8)
+    ok = gates(score(near, truth))
+    assert all(g["pass"] for g in ok.values()), ok
+    f = truth.astype(np.float64)
+    blur = (f + np.roll(f, 1, 2) + np.roll(f, -1, 2) + np.roll(f, 1, 3) + np.roll(f, -1, 3)) / 5
+    bad = score((0.7 * blur).round().astype(np.uint8), truth)
+    failed = {k for k, g in gates(bad).items() if not g["pass"]}
+    assert {"psnr", "ssim", "sharpness", "brightness", "colour_shift"} <= failed
+    assert bad["brightness"] < 0.75 and bad["sharpness"] < 0.75
+    assert set(TARGETS) == set(gates(bad))
+
+
+def test_first_frame_gap_and_psnr_over_time_see_a_bad_first_frame():
+    truth = clips(frames=17)
+    recon = truth.copy()
+    recon[:, 0] = 255 - recon[:, 0]  # the first frame of every clip wrong, the rest exact up to noise
+    recon[:, 1:] = np.clip(recon[:, 1:].astype(int) + 1, 0, 255)
+    s = score(recon, truth)
+    assert s["first_frame_gap"] > 20 and not gates(s)["first_frame_gap"]["pass"]
+    assert len(s["psnr_over_time"]) == 3 and s["psnr_over_time"][0] < s["psnr_over_time"][1]
+
+
+def test_report_of_a_small_tokenizer(tmp_path):
+    torch.manual_seed(0)
+    cfg = VAEConfig(height=96, width=128, base_dim=8, dim_mult=(1, 2, 2, 2), tiny=TinyDecoderConfig(channels=(8,) * 4))
+    tok = Tokenizer(cfg).eval()
+    report = evaluate_tokenizer(tok, clips(frames=9), TokenizerEvalConfig(strip_clips=2, every=4), tmp_path)
+    assert set(report["decoders"]) == {"tiny", "vae"}
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["decoders"]["tiny"]["scores"]["psnr"] == report["decoders"]["tiny"]["scores"]["psnr"]
+    assert (tmp_path / "strip.png").stat().st_size > 0
+    assert "FAIL" in table(report)  # a random tokenizer fails its gates
