@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anywidget
 import ipywidgets as widgets
@@ -45,6 +45,9 @@ import traitlets
 from PIL import Image as PILImage
 
 from .keys import MOTIONS, STATIC, KeyMap, action_names, canonical_key
+
+if TYPE_CHECKING:
+    from .retrieval_view import RetrievalPanel
 
 
 class Session(Protocol):
@@ -415,7 +418,7 @@ class Joystick:
         self._threads: list[threading.Thread] = []
         self._skipped = 0
         self._buffer = FrameBuffer(self.config.buffer_steps * max(1, int(session.frames_per_step)))
-        self.memory: Any = None  # the RetrievalPanel, built when the memory view is first switched on
+        self.memory: RetrievalPanel | None = None  # built when the memory view is first switched on
         self._build_ui()
         self.reset()
 
@@ -544,9 +547,10 @@ class Joystick:
         with self._lock:
             self._last_action = None
         self._stats = self.session.memory_stats()
+        first = first if first.ndim == 3 else first[-1]
         if self.memory is not None and self.memory.on:
-            self.memory.observe_reset(first if first.ndim == 3 else first[-1])
-        self._show(first if first.ndim == 3 else first[-1], timed=False)
+            self.memory.observe_reset(first)
+        self._show(first, timed=False)
         self._refresh_readouts()
         if was_running:
             self.start()
@@ -614,12 +618,13 @@ class Joystick:
                     self._last_action = action.clone()
                 started = time.monotonic()
                 frames = check_frames(self.session.step(action), "session.step")
+                frames = frames if frames.ndim == 4 else frames[None]
                 self._step_s = time.monotonic() - started
                 self.steps += 1
                 self._stats = self.session.memory_stats()
-                self._buffer.put(frames if frames.ndim == 4 else frames[None])
+                self._buffer.put(frames)
                 if self.memory is not None and self.memory.on:
-                    self.memory.observe_step(frames if frames.ndim == 4 else frames[None])
+                    self.memory.observe_step(frames)
         except Exception as err:  # noqa: BLE001 - reported in the status readout and on .error
             self.error = err
             self._stop.set()

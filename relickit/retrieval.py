@@ -119,7 +119,7 @@ def check_session(session: Any) -> None:
     missing = [a for a in ("model", "cache", "tokenizer", "memory", "last_latents", "last_poses") if not hasattr(session, a)]
     if missing:
         raise TypeError(f"the memory view needs a relickit.play.Session (or one with .{', .'.join(missing)}); "
-                        f"{type(session).__name__} has none of those.")
+                        f"{type(session).__name__} lacks them.")
 
 
 class RetrievalTracker:

@@ -114,13 +114,13 @@ function render({ model, el }) {
   const head = make("div", "relickit-memory-head");
   const canvas = make("canvas", "relickit-memory-timeline");
   const legend = make("div", "relickit-memory-legend");
-  for (const [key, text] of [["window", "window (full resolution)"], [1, "memory x1"],
-                             [2, "memory x2 (4x fewer tokens)"], [4, "memory x4 (16x fewer)"]]) {
+  for (const [key, text] of [["window", "window"], [1, "memory x1"], [2, "x2 (4x fewer tokens)"],
+                             [4, "x4 (16x fewer)"]]) {
     const item = make("span", "relickit-memory-key", text);
     item.style.setProperty("--swatch", COLOURS[key]);
     legend.appendChild(item);
   }
-  legend.appendChild(make("span", "relickit-memory-key relickit-memory-strip", "tokens kept"));
+  legend.appendChild(make("span", "relickit-memory-key", "tokens kept"));
   const top = make("div", "relickit-memory-top");
   const budget = make("div", "relickit-memory-budget");
   const mark = make("div", "relickit-memory-bookmark");
@@ -140,9 +140,10 @@ function render({ model, el }) {
     const s = model.get("state");
     canvas.width = model.get("width");
     canvas.height = model.get("height");
+    for (const part of [top, budget, mark]) part.replaceChildren();
     if (!s.chunk) {
       root.dataset.chunk = "0";
-      head.textContent = s.waiting || "memory view: waiting for the first chunk";
+      head.textContent = "memory view: each generated chunk shows here once it plays (press start)";
       return;
     }
     root.dataset.chunk = String(s.chunk);
@@ -153,13 +154,11 @@ function render({ model, el }) {
                   : `WARNING: recomputed attention differs from the block's output by ${s.error.toExponential(1)}.`);
     head.classList.toggle("relickit-memory-bad", !s.verified);
     drawTimeline(canvas, s);
-    top.replaceChildren();
     top.appendChild(make("div", "relickit-memory-title", s.top.length ? `top ${s.top.length} beyond the window` : s.no_top));
     s.top.forEach((t, r) => top.appendChild(figure(t.src, [`#${r + 1}: ${pct(t.mass)}`, `${t.age_s.toFixed(1)} s ago`,
       deg(t.angle_deg), t.part === "window" ? "window" : `memory x${t.factor}`], "relickit-memory-card")));
     root.dataset.thumbs = String(s.top.filter((t) => t.src).length);
     budget.textContent = s.budget;
-    mark.replaceChildren();
     const b = s.bookmark;
     if (!b) { mark.appendChild(make("div", "relickit-memory-caption", "no bookmark: press 'bookmark view' to mark what you see")); return; }
     mark.appendChild(figure(b.src, ["bookmark", `${b.age_s.toFixed(1)} s ago`], "relickit-memory-card"));
@@ -183,16 +182,16 @@ export default { render };
 """
 
 _VIEW_CSS = """
-.relickit-memory { font: 12px sans-serif; display: flex; flex-direction: column; gap: 4px; max-width: 430px; }
+.relickit-memory { font: 12px sans-serif; display: flex; flex-direction: column; gap: 4px; width: 420px; }
 .relickit-memory-head.relickit-memory-bad { color: #b00; font-weight: bold; }
 .relickit-memory-legend { display: flex; gap: 10px; flex-wrap: wrap; color: #444; }
 .relickit-memory-key::before { content: ""; display: inline-block; width: 10px; height: 10px; margin-right: 3px;
   background: var(--swatch, #999); vertical-align: middle; }
 .relickit-memory-top, .relickit-memory-bookmark { display: flex; gap: 6px; align-items: flex-start; flex-wrap: wrap; }
 .relickit-memory-title { width: 100%; color: #444; }
-.relickit-memory-card { display: flex; flex-direction: column; width: 100px; font-size: 11px; }
-.relickit-memory-card img { width: 100px; height: 75px; border: 1px solid #ccc; }
-.relickit-memory-nothumb { width: 100px; height: 75px; background: #eee; color: #888; display: flex;
+.relickit-memory-card { display: flex; flex-direction: column; width: 96px; font-size: 11px; }
+.relickit-memory-card img { width: 96px; height: 72px; border: 1px solid #ccc; }
+.relickit-memory-nothumb { width: 96px; height: 72px; background: #eee; color: #888; display: flex;
   align-items: center; justify-content: center; }
 .relickit-memory-caption { color: #333; }
 .relickit-bookmark-compare { max-width: 200px; font-weight: bold; }
@@ -311,7 +310,7 @@ class RetrievalPanel:
         self.refreshes = 0  # renders sent to the page (for tests and benchmarks)
         self._thumbs = ThumbnailEncoder(self.tracker, view.jpeg_quality)
         self.snapshots: deque[Snapshot] = deque(maxlen=view.snapshots)  # the newest chunks' snapshots
-        self._sent: tuple | None = None  # (snapshot, bookmark) last drawn
+        self._sent: tuple[int, int | None] | None = None  # (chunk, bookmarked frame) last drawn
         self._waiting = 0  # thumbnails of the last drawing still waiting for a decode
         self._lock = threading.Lock()  # one render at a time (the thread, a bookmark click, a notebook call)
         self._stop = threading.Event()
@@ -350,9 +349,12 @@ class RetrievalPanel:
 
     # ----- fed by the joystick's producer
     def observe_reset(self, first: np.ndarray) -> None:
-        self.tracker.reset(first)
-        self.snapshots.clear()
-        self._thumbs.clear()
+        with self._lock:
+            self.tracker.reset(first)
+            self.snapshots.clear()
+            self._thumbs.clear()
+            self._sent = None
+            self.view.state = {}
 
     def observe_step(self, frames: np.ndarray) -> None:
         self.snapshots.append(self.tracker.step(frames))
@@ -377,13 +379,13 @@ class RetrievalPanel:
 
     def refresh(self) -> None:
         """Draw the newest chunk playing on screen, if anything changed since the last draw."""
-        shown = self.shown()
-        snaps = [s for s in list(self.snapshots) if s.video_frames[0] <= shown]
-        if not snaps:
-            return
-        snap, bm = snaps[-1], self.tracker.marked
-        key = (id(snap), None if bm is None else bm.video_frame)
         with self._lock:
+            shown = self.shown()
+            snaps = [s for s in list(self.snapshots) if s.video_frames[0] <= shown]
+            if not snaps:
+                return
+            snap, bm = snaps[-1], self.tracker.marked
+            key = (snap.chunk, None if bm is None else bm.video_frame)
             if key == self._sent and not self._waiting:
                 return
             state, self._waiting = view_state(snap, self.tracker, self._thumbs, self.config.decodes_per_refresh,
