@@ -435,7 +435,7 @@ class Joystick:
         self.stop_button = widgets.Button(description="stop", icon="stop")
         self.reset_button = widgets.Button(description="reset", icon="refresh")
         self.record_button = widgets.ToggleButton(description="record", icon="circle", value=False)
-        self.memory_toggle = widgets.ToggleButton(description="memory", icon="eye", value=False,
+        self.memory_toggle = widgets.ToggleButton(description="memory view", icon="eye", value=False,
                                                   tooltip="memory view: what each chunk retrieves, and bookmarks")
         self.memory_toggle.observe(self._toggle_memory, names="value")
         self.start_button.on_click(lambda _: self.start())
@@ -454,14 +454,13 @@ class Joystick:
                              ("record", self.record_button), ("memory-toggle", self.memory_toggle)):
             button.add_class(f"relickit-{name}")
         self.kv_figure = _kv_figure()
-        controls = widgets.HBox([self.start_button, self.stop_button, self.reset_button, self.record_button,
-                                 self.memory_toggle])
+        controls = widgets.HBox([self.start_button, self.stop_button, self.reset_button, self.record_button])
         readouts = widgets.HBox(
             [self.fps_label, self.action_label, self.status_label], layout=widgets.Layout(grid_gap="16px")
         )
         left = widgets.VBox([self.view, self.keypad, self.speed, controls, readouts])
         self._memory_box = widgets.VBox([])
-        self.widget = widgets.HBox([left, widgets.VBox([self.kv_figure, self._memory_box])])
+        self.widget = widgets.HBox([left, widgets.VBox([self.kv_figure, self.memory_toggle, self._memory_box])])
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)

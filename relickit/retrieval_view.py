@@ -17,6 +17,8 @@ newest chunk that has started playing on screen (`shown()`: the video frame on s
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -35,9 +37,10 @@ from .retrieval import RetrievalConfig, RetrievalTracker, ScriptedView, Snapshot
 @dataclass(frozen=True)
 class ViewConfig:
     refresh_s: float = 0.25  # refresh period of the panel (4 Hz; a chunk arrives every 0.75 s of video)
-    decodes_per_refresh: int = 2  # new thumbnails decoded per refresh at most (~50 ms each, tiny preset, CPU)
+    decodes_per_refresh: int = 1  # new thumbnails decoded per refresh at most (20-80 ms each, tiny preset, CPU)
+    nice: int = 10  # the refresh thread's niceness (Linux): its decodes yield the CPU to the video and the browser
     jpeg_quality: int = 80
-    timeline_width: int = 420
+    timeline_width: int = 380
     timeline_height: int = 110
     snapshots: int = 8  # recent snapshots kept to follow the display (the joystick buffers at most 3 chunks)
 
@@ -61,10 +64,9 @@ function make(tag, cls, text) {
   return node;
 }
 
-function figure(src, lines, cls) {
+function figure(img, lines, cls, missing) {
   const card = make("div", cls);
-  if (src) { const img = make("img"); img.src = src; card.appendChild(img); }
-  else card.appendChild(make("div", "relickit-memory-nothumb", "no latents kept"));
+  card.appendChild(img ?? make("div", "relickit-memory-nothumb", missing));
   for (const line of lines) card.appendChild(make("div", "relickit-memory-caption", line));
   return card;
 }
@@ -105,7 +107,7 @@ function drawTimeline(canvas, s) {
   g.textAlign = "left";
   if (n) g.fillText(`${s.age[0].toFixed(1)} s ago`, L, H - 2);
   g.textAlign = "right";
-  if (n) g.fillText(`${s.age[n - 1].toFixed(1)} s ago; window right of the dashes`, W - R, H - 2);
+  if (n) g.fillText(`${s.age[n - 1].toFixed(1)} s ago (window: right of the dashes)`, W - R, H - 2);
   g.textAlign = "left";
 }
 
@@ -127,6 +129,16 @@ function render({ model, el }) {
   root.append(head, canvas, legend, top, budget, mark);
   el.appendChild(root);
 
+  // <img> elements by src, kept from one redraw to the next: a thumbnail already in the page is not decoded again
+  let images = new Map(), used = new Map();
+  const image = (src) => {
+    if (!src) return null;
+    let img = used.has(src) ? null : images.get(src);  // the same picture twice in one redraw: a second <img>
+    if (!img) { img = make("img"); img.src = src; }
+    used.set(src, img);
+    return img;
+  };
+
   canvas.addEventListener("mousemove", (event) => {
     const s = model.get("state"), n = s.frame ? s.frame.length : 0;
     const i = Math.floor((event.offsetX - 44) / ((canvas.width - 52) / Math.max(n, 1)));
@@ -141,6 +153,7 @@ function render({ model, el }) {
     canvas.width = model.get("width");
     canvas.height = model.get("height");
     for (const part of [top, budget, mark]) part.replaceChildren();
+    [images, used] = [used, new Map()];
     if (!s.chunk) {
       root.dataset.chunk = "0";
       head.textContent = "memory view: each generated chunk shows here once it plays (press start)";
@@ -155,15 +168,16 @@ function render({ model, el }) {
     head.classList.toggle("relickit-memory-bad", !s.verified);
     drawTimeline(canvas, s);
     top.appendChild(make("div", "relickit-memory-title", s.top.length ? `top ${s.top.length} beyond the window` : s.no_top));
-    s.top.forEach((t, r) => top.appendChild(figure(t.src, [`#${r + 1}: ${pct(t.mass)}`, `${t.age_s.toFixed(1)} s ago`,
-      deg(t.angle_deg), t.part === "window" ? "window" : `memory x${t.factor}`], "relickit-memory-card")));
+    s.top.forEach((t, r) => top.appendChild(figure(image(t.src), [`#${r + 1}: ${pct(t.mass)}`, `${t.age_s.toFixed(1)} s ago`,
+      deg(t.angle_deg), t.part === "window" ? "window" : `memory x${t.factor}`], "relickit-memory-card",
+      t.pending ? "decoding..." : "not kept (view was off)")));
     root.dataset.thumbs = String(s.top.filter((t) => t.src).length);
     budget.textContent = s.budget;
     const b = s.bookmark;
     if (!b) { mark.appendChild(make("div", "relickit-memory-caption", "no bookmark: press 'bookmark view' to mark what you see")); return; }
-    mark.appendChild(figure(b.src, ["bookmark", `${b.age_s.toFixed(1)} s ago`], "relickit-memory-card"));
+    mark.appendChild(figure(image(b.src), ["bookmark", `${b.age_s.toFixed(1)} s ago`], "relickit-memory-card"));
     if (b.live_src) {
-      const pair = figure(b.live_src, ["now", `${b.live_angle_deg.toFixed(0)}\u00b0, ${b.live_distance.toFixed(1)} steps off`],
+      const pair = figure(image(b.live_src), ["now", `${b.live_angle_deg.toFixed(0)}\u00b0, ${b.live_distance.toFixed(1)} steps off`],
                           "relickit-memory-card relickit-bookmark-live");
       mark.appendChild(pair);
       const verdict = make("div", "relickit-bookmark-compare", `back at the bookmark: PSNR ${b.psnr.toFixed(1)} dB ` +
@@ -182,19 +196,19 @@ export default { render };
 """
 
 _VIEW_CSS = """
-.relickit-memory { font: 12px sans-serif; display: flex; flex-direction: column; gap: 4px; width: 420px; }
+.relickit-memory { font: 12px sans-serif; display: flex; flex-direction: column; gap: 4px; width: 380px; }
 .relickit-memory-head.relickit-memory-bad { color: #b00; font-weight: bold; }
 .relickit-memory-legend { display: flex; gap: 10px; flex-wrap: wrap; color: #444; }
 .relickit-memory-key::before { content: ""; display: inline-block; width: 10px; height: 10px; margin-right: 3px;
   background: var(--swatch, #999); vertical-align: middle; }
 .relickit-memory-top, .relickit-memory-bookmark { display: flex; gap: 6px; align-items: flex-start; flex-wrap: wrap; }
 .relickit-memory-title { width: 100%; color: #444; }
-.relickit-memory-card { display: flex; flex-direction: column; width: 96px; font-size: 11px; }
-.relickit-memory-card img { width: 96px; height: 72px; border: 1px solid #ccc; }
-.relickit-memory-nothumb { width: 96px; height: 72px; background: #eee; color: #888; display: flex;
+.relickit-memory-card { display: flex; flex-direction: column; width: 88px; font-size: 11px; }
+.relickit-memory-card img { width: 88px; height: 66px; border: 1px solid #ccc; }
+.relickit-memory-nothumb { width: 88px; height: 66px; background: #eee; color: #888; display: flex;
   align-items: center; justify-content: center; }
 .relickit-memory-caption { color: #333; }
-.relickit-bookmark-compare { max-width: 200px; font-weight: bold; }
+.relickit-bookmark-compare { max-width: 180px; font-weight: bold; }
 """
 
 
@@ -204,7 +218,7 @@ class RetrievalView(anywidget.AnyWidget):
     _esm = _VIEW_ESM
     _css = _VIEW_CSS
     state = traitlets.Dict().tag(sync=True)
-    width = traitlets.Int(420).tag(sync=True)
+    width = traitlets.Int(380).tag(sync=True)
     height = traitlets.Int(110).tag(sync=True)
 
 
@@ -260,9 +274,10 @@ def view_state(snap: Snapshot, tracker: RetrievalTracker, thumbs: ThumbnailEncod
     top, waiting = [], 0
     for f in snap.top:
         src = thumbs.latent(f.frame, left)
-        waiting += src is None and tracker.has_latents(f.frame)
+        pending = src is None and tracker.has_latents(f.frame)
+        waiting += pending
         top.append({"frame": f.frame, "mass": f.mass, "age_s": f.age_s, "part": f.part, "factor": f.factor,
-                    "angle_deg": _round([f.angle_deg], 1)[0], "src": src})
+                    "angle_deg": _round([f.angle_deg], 1)[0], "src": src, "pending": pending})
     mem = tracker.session.memory
     no_top = ("nothing older than the window is cached yet" if mem.policy in ("compressed", "full")
               else f"policy {mem.policy!r} keeps nothing beyond the window: no memory to retrieve from")
@@ -395,6 +410,9 @@ class RetrievalPanel:
             self._sent = key
 
     def _loop(self) -> None:
+        if self.config.nice and hasattr(os, "setpriority"):  # per thread on Linux: a thread is a task
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.config.nice)
         while not self._stop.wait(self.config.refresh_s):
             self.refresh()
 
