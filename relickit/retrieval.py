@@ -116,7 +116,8 @@ class Snapshot:
 
 def check_session(session: Any) -> None:
     """The view needs a relickit.play.Session: a model to probe, its cache, a tokenizer and what it generated."""
-    missing = [a for a in ("model", "cache", "tokenizer", "memory", "last_latents", "last_poses") if not hasattr(session, a)]
+    needed = ("model", "cache", "tokenizer", "memory", "last_latents", "last_poses")
+    missing = [a for a in needed if not hasattr(session, a)]
     if missing:
         raise TypeError(f"the memory view needs a relickit.play.Session (or one with .{', .'.join(missing)}); "
                         f"{type(session).__name__} lacks them.")

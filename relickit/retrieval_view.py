@@ -37,7 +37,7 @@ from .retrieval import RetrievalConfig, RetrievalTracker, ScriptedView, Snapshot
 @dataclass(frozen=True)
 class ViewConfig:
     refresh_s: float = 0.25  # refresh period of the panel (4 Hz; a chunk arrives every 0.75 s of video)
-    decodes_per_refresh: int = 1  # new thumbnails decoded per refresh at most (20-80 ms each, tiny preset, CPU)
+    decodes_per_refresh: int = 2  # new thumbnails decoded per refresh at most (20-80 ms each, tiny preset, CPU)
     nice: int = 10  # the refresh thread's niceness (Linux): its decodes yield the CPU to the video and the browser
     jpeg_quality: int = 80
     timeline_width: int = 380
@@ -167,18 +167,24 @@ function render({ model, el }) {
                   : `WARNING: recomputed attention differs from the block's output by ${s.error.toExponential(1)}.`);
     head.classList.toggle("relickit-memory-bad", !s.verified);
     drawTimeline(canvas, s);
-    top.appendChild(make("div", "relickit-memory-title", s.top.length ? `top ${s.top.length} beyond the window` : s.no_top));
-    s.top.forEach((t, r) => top.appendChild(figure(image(t.src), [`#${r + 1}: ${pct(t.mass)}`, `${t.age_s.toFixed(1)} s ago`,
-      deg(t.angle_deg), t.part === "window" ? "window" : `memory x${t.factor}`], "relickit-memory-card",
-      t.pending ? "decoding..." : "not kept (view was off)")));
+    const title = s.top.length ? `top ${s.top.length} beyond the window` : s.no_top;
+    top.appendChild(make("div", "relickit-memory-title", title));
+    s.top.forEach((t, r) => top.appendChild(figure(image(t.src),
+      [`#${r + 1}: ${pct(t.mass)}`, `${t.age_s.toFixed(1)} s ago`, deg(t.angle_deg),
+       t.part === "window" ? "window" : `memory x${t.factor}`],
+      "relickit-memory-card", t.pending ? "decoding..." : "not kept (view was off)")));
     root.dataset.thumbs = String(s.top.filter((t) => t.src).length);
     budget.textContent = s.budget;
     const b = s.bookmark;
-    if (!b) { mark.appendChild(make("div", "relickit-memory-caption", "no bookmark: press 'bookmark view' to mark what you see")); return; }
+    if (!b) {
+      const hint = "no bookmark: press 'bookmark view' to mark what you see";
+      mark.appendChild(make("div", "relickit-memory-caption", hint));
+      return;
+    }
     mark.appendChild(figure(image(b.src), ["bookmark", `${b.age_s.toFixed(1)} s ago`], "relickit-memory-card"));
     if (b.live_src) {
-      const pair = figure(image(b.live_src), ["now", `${b.live_angle_deg.toFixed(0)}\u00b0, ${b.live_distance.toFixed(1)} steps off`],
-                          "relickit-memory-card relickit-bookmark-live");
+      const off = `${b.live_angle_deg.toFixed(0)}\u00b0, ${b.live_distance.toFixed(1)} steps off`;
+      const pair = figure(image(b.live_src), ["now", off], "relickit-memory-card relickit-bookmark-live");
       mark.appendChild(pair);
       const verdict = make("div", "relickit-bookmark-compare", `back at the bookmark: PSNR ${b.psnr.toFixed(1)} dB ` +
         "between the bookmarked view and the view generated now (higher = the memory brought the place back)");

@@ -99,8 +99,9 @@ def main() -> None:
     for row in (off, on):
         print(json.dumps(row))
     view = {k: on[f"{k}_cpu_s_median"] for k in ("hooks", "tracker", "redraw")}
+    share = sum(view.values()) / off["step_cpu_s_median"]
     print(f"the view's CPU per chunk (median): probe hooks {view['hooks']:.4f} s (inside the step) + tracker "
-          f"{view['tracker']:.4f} s + redraw {view['redraw']:.4f} s = {sum(view.values()) / off['step_cpu_s_median']:.1%}"
+          f"{view['tracker']:.4f} s + redraw {view['redraw']:.4f} s = {share:.1%}"
           f" of the step with the view off ({off['step_cpu_s_median']:.3f} s; {on['step_cpu_s_median']:.3f} s with it"
           f" on); load average {load:.2f} -> {os.getloadavg()[0]:.2f}")
 

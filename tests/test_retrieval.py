@@ -1,8 +1,11 @@
 """The memory view's model side (relickit.retrieval) and its widget (relickit.retrieval_view), without a browser."""
 import json
 import math
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +16,7 @@ from relickit.evaluate import random_assets
 from relickit.joystick import Joystick
 from relickit.keys import action_from_keys
 from relickit.memory import window_frames
-from relickit.metrics import psnr, rotation_angle_deg
+from relickit.metrics import psnr
 from relickit.play import Session, to_uint8
 from relickit.probe import AttentionProbe, attention_summary, latent_video_frame
 from relickit.retrieval import RetrievalConfig, RetrievalTracker, play_script, video_latent
@@ -67,7 +70,7 @@ def test_snapshot_accounts_for_every_cached_frame(assets):
     centre = latent_video_frame(last.cached_frames + 1, cfg.temporal_down)
     for f in last.frames:
         turned = (centre - latent_video_frame(f.frame, cfg.temporal_down)) * s.controls.rotation_unit_deg * SPEED % 360
-        assert f.angle_deg == pytest.approx(min(turned, 360 - turned), abs=0.05)  # float32 poses; arccos is coarse near 0
+        assert f.angle_deg == pytest.approx(min(turned, 360 - turned), abs=0.05)  # float32 poses, arccos near 0
         assert f.distance == pytest.approx(0.0, abs=1e-9)
 
 
@@ -103,7 +106,8 @@ def test_thumbnails_decode_the_kept_latents_without_running_the_model(assets, mo
         for a in pan_360(s)[:2]:
             tracker.step(s.step(a))
             latents.append(s.last_latents)
-            assert s.last_poses[0].shape == (s.frames_per_step, 3, 3) and s.last_poses[1].shape == (s.frames_per_step, 3)
+            rotations, positions = s.last_poses
+            assert rotations.shape == (s.frames_per_step, 3, 3) and positions.shape == (s.frames_per_step, 3)
         monkeypatch.setattr(s.model, "step", lambda *a, **k: pytest.fail("a thumbnail must not run the model"))
         kept = torch.cat(latents, 2)[0].to(torch.float16)
         for f in (0, 2, kept.shape[1] - 1):
@@ -267,3 +271,14 @@ def test_joystick_memory_view_needs_a_model_session():
         assert "memory view unavailable" in joy.status_label.value and "relickit.play.Session" in joy.status_label.value
     finally:
         joy.close()
+
+
+def test_bench_memory_view_reports_the_views_cost():
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "scripts/bench_memory_view.py", "--seconds", "1.5"], cwd=root,
+                         capture_output=True, text=True, check=True, timeout=600).stdout
+    off, on = (json.loads(line) for line in out.splitlines() if line.startswith("{"))
+    assert not off["view"] and "hooks_cpu_s_median" not in off and off["steps"] == on["steps"] == 2
+    assert on["view"] and on["hooks_cpu_s_median"] > 0 and on["redraws"] == on["steps"] and on["max_abs_error"] < 1e-4
+    assert off["kv_tokens_end"] == on["kv_tokens_end"]
+    assert "of the step with the view off" in out.splitlines()[-1]
