@@ -1,10 +1,10 @@
 """What the memory retrieves while you play: the model side of the joystick's memory view.
 
-    tracker = RetrievalTracker(session)            # a relickit.play.Session; hooks one block (relickit.probe)
-    tracker.reset(session.reset(image, text))
-    tracker.bookmark()                             # mark the newest view
-    snap = tracker.step(session.step(action))      # a Snapshot of the chunk just generated
-    tracker.close()                                # unhooks and forgets everything
+    with RetrievalTracker(session) as tracker:         # a relickit.play.Session; hooks one block (relickit.probe)
+        tracker.reset(session.reset(image, text))
+        tracker.bookmark()                             # mark the newest view
+        snap = tracker.step(session.step(action))      # a Snapshot of the chunk just generated
+    # leaving the block unhooks and forgets everything (tracker.detach() unhooks and keeps what was seen)
 
 For each generated chunk, `relickit.probe.AttentionProbe` recomputes the probed block's attention exactly (only
 the last denoising pass, the one whose prediction becomes the chunk) and checks it against the block's own

@@ -326,6 +326,7 @@ class RetrievalPanel:
         self.bookmark_button.add_class("relickit-bookmark")
         self.bookmark_button.on_click(lambda _: self.bookmark())
         self.message = widgets.Label("")
+        self.message.add_class("relickit-memory-message")
         self.widget = widgets.VBox([self.view, widgets.HBox([self.bookmark_button, self.message])])
         self.widget.add_class("relickit-memory-panel")
         self.refreshes = 0  # renders sent to the page (for tests and benchmarks)

@@ -68,10 +68,10 @@ def joystick_state(lab_page: LabPage, name: str) -> dict:
     return json.loads(lab_page.kernel_eval(code).strip().splitlines()[-1])
 
 
-def save_screenshot(page, tmp_path: Path, name: str) -> Path:
-    """A screenshot of the page (or of one element, given a locator)."""
+def save_screenshot(target, tmp_path: Path, name: str, full_page: bool = True) -> Path:
+    """A screenshot of the page (full_page=False: of one element, given a locator)."""
     path = tmp_path / name
-    page.screenshot(path=str(path), **({"full_page": True} if hasattr(page, "goto") else {}))
+    target.screenshot(path=str(path), **({"full_page": True} if full_page else {}))
     artifacts = os.environ.get("RELICKIT_ARTIFACTS")
     if artifacts:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
@@ -153,7 +153,7 @@ def test_memory_view_updates_and_compares_a_bookmark(tmp_path):
             lab_page.click_button("memory-toggle")
             lab_page.wait_memory("true", MEMORY_TIMEOUT_MS)
             lab_page.click_button("bookmark")
-            lab_page.wait_label("status", "text === 'stopped'")  # the bookmark did not fail
+            lab_page.wait_label("memory-message", "text === 'bookmarked video frame 0'")
             lab_page.click_button("start")
             lab_page.focus_pad()
             page.keyboard.down("ArrowRight")
@@ -167,7 +167,7 @@ def test_memory_view_updates_and_compares_a_bookmark(tmp_path):
             assert page.locator(".relickit-memory-timeline").last.bounding_box()["width"] > 100
             page.keyboard.up("ArrowRight")
             save_screenshot(page, tmp_path, "memory_view_browser.png")
-            save_screenshot(page.locator(".relickit-memory-panel").last, tmp_path, "memory_view_panel.png")
+            save_screenshot(page.locator(".relickit-memory-panel").last, tmp_path, "memory_view_panel.png", False)
             state = json.loads(lab_page.kernel_eval(
                 "import json as _j\n"
                 "_s = joy.memory.view.state\n"
@@ -180,7 +180,7 @@ def test_memory_view_updates_and_compares_a_bookmark(tmp_path):
             page.wait_for_function("() => !document.querySelector('.relickit-memory')", timeout=MEMORY_TIMEOUT_MS)
             off = json.loads(lab_page.kernel_eval(  # the producer unhooks between two steps
                 "import json as _j, threading as _t, time as _time\n"
-                "_off = lambda: (sum(len(b._forward_pre_hooks) for b in joy.session.model.blocks),"
+                "_off = lambda: (sum(len(m._forward_pre_hooks) for m in joy.session.model.modules()),"
                 " [t.name for t in _t.enumerate() if t.name == 'relickit-memory-view'])\n"
                 "_end = _time.monotonic() + 10\n"
                 "while _off() != (0, []) and _time.monotonic() < _end: _time.sleep(0.1)\n"
