@@ -64,11 +64,23 @@ function make(tag, cls, text) {
   return node;
 }
 
-function figure(img, lines, cls, missing) {
-  const card = make("div", cls);
-  card.appendChild(img ?? make("div", "relickit-memory-nothumb", missing));
-  for (const line of lines) card.appendChild(make("div", "relickit-memory-caption", line));
-  return card;
+// a thumbnail with its caption lines, updated in place: no DOM churn, and an unchanged picture is not decoded again
+function card(parent, cls) {
+  const el = make("div", cls), img = make("img"), empty = make("div", "relickit-memory-nothumb");
+  const caption = make("div", "relickit-memory-caption");
+  el.append(img, empty, caption);
+  parent.appendChild(el);
+  return {
+    show(src, lines, missing) {
+      el.hidden = false;
+      if (src && img.dataset.src !== src) { img.src = src; img.dataset.src = src; }
+      img.hidden = !src;
+      empty.hidden = !!src;
+      empty.textContent = missing || "";
+      caption.textContent = lines.join("\n");
+    },
+    hide() { el.hidden = true; },
+  };
 }
 
 function drawTimeline(canvas, s) {
@@ -123,21 +135,16 @@ function render({ model, el }) {
     legend.appendChild(item);
   }
   legend.appendChild(make("span", "relickit-memory-key", "tokens kept"));
+  const title = make("div", "relickit-memory-title");
   const top = make("div", "relickit-memory-top");
   const budget = make("div", "relickit-memory-budget");
   const mark = make("div", "relickit-memory-bookmark");
-  root.append(head, canvas, legend, top, budget, mark);
+  root.append(head, canvas, legend, title, top, budget, mark);
   el.appendChild(root);
-
-  // <img> elements by src, kept from one redraw to the next: a thumbnail already in the page is not decoded again
-  let images = new Map(), used = new Map();
-  const image = (src) => {
-    if (!src) return null;
-    let img = used.has(src) ? null : images.get(src);  // the same picture twice in one redraw: a second <img>
-    if (!img) { img = make("img"); img.src = src; }
-    used.set(src, img);
-    return img;
-  };
+  const cards = [];
+  const marked = card(mark, "relickit-memory-card"), live = card(mark, "relickit-memory-card relickit-bookmark-live");
+  const verdict = make("div", "relickit-bookmark-compare"), hint = make("div", "relickit-memory-caption");
+  mark.append(verdict, hint);
 
   canvas.addEventListener("mousemove", (event) => {
     const s = model.get("state"), n = s.frame ? s.frame.length : 0;
@@ -152,13 +159,13 @@ function render({ model, el }) {
     const s = model.get("state");
     canvas.width = model.get("width");
     canvas.height = model.get("height");
-    for (const part of [top, budget, mark]) part.replaceChildren();
-    [images, used] = [used, new Map()];
     if (!s.chunk) {
       root.dataset.chunk = "0";
       head.textContent = "memory view: each generated chunk shows here once it plays (press start)";
+      for (const part of [title, top, budget, mark]) part.hidden = true;
       return;
     }
+    for (const part of [title, top, budget, mark]) part.hidden = false;
     root.dataset.chunk = String(s.chunk);
     root.dataset.updates = String(Number(root.dataset.updates || 0) + 1);
     head.textContent = `chunk ${s.chunk}, block ${s.layer}: ${pct(s.current)} of the attention on the chunk itself, ` +
@@ -167,32 +174,36 @@ function render({ model, el }) {
                   : `WARNING: recomputed attention differs from the block's output by ${s.error.toExponential(1)}.`);
     head.classList.toggle("relickit-memory-bad", !s.verified);
     drawTimeline(canvas, s);
-    const title = s.top.length ? `top ${s.top.length} beyond the window` : s.no_top;
-    top.appendChild(make("div", "relickit-memory-title", title));
-    s.top.forEach((t, r) => top.appendChild(figure(image(t.src),
-      [`#${r + 1}: ${pct(t.mass)}`, `${t.age_s.toFixed(1)} s ago`, deg(t.angle_deg),
-       t.part === "window" ? "window" : `memory x${t.factor}`],
-      "relickit-memory-card", t.pending ? "decoding..." : "not kept (view was off)")));
+    title.textContent = s.top.length ? `top ${s.top.length} beyond the window` : s.no_top;
+    while (cards.length < s.top.length) cards.push(card(top, "relickit-memory-card"));
+    cards.forEach((c, r) => {
+      const t = s.top[r];
+      if (!t) { c.hide(); return; }
+      c.show(t.src, [`#${r + 1}: ${pct(t.mass)}`, `${t.age_s.toFixed(1)} s ago`, deg(t.angle_deg),
+                     t.part === "window" ? "window" : `memory x${t.factor}`],
+             t.pending ? "decoding..." : "not kept (view was off)");
+    });
     root.dataset.thumbs = String(s.top.filter((t) => t.src).length);
     budget.textContent = s.budget;
     const b = s.bookmark;
+    verdict.hidden = !(b && b.live_src);
     if (!b) {
-      const hint = "no bookmark: press 'bookmark view' to mark what you see";
-      mark.appendChild(make("div", "relickit-memory-caption", hint));
+      marked.hide();
+      live.hide();
+      hint.textContent = "no bookmark: press 'bookmark view' to mark what you see";
       return;
     }
-    mark.appendChild(figure(image(b.src), ["bookmark", `${b.age_s.toFixed(1)} s ago`], "relickit-memory-card"));
+    marked.show(b.src, ["bookmark", `${b.age_s.toFixed(1)} s ago`]);
     if (b.live_src) {
-      const off = `${b.live_angle_deg.toFixed(0)}\u00b0, ${b.live_distance.toFixed(1)} steps off`;
-      const pair = figure(image(b.live_src), ["now", off], "relickit-memory-card relickit-bookmark-live");
-      mark.appendChild(pair);
-      const verdict = make("div", "relickit-bookmark-compare", `back at the bookmark: PSNR ${b.psnr.toFixed(1)} dB ` +
-        "between the bookmarked view and the view generated now (higher = the memory brought the place back)");
+      live.show(b.live_src, ["now", `${b.live_angle_deg.toFixed(0)}\u00b0, ${b.live_distance.toFixed(1)} steps off`]);
+      verdict.textContent = `back at the bookmark: PSNR ${b.psnr.toFixed(1)} dB between the bookmarked view and ` +
+        "the view generated now (higher = the memory brought the place back)";
       verdict.dataset.psnr = b.psnr.toFixed(2);
-      mark.appendChild(verdict);
+      hint.textContent = "";
     } else {
-      mark.appendChild(make("div", "relickit-memory-caption", b.away ? "now come back to the bookmarked view"
-        : `look away (>= ${b.away_deg}\u00b0 or ${b.away_distance} steps) and come back`));
+      live.hide();
+      hint.textContent = b.away ? "now come back to the bookmarked view"
+        : `look away (>= ${b.away_deg}\u00b0 or ${b.away_distance} steps) and come back`;
     }
   };
   model.on("change:state", draw);
@@ -202,18 +213,21 @@ export default { render };
 """
 
 _VIEW_CSS = """
-.relickit-memory { font: 12px sans-serif; display: flex; flex-direction: column; gap: 4px; width: 380px; }
+.relickit-memory { font: 12px sans-serif; display: flex; flex-direction: column; gap: 4px; width: 380px;
+  min-height: 470px; contain: content; }
+.relickit-memory [hidden] { display: none !important; }
+.relickit-memory-head { min-height: 45px; }
 .relickit-memory-head.relickit-memory-bad { color: #b00; font-weight: bold; }
 .relickit-memory-legend { display: flex; gap: 10px; flex-wrap: wrap; color: #444; }
 .relickit-memory-key::before { content: ""; display: inline-block; width: 10px; height: 10px; margin-right: 3px;
   background: var(--swatch, #999); vertical-align: middle; }
-.relickit-memory-top, .relickit-memory-bookmark { display: flex; gap: 6px; align-items: flex-start; flex-wrap: wrap; }
-.relickit-memory-title { width: 100%; color: #444; }
+.relickit-memory-title { color: #444; }
+.relickit-memory-top, .relickit-memory-bookmark { display: flex; gap: 6px; align-items: flex-start; min-height: 124px; }
 .relickit-memory-card { display: flex; flex-direction: column; width: 88px; font-size: 11px; }
 .relickit-memory-card img { width: 88px; height: 66px; border: 1px solid #ccc; }
 .relickit-memory-nothumb { width: 88px; height: 66px; background: #eee; color: #888; display: flex;
-  align-items: center; justify-content: center; }
-.relickit-memory-caption { color: #333; }
+  align-items: center; justify-content: center; text-align: center; }
+.relickit-memory-caption { color: #333; white-space: pre-line; }
 .relickit-bookmark-compare { max-width: 180px; font-weight: bold; }
 """
 

@@ -161,8 +161,8 @@ def test_memory_view_updates_and_compares_a_bookmark(tmp_path):
             chunk = int(lab_page.memory_data("chunk"))
             lab_page.wait_memory(f"Number(view.dataset.chunk) > {chunk}", MEMORY_TIMEOUT_MS)  # updates while playing
             lab_page.wait_memory("Number(view.dataset.thumbs) > 0", MEMORY_TIMEOUT_MS)
-            lab_page.wait_memory("!!view.querySelector('.relickit-bookmark-compare')", MEMORY_TIMEOUT_MS)
-            psnr = page.locator(".relickit-bookmark-compare").last.get_attribute("data-psnr")
+            lab_page.wait_memory("!!view.querySelector('.relickit-bookmark-compare:not([hidden])')", MEMORY_TIMEOUT_MS)
+            psnr = page.locator(".relickit-bookmark-compare:not([hidden])").last.get_attribute("data-psnr")
             assert float(psnr) > 0, psnr
             assert page.locator(".relickit-memory-timeline").last.bounding_box()["width"] > 100
             page.keyboard.up("ArrowRight")
