@@ -36,6 +36,30 @@ from browser_fixture import (  # noqa: E402
 )
 
 MS = 1000.0
+ROLES = (("ipykernel", "kernel"), ("jupyter", "server"), ("--type=renderer", "browser page"), ("chromium", "browser other"))
+
+
+def cpu_by_role() -> dict[str, float]:
+    """CPU seconds used so far by this benchmark's descendant processes (Linux /proc), by role."""
+    parent, stat, cmd = {}, {}, {}
+    for d in Path("/proc").iterdir():
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            parent[int(d.name)] = int(fields[1])
+            stat[int(d.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            cmd[int(d.name)] = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+    mine, grew = {os.getpid()}, True
+    while grew:
+        new = {pid for pid, ppid in parent.items() if ppid in mine} - mine
+        mine |= new
+        grew = bool(new)
+    out: dict[str, float] = {}
+    for pid in mine - {os.getpid()}:
+        role = next((r for key, r in ROLES if key in cmd[pid]), "other")
+        out[role] = out.get(role, 0.0) + stat[pid]
+    return out
 
 
 def main() -> None:
@@ -82,9 +106,9 @@ def main() -> None:
                 f"() => window.__relickitFrames.changes.some(t => t > {t_click})", timeout=120 * MS
             )
             time.sleep(args.warmup)
-            window_start = page.evaluate("() => performance.now()")
+            window_start, cpu_start = page.evaluate("() => performance.now()"), cpu_by_role()
             time.sleep(args.seconds)
-            window_end = page.evaluate("() => performance.now()")
+            window_end, cpu_end = page.evaluate("() => performance.now()"), cpu_by_role()
             page.keyboard.up("KeyW")
             changes, redraws = lab_page.frame_changes(), lab_page.memory_redraws()
             j = args.joystick
@@ -121,6 +145,8 @@ def main() -> None:
         drawn = [t for t in redraws if window_start <= t < window_end]
         print(f"memory view: {len(drawn) / seconds:.2f} redraws/s in the page over the window; kernel: "
               f"{state['refreshes']} redraws sent for {state['chunks']} chunks")
+    cpu = {role: (cpu_end.get(role, 0.0) - cpu_start.get(role, 0.0)) / seconds for role in cpu_end}
+    print("CPU cores used over the window: " + ", ".join(f"{role} {c:.2f}" for role, c in sorted(cpu.items())))
     print(f"load average (1 min) before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f}")
 
 
