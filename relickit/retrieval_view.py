@@ -456,4 +456,4 @@ def scripted_view(view: ScriptedView, panel: RetrievalPanel) -> widgets.VBox:
 
     slider.observe(show, names="value")
     show()
-    return widgets.VBox([slider, widgets.HBox([frame, panel.view])])
+    return widgets.VBox([slider, widgets.HBox([frame, panel.view], layout=widgets.Layout(align_items="flex-start"))])
