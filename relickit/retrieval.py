@@ -138,6 +138,7 @@ class RetrievalTracker:
         self.probe = AttentionProbe(session, layer, verify=True, only_pass=last_pass)
         self.layer = self.probe.layer
         self.attached = False
+        self.generation = 0  # counts what the tracker forgot (resets, closes): what was derived before is stale
         self._lock = threading.Lock()
         self._forget()
 
@@ -170,6 +171,7 @@ class RetrievalTracker:
         self.close()
 
     def _forget(self) -> None:
+        self.generation += 1
         self.video_frames = 0  # video frames generated since the reset (0 = unknown / before the first reset)
         self.chunks = 0
         self._latents: dict[int, torch.Tensor] = {}

@@ -261,25 +261,31 @@ class ThumbnailEncoder:
     def __init__(self, tracker: RetrievalTracker, quality: int) -> None:
         self.tracker, self.quality = tracker, quality
         self._urls: dict[Any, str] = {}
+        self._generation = tracker.generation
 
-    def clear(self) -> None:
-        self._urls.clear()
+    def _current(self) -> dict[Any, str]:
+        """The URLs made since the tracker last forgot what it saw (a reset, a close)."""
+        if self._generation != self.tracker.generation:
+            self._urls, self._generation = {}, self.tracker.generation
+        return self._urls
 
     def latent(self, frame: int, budget: list[int]) -> str | None:
         """The frame's data URL; None while its decode waits for budget (or when its latents were not kept)."""
-        if frame not in self._urls:
+        urls = self._current()
+        if frame not in urls:
             image = self.tracker.thumbnail(frame, decode=budget[0] > 0)
             if image is None:
                 return None
             budget[0] -= 1
-            self._urls[frame] = data_url(image, self.quality)
-        return self._urls[frame]
+            urls[frame] = data_url(image, self.quality)
+        return urls[frame]
 
     def frame(self, key: Any, image: np.ndarray) -> str:
         """A data URL for a frame we already have (the bookmark, the live view), encoded once per key."""
-        if key not in self._urls:
-            self._urls[key] = data_url(image, self.quality)
-        return self._urls[key]
+        urls = self._current()
+        if key not in urls:
+            urls[key] = data_url(image, self.quality)
+        return urls[key]
 
 
 def _round(xs: Sequence[float], digits: int) -> list[float | None]:
@@ -379,7 +385,6 @@ class RetrievalPanel:
         self._thread = None
         self.tracker.close()
         self.snapshots.clear()
-        self._thumbs.clear()
         self._sent = None
         self.view.state = {}
 
@@ -388,7 +393,6 @@ class RetrievalPanel:
         with self._lock:
             self.tracker.reset(first)
             self.snapshots.clear()
-            self._thumbs.clear()
             self._sent = None
             self.view.state = {}
 

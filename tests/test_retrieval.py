@@ -282,3 +282,16 @@ def test_bench_memory_view_reports_the_views_cost():
     assert on["view"] and on["hooks_cpu_s_median"] > 0 and on["redraws"] == on["steps"] and on["max_abs_error"] < 1e-4
     assert off["kv_tokens_end"] == on["kv_tokens_end"]
     assert "of the step with the view off" in out.splitlines()[-1]
+
+
+def test_pictures_are_not_reused_across_resets(assets):
+    s = session(assets)
+    panel = RetrievalPanel(s)
+    pictures = []
+    for seed in (0, 1):
+        image = np.random.default_rng(seed).integers(0, 256, (H, W, 3), dtype=np.uint8)
+        view = play_script(panel.tracker, image, "a room", pan_360(s)[:2])
+        panel.show(view.snapshots[-1])
+        state = panel.view.state
+        pictures.append((state["bookmark"]["src"], {t["frame"]: t["src"] for t in state["top"]}[0]))
+    assert pictures[0][0] != pictures[1][0] and pictures[0][1] != pictures[1][1]
