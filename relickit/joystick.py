@@ -2,8 +2,9 @@
 
 Layout: the frame view (an ``ipywidgets.Image`` fed JPEG bytes, frames upscaled with nearest neighbour), a key
 pad (an anywidget that captures keydown/keyup while focused, with on-screen buttons that press while held),
-start / stop / reset / record buttons, a speed slider, FPS and action readouts, and a live bar chart of the
-session's KV cache (plotly ``FigureWidget``; needs ``anywidget``).
+start / stop / reset / record buttons, a speed slider, FPS and action readouts, a live bar chart of the
+session's KV cache (plotly ``FigureWidget``; needs ``anywidget``), and the "memory view" toggle: what each chunk
+retrieves from memory, with bookmarks (relickit.retrieval_view; off by default, and nothing runs while it is off).
 
 Streaming (two daemon threads, so notebook cells keep running while it plays):
 
@@ -34,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anywidget
 import ipywidgets as widgets
@@ -44,6 +45,9 @@ import traitlets
 from PIL import Image as PILImage
 
 from .keys import MOTIONS, STATIC, KeyMap, action_names, canonical_key
+
+if TYPE_CHECKING:
+    from .retrieval_view import RetrievalPanel
 
 
 class Session(Protocol):
@@ -414,6 +418,7 @@ class Joystick:
         self._threads: list[threading.Thread] = []
         self._skipped = 0
         self._buffer = FrameBuffer(self.config.buffer_steps * max(1, int(session.frames_per_step)))
+        self.memory: RetrievalPanel | None = None  # built when the memory view is first switched on
         self._build_ui()
         self.reset()
 
@@ -430,6 +435,9 @@ class Joystick:
         self.stop_button = widgets.Button(description="stop", icon="stop")
         self.reset_button = widgets.Button(description="reset", icon="refresh")
         self.record_button = widgets.ToggleButton(description="record", icon="circle", value=False)
+        self.memory_toggle = widgets.ToggleButton(description="memory view", icon="eye", value=False,
+                                                  tooltip="memory view: what each chunk retrieves, and bookmarks")
+        self.memory_toggle.observe(self._toggle_memory, names="value")
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.reset_button.on_click(lambda _: self.reset())
@@ -443,7 +451,7 @@ class Joystick:
         self.status_label.add_class("relickit-status")
         self.view.add_class("relickit-view")
         for name, button in (("start", self.start_button), ("stop", self.stop_button), ("reset", self.reset_button),
-                             ("record", self.record_button)):
+                             ("record", self.record_button), ("memory-toggle", self.memory_toggle)):
             button.add_class(f"relickit-{name}")
         self.kv_figure = _kv_figure()
         controls = widgets.HBox([self.start_button, self.stop_button, self.reset_button, self.record_button])
@@ -451,7 +459,8 @@ class Joystick:
             [self.fps_label, self.action_label, self.status_label], layout=widgets.Layout(grid_gap="16px")
         )
         left = widgets.VBox([self.view, self.keypad, self.speed, controls, readouts])
-        self.widget = widgets.HBox([left, self.kv_figure])
+        self._memory_box = widgets.VBox([])
+        self.widget = widgets.HBox([left, widgets.VBox([self.kv_figure, self.memory_toggle, self._memory_box])])
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
@@ -537,7 +546,10 @@ class Joystick:
         with self._lock:
             self._last_action = None
         self._stats = self.session.memory_stats()
-        self._show(first if first.ndim == 3 else first[-1], timed=False)
+        first = first if first.ndim == 3 else first[-1]
+        if self.memory is not None and self.memory.on:
+            self.memory.observe_reset(first)
+        self._show(first, timed=False)
         self._refresh_readouts()
         if was_running:
             self.start()
@@ -546,6 +558,9 @@ class Joystick:
         """Stop and close all widgets."""
         self.stop()
         pending = [self.widget]
+        if self.memory is not None:
+            self.memory.detach()
+            pending.append(self.memory.widget)
         while pending:
             widget = pending.pop()
             pending.extend(getattr(widget, "children", ()))
@@ -594,6 +609,7 @@ class Joystick:
     def _produce(self) -> None:
         try:
             while not self._stop.is_set():
+                self._sync_memory()
                 if not self._buffer.wait_for(lambda n: n <= self._lookahead_frames(), self.config.poll_s):
                     continue
                 action = self.current_action()
@@ -601,13 +617,40 @@ class Joystick:
                     self._last_action = action.clone()
                 started = time.monotonic()
                 frames = check_frames(self.session.step(action), "session.step")
+                frames = frames if frames.ndim == 4 else frames[None]
                 self._step_s = time.monotonic() - started
                 self.steps += 1
                 self._stats = self.session.memory_stats()
-                self._buffer.put(frames if frames.ndim == 4 else frames[None])
+                self._buffer.put(frames)
+                if self.memory is not None and self.memory.on:
+                    self.memory.observe_step(frames)
         except Exception as err:  # noqa: BLE001 - reported in the status readout and on .error
             self.error = err
             self._stop.set()
+
+    # ----- the memory view (relickit.retrieval_view)
+    def _toggle_memory(self, change: dict) -> None:
+        if change["new"] and self.memory is None:
+            try:
+                from .retrieval_view import RetrievalPanel
+
+                self.memory = RetrievalPanel(self.session, buffered=lambda: len(self._buffer))
+            except TypeError as err:  # not a relickit.play.Session: nothing to probe
+                self.status_label.value = f"memory view unavailable: {err}"
+                self.memory_toggle.value = False
+                return
+        self._memory_box.children = (self.memory.widget,) if change["new"] else ()
+        if not self.running:  # otherwise the producer switches it between two steps
+            self._sync_memory()
+
+    def _sync_memory(self) -> None:
+        """Hook or unhook the model to match the toggle; only ever between session steps."""
+        if self.memory is None or self.memory.on == self.memory_toggle.value:
+            return
+        if self.memory_toggle.value:
+            self.memory.attach()
+        else:
+            self.memory.detach()
 
     def _pace(self) -> None:
         cfg = self.config

@@ -59,6 +59,10 @@ class Session:
         self.fps = cfg.fps
         self.frames_per_step = cfg.chunk * cfg.temporal_down
         self.cache = None
+        # what the last reset/step generated, for inspection (relickit.retrieval): its clean latents
+        # (1, C, n, h, w) and the camera poses of its video frames, rotations (T, 3, 3) and positions (T, 3)
+        self.last_latents: torch.Tensor | None = None
+        self.last_poses: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @classmethod
     def from_pretrained(cls, model_path: str | Path = DEFAULT_MODEL, tokenizer_path: str | Path = DEFAULT_TOKENIZER,
@@ -85,6 +89,7 @@ class Session:
         pose = pose_vector(self.rotation[:, None], self.position[:, None]).to(self.device)
         commit(self.model, self.cache, first, Chunk(self.context, static, pose))
         self.decode_state = self.tokenizer.tiny.new_state() if self.decoder == "tiny" else self.tokenizer.new_decode_cache()
+        self.last_latents, self.last_poses = first, (self.rotation, self.position)
         return to_uint8(self._decode(first)[0])[0]
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -110,6 +115,7 @@ class Session:
         x0, _, _ = denoise_chunk(self.model, self.cache, noise, cond, self.sampler.sigmas,
                                  lambda i: torch.randn(shape, generator=self.generator, device=self.device))
         commit(self.model, self.cache, x0, cond)
+        self.last_latents, self.last_poses = x0, (rots[0], pos[0])
         return to_uint8(self._decode(x0)[0])
 
     def memory_stats(self) -> dict:

@@ -101,14 +101,17 @@ class AttentionProbe:
     steps and the clean context pass of each chunk); `final_records()` keeps the last denoising pass per chunk.
     """
 
-    def __init__(self, session: Any, layer: int = -1, verify: bool = False):
-        self.session, self.verify = session, verify
+    def __init__(self, session: Any, layer: int = -1, verify: bool = False, only_pass: int | None = None):
+        """only_pass=k records only the k-th pass against each cache state (k = number of sampler steps - 1: the
+        last denoising pass, all a live view needs); the other passes are not recomputed."""
+        self.session, self.verify, self.only_pass = session, verify, only_pass
         model = session.model
         self.layer = layer % len(model.blocks)
         self.block = model.blocks[self.layer]
         self.records: list[AttentionRecord] = []
         self._handles: list[Any] = []
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None  # (weights per query, values) for verify
+        self._passes: tuple[int, int, int] = (-1, -1, -1)  # (id of the cache, its frames, passes seen there)
 
     # -- lifecycle
     def __enter__(self) -> "AttentionProbe":
@@ -136,6 +139,13 @@ class AttentionProbe:
         cache = self.session.cache
         if cache is None or len(args) < 2:
             return
+        if self.only_pass is not None:
+            cache_id, frames, seen = self._passes
+            seen = seen + 1 if (cache_id, frames) == (id(cache), cache.frames) else 0
+            self._passes = (id(cache), cache.frames, seen)
+            if seen != self.only_pass:
+                self._pending = None
+                return
         x, fr = args[0], args[1]
         model = self.session.model
         q, k, v = self._chunk_qkv(x, fr)
@@ -187,26 +197,28 @@ def latent_video_frame(latent: int, temporal_down: int = 4) -> int:
 def attention_summary(record: AttentionRecord, rotations=None, positions=None, temporal_down: int = 4) -> dict[str, Any]:
     """Attention mass (averaged over heads and queries; sums to 1) by part, by compression factor of the cached
     tokens, and per cached latent frame with its pose distance to the current chunk when the video's commanded
-    poses (rotations (T, 3, 3), positions (T, 3)) are given."""
+    poses (rotations (T, 3, 3), positions (T, 3)) are given. Vectorised over frames: a live view calls it per chunk."""
     mass = record.weights.mean(0)
     lay = record.layout
     by_part = {p: float(mass[lay.part == i].sum()) for i, p in enumerate(PARTS)}
     cached = lay.part > 0
-    by_factor = {int(f): float(mass[cached & (lay.factor == f)].sum()) for f in sorted(set(lay.factor[cached].tolist()))}
-    frames = []
+    by_factor = {int(f): float(mass[cached & (lay.factor == f)].sum()) for f in np.unique(lay.factor[cached])}
+    ids, first, inv = np.unique(lay.frame[cached], return_index=True, return_inverse=True)
+    frame_mass, tokens = np.bincount(inv, mass[cached], len(ids)), np.bincount(inv, minlength=len(ids))
+    part, factor = lay.part[cached][first], lay.factor[cached][first]
     cur = record.cached_frames + (record.chunk_frames - 1) // 2
-    for f in sorted(set(lay.frame[cached].tolist())):
-        sel = cached & (lay.frame == f)
-        row = {"frame": int(f), "part": PARTS[int(lay.part[sel][0])], "factor": int(lay.factor[sel][0]),
-               "tokens": int(sel.sum()), "mass": float(mass[sel].sum()), "mass_per_token": float(mass[sel].mean()),
-               "lag_frames": int(cur - f)}
-        if rotations is not None and positions is not None:
-            a, b = latent_video_frame(f, temporal_down), latent_video_frame(cur, temporal_down)
-            if b < len(rotations):
-                r = np.asarray(rotations, dtype=np.float64)
-                p = np.asarray(positions, dtype=np.float64)
-                row["angle_deg"] = float(rotation_angle_deg(r[a] @ r[b].T))
-                row["distance"] = float(np.linalg.norm(p[a] - p[b]))
+    angle = distance = None
+    b = latent_video_frame(cur, temporal_down)
+    if rotations is not None and positions is not None and b < len(rotations):
+        r, p = np.asarray(rotations, dtype=np.float64), np.asarray(positions, dtype=np.float64)
+        a = np.array([latent_video_frame(int(f), temporal_down) for f in ids], dtype=int)
+        angle, distance = rotation_angle_deg(r[a] @ r[b].T), np.linalg.norm(p[a] - p[b], axis=-1)
+    frames = []
+    for i, f in enumerate(ids.tolist()):
+        row = {"frame": f, "part": PARTS[int(part[i])], "factor": int(factor[i]), "tokens": int(tokens[i]),
+               "mass": float(frame_mass[i]), "mass_per_token": float(frame_mass[i] / tokens[i]), "lag_frames": cur - f}
+        if angle is not None:
+            row["angle_deg"], row["distance"] = float(angle[i]), float(distance[i])
         frames.append(row)
     return {"cached_frames": record.cached_frames, "by_part": by_part, "by_factor": by_factor, "frames": frames,
             "max_abs_error": record.max_abs_error}

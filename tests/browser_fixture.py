@@ -1,8 +1,10 @@
 """Test helpers for the joystick: a fake session, a notebook that plays it, and a JupyterLab + Chromium driver.
 
-Kernel side (imported by the notebook's kernel, needs only relickit): `FakeSession`, `make_joystick`.
-Host side (used by tests/test_browser.py and scripts/bench_browser_fps.py): `write_fake_notebook`, `JupyterLab`
-(a fresh server in a temporary directory), `open_browser`, `LabPage` (run a notebook and drive its joystick).
+Kernel side (imported by the notebook's kernel, needs only relickit): `FakeSession`, `make_joystick`,
+`make_model_joystick` (the shipped model, or a random one where relickit/assets has no weights).
+Host side (used by tests/test_browser.py and scripts/bench_browser_fps.py): `write_fake_notebook`,
+`write_model_notebook`, `JupyterLab` (a fresh server in a temporary directory), `open_browser`, `LabPage` (run a
+notebook and drive its joystick and its memory view).
 Nothing here ships with relickit.
 """
 from __future__ import annotations
@@ -107,15 +109,39 @@ def make_joystick(**session_kwargs: Any) -> Any:
     return Joystick(session, image, "a fake world")
 
 
+def make_model_joystick(threads: int = 1) -> Any:
+    """A Joystick over the default session (relickit.tutorial) from the first bundled start frame."""
+    import torch
+
+    from relickit import tutorial
+    from relickit.joystick import Joystick
+    from relickit.play import load_start
+
+    torch.set_num_threads(threads)  # the tiny model is fastest single-threaded on a shared 2-core CPU
+    session, _ = tutorial.default_session()
+    image, caption = load_start(index=0)
+    return Joystick(session, image, caption)
+
+
 # ---------------------------------------------------------------- host side
 
 
 def write_fake_notebook(directory: Path, **session_kwargs: Any) -> Path:
     """A notebook that displays `joy`, a joystick over FakeSession(**session_kwargs); copies this module along."""
-    shutil.copy(Path(__file__), directory / "browser_fixture.py")
     kwargs = {"step_s": 0.05, **session_kwargs}
     arguments = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-    cells = [f"from browser_fixture import make_joystick\njoy = make_joystick({arguments})\njoy"]
+    return _write_notebook(directory, "joystick_fake.ipynb", "make_joystick", arguments)
+
+
+def write_model_notebook(directory: Path) -> Path:
+    """A notebook that displays `joy`, a joystick over the default model session; copies this module along."""
+    return _write_notebook(directory, "joystick_model.ipynb", "make_model_joystick", "")
+
+
+def _write_notebook(directory: Path, name: str, factory: str, arguments: str) -> Path:
+    """A one-cell notebook `joy = factory(arguments); joy`, with this module copied beside it."""
+    shutil.copy(Path(__file__), directory / "browser_fixture.py")
+    cells = [f"from browser_fixture import {factory}\njoy = {factory}({arguments})\njoy"]
     notebook = {
         "cells": [
             {"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {}, "outputs": [],
@@ -128,7 +154,7 @@ def write_fake_notebook(directory: Path, **session_kwargs: Any) -> Path:
         },
         "nbformat": 4, "nbformat_minor": 5,
     }
-    path = directory / "joystick_fake.ipynb"
+    path = directory / name
     path.write_text(json.dumps(notebook, indent=1))
     return path
 
@@ -242,21 +268,30 @@ def open_browser(viewport: tuple[int, int] = (1400, 1000)) -> Iterator[Any]:
             browser.close()
 
 
-# records the page time of every change of the last joystick image's src, polled each animation frame;
-# the src shown when counting starts is not a change
+# records the page time of every change of the last joystick image's src, and of every redraw of the memory
+# view, polled each animation frame; what is shown when counting starts is not a change
 _COUNTER_JS = """
 () => {
   const current = () => {
     const imgs = document.querySelectorAll("img.relickit-view");
     return imgs.length ? imgs[imgs.length - 1].src : null;
   };
-  const state = { changes: [], last: current() };
+  const memory = () => {
+    const views = document.querySelectorAll(".relickit-memory");
+    return views.length ? views[views.length - 1].dataset.updates : undefined;
+  };
+  const state = { changes: [], last: current(), memory: [], lastMemory: memory() };
   window.__relickitFrames = state;
   const tick = () => {
     const src = current();
     if (src && src !== state.last) {
       state.last = src;
       state.changes.push(performance.now());
+    }
+    const drawn = memory();
+    if (drawn !== undefined && drawn !== state.lastMemory) {
+      state.lastMemory = drawn;
+      state.memory.push(performance.now());
     }
     requestAnimationFrame(tick);
   };
@@ -331,6 +366,25 @@ class LabPage:
     def frame_changes(self) -> list[float]:
         """Page times (ms) at which the shown frame changed since start_counting()."""
         return self.page.evaluate("() => window.__relickitFrames.changes.slice()")
+
+    def memory_redraws(self) -> list[float]:
+        """Page times (ms) at which the memory view redrew since start_counting()."""
+        return self.page.evaluate("() => window.__relickitFrames.memory.slice()")
+
+    def memory_data(self, name: str) -> str | None:
+        """A data attribute of the memory view (chunk, thumbs, updates), None when it is not on the page."""
+        return self.page.evaluate(
+            f"() => {{ const v = document.querySelectorAll('.relickit-memory');"
+            f" return v.length ? (v[v.length - 1].dataset.{name} ?? null) : null; }}"
+        )
+
+    def wait_memory(self, predicate_js: str, timeout_ms: float) -> None:
+        """Wait until `predicate_js` (a JS expression over `view`, the memory view's root element) holds."""
+        self.page.wait_for_function(
+            f"() => {{ const v = document.querySelectorAll('.relickit-memory'); const view = v[v.length - 1];"
+            f" return !!view && ({predicate_js}); }}",
+            timeout=timeout_ms,
+        )
 
     def kernel_eval(self, code: str) -> str:
         """Run `code` in the notebook's kernel (not as a cell) and return its stdout, or raise on an error."""

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from browser_fixture import LabPage, browser_available, jupyter_lab, open_browser, write_fake_notebook
+from browser_fixture import (
+    LabPage,
+    browser_available,
+    jupyter_lab,
+    open_browser,
+    write_fake_notebook,
+    write_model_notebook,
+)
 
 from relickit.keys import action_from_keys
 
@@ -30,14 +37,18 @@ MIN_FRAME_CHANGES = 5
 QUICKSTART = Path(__file__).resolve().parents[1] / "notebooks" / "00_quickstart.ipynb"
 
 
-@pytest.fixture(params=["quickstart", "fake"])
-def notebook(request, tmp_path: Path) -> tuple[Path, str]:
-    """(notebook copied into a fresh root directory, name of the joystick variable in it)."""
+def need_browser() -> None:
     reason = browser_available()
     if reason is not None:
         if os.environ.get("CI"):
             pytest.fail(f"browser test cannot run in CI: {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(params=["quickstart", "fake"])
+def notebook(request, tmp_path: Path) -> tuple[Path, str]:
+    """(notebook copied into a fresh root directory, name of the joystick variable in it)."""
+    need_browser()
     root = tmp_path / "lab"
     root.mkdir()
     given = os.environ.get("RELICKIT_BROWSER_NOTEBOOK") or (QUICKSTART if request.param == "quickstart" else None)
@@ -57,9 +68,10 @@ def joystick_state(lab_page: LabPage, name: str) -> dict:
     return json.loads(lab_page.kernel_eval(code).strip().splitlines()[-1])
 
 
-def save_screenshot(page, tmp_path: Path, name: str) -> Path:
+def save_screenshot(target, tmp_path: Path, name: str, full_page: bool = True) -> Path:
+    """A screenshot of the page (full_page=False: of one element, given a locator)."""
     path = tmp_path / name
-    page.screenshot(path=str(path), full_page=True)
+    target.screenshot(path=str(path), **({"full_page": True} if full_page else {}))
     artifacts = os.environ.get("RELICKIT_ARTIFACTS")
     if artifacts:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
@@ -120,3 +132,64 @@ def test_joystick_streams_and_follows_keys(notebook, tmp_path):
         finally:
             with contextlib.suppress(Exception):  # the server's shutdown ends the kernel anyway
                 lab_page.kernel_eval(f"{joy}.stop()")
+
+
+MEMORY_TIMEOUT_MS = 120_000  # the shipped model steps in ~0.5 s on a busy 2-core CPU; a 360-degree pan is 6 steps
+
+
+def test_memory_view_updates_and_compares_a_bookmark(tmp_path):
+    """Switch the memory view on, bookmark the start view, pan right a full turn: the view redraws while playing,
+    shows thumbnails, and puts the bookmarked view beside the live one with a PSNR when the camera is back."""
+    need_browser()
+    root = tmp_path / "lab"
+    root.mkdir()
+    path = write_model_notebook(root)
+    with jupyter_lab(root) as lab, open_browser() as page:
+        lab_page = LabPage(page)
+        lab_page.open(lab.url(path.name))
+        lab_page.run_all()
+        try:
+            assert lab_page.memory_data("chunk") is None, "the memory view must be off by default"
+            lab_page.click_button("memory-toggle")
+            lab_page.wait_memory("true", MEMORY_TIMEOUT_MS)
+            lab_page.click_button("bookmark")
+            lab_page.wait_label("memory-message", "text === 'bookmarked video frame 0'")
+            lab_page.click_button("start")
+            lab_page.focus_pad()
+            page.keyboard.down("ArrowRight")
+            lab_page.wait_memory("Number(view.dataset.chunk) >= 2", MEMORY_TIMEOUT_MS)
+            chunk = int(lab_page.memory_data("chunk"))
+            lab_page.wait_memory(f"Number(view.dataset.chunk) > {chunk}", MEMORY_TIMEOUT_MS)  # updates while playing
+            lab_page.wait_memory("Number(view.dataset.thumbs) > 0", MEMORY_TIMEOUT_MS)
+            lab_page.wait_memory("!!view.querySelector('.relickit-bookmark-compare:not([hidden])')", MEMORY_TIMEOUT_MS)
+            psnr = page.locator(".relickit-bookmark-compare:not([hidden])").last.get_attribute("data-psnr")
+            assert float(psnr) > 0, psnr
+            assert page.locator(".relickit-memory-timeline").last.bounding_box()["width"] > 100
+            page.keyboard.up("ArrowRight")
+            save_screenshot(page, tmp_path, "memory_view_browser.png")
+            save_screenshot(page.locator(".relickit-memory-panel").last, tmp_path, "memory_view_panel.png", False)
+            state = json.loads(lab_page.kernel_eval(
+                "import json as _j\n"
+                "_s = joy.memory.view.state\n"
+                "print(_j.dumps({'verified': _s['verified'], 'error': _s['error'], 'top': len(_s['top']),"
+                " 'comparison': joy.memory.tracker.comparison is not None}))"
+            ).strip().splitlines()[-1])
+            assert state["verified"] and state["error"] < 1e-3 and state["top"] > 0 and state["comparison"], state
+
+            lab_page.click_button("memory-toggle")  # off: the view, the hook and the refresh thread go away
+            page.wait_for_function("() => !document.querySelector('.relickit-memory')", timeout=MEMORY_TIMEOUT_MS)
+            off = json.loads(lab_page.kernel_eval(  # the producer unhooks between two steps
+                "import json as _j, threading as _t, time as _time\n"
+                "_off = lambda: (sum(len(m._forward_pre_hooks) for m in joy.session.model.modules()),"
+                " [t.name for t in _t.enumerate() if t.name == 'relickit-memory-view'])\n"
+                "_end = _time.monotonic() + 10\n"
+                "while _off() != (0, []) and _time.monotonic() < _end: _time.sleep(0.1)\n"
+                "print(_j.dumps(_off()))"
+            ).strip().splitlines()[-1])
+            assert off == [0, []], off
+        except Exception:
+            save_screenshot(page, tmp_path, "memory_view_browser_failure.png")
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                lab_page.kernel_eval("joy.stop()")

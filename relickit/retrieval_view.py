@@ -1,0 +1,463 @@
+"""The memory view: a widget that draws what each generated chunk retrieves (relickit.retrieval), in the
+joystick (its "memory view" toggle) and in notebook 05 (`scripted_view`).
+
+Layout, top to bottom:
+- a header: the chunk, the probed block, and whether the recomputed attention matches the block's output;
+- the timeline: one column per cached latent frame, oldest left; bar height = the chunk's attention mass on that
+  frame, colour = window (blue) or compressed memory by per-side factor (x1 brown, x2 orange, x4 light orange);
+  the grey strip under it = the tokens the frame keeps; numbers mark the top-k, a star the bookmark;
+- the top-k frames beyond the window as thumbnails, each with its attention share, age and camera angle to now;
+- the memory's token budget;
+- the bookmark: the marked view, and once the camera went away and came back, the live view beside it with PSNR.
+
+`RetrievalPanel` owns a tracker, the widget and a refresh thread (every `ViewConfig.refresh_s`): it shows the
+newest chunk that has started playing on screen (`shown()`: the video frame on screen), decodes at most
+`decodes_per_refresh` new thumbnails per refresh, and sends one message per change. The drawing is done by the page.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anywidget
+import ipywidgets as widgets
+import numpy as np
+import traitlets
+
+from .joystick import to_jpeg
+from .retrieval import RetrievalConfig, RetrievalTracker, ScriptedView, Snapshot, video_latent
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    refresh_s: float = 0.25  # refresh period of the panel (4 Hz; a chunk arrives every 0.75 s of video)
+    decodes_per_refresh: int = 2  # new thumbnails decoded per refresh at most (20-80 ms each, tiny preset, CPU)
+    nice: int = 10  # the refresh thread's niceness (Linux): its decodes yield the CPU to the video and the browser
+    jpeg_quality: int = 80
+    timeline_width: int = 380
+    timeline_height: int = 110
+    snapshots: int = 8  # recent snapshots kept to follow the display (the joystick buffers at most 3 chunks)
+
+    def __post_init__(self) -> None:
+        if self.refresh_s <= 0 or self.refresh_s > 0.5:
+            raise ValueError(f"refresh_s must be in (0, 0.5] (the view refreshes at >= 2 Hz); got {self.refresh_s}.")
+        if self.decodes_per_refresh < 1 or self.snapshots < 1:
+            raise ValueError(f"decodes_per_refresh and snapshots must be >= 1; got {self}.")
+
+
+_VIEW_ESM = r"""
+const COLOURS = { window: "#1f77b4", 1: "#8c2d04", 2: "#e6550d", 4: "#fdae6b" };
+const colour = (part, factor) => part === "window" ? COLOURS.window : (COLOURS[factor] ?? "#fd8d3c");
+const pct = (x) => `${(100 * x).toFixed(1)}%`;
+const deg = (x) => (x === null ? "angle unknown" : `${x.toFixed(0)}\u00b0 away`);
+
+function make(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// a thumbnail with its caption lines, updated in place: no DOM churn, and an unchanged picture is not decoded again
+function card(parent, cls) {
+  const el = make("div", cls), img = make("img"), empty = make("div", "relickit-memory-nothumb");
+  const caption = make("div", "relickit-memory-caption");
+  el.append(img, empty, caption);
+  parent.appendChild(el);
+  return {
+    show(src, lines, missing) {
+      el.hidden = false;
+      if (src && img.dataset.src !== src) { img.src = src; img.dataset.src = src; }
+      img.hidden = !src;
+      empty.hidden = !!src;
+      empty.textContent = missing || "";
+      caption.textContent = lines.join("\n");
+    },
+    hide() { el.hidden = true; },
+  };
+}
+
+function drawTimeline(canvas, s) {
+  const W = canvas.width, H = canvas.height, L = 44, R = 8, T = 14, STRIP = 10, AXIS = 14;
+  const g = canvas.getContext("2d");
+  g.clearRect(0, 0, W, H);
+  const n = s.frame.length, base = H - STRIP - AXIS - 4, plot = base - T;
+  const col = (W - L - R) / Math.max(n, 1), bar = col >= 3 ? col - 1 : col;
+  const most = Math.max(...s.mass, 1e-9), tokens = Math.max(...s.tokens, 1);
+  g.font = "10px sans-serif";
+  g.fillStyle = "#555";
+  g.fillText(pct(most), 2, T + 8);
+  g.fillText("0", 2, base);
+  for (let i = 0; i < n; i++) {
+    const x = L + i * col, h = plot * s.mass[i] / most, t = STRIP * s.tokens[i] / tokens;
+    g.fillStyle = colour(s.part[i], s.factor[i]);
+    g.fillRect(x, base - h, bar, h);
+    g.fillStyle = "#999";
+    g.fillRect(x, base + 2 + STRIP - t, bar, t);
+  }
+  const w = s.part.indexOf("window");
+  if (w > 0) {
+    g.strokeStyle = "#333"; g.setLineDash([3, 3]);
+    g.beginPath(); g.moveTo(L + w * col - 0.5, T - 4); g.lineTo(L + w * col - 0.5, base + STRIP + 2); g.stroke();
+    g.setLineDash([]);
+  }
+  g.fillStyle = "#000";
+  g.textAlign = "center";
+  const mark = (frame, text) => {
+    const i = s.frame.indexOf(frame);
+    if (i >= 0) g.fillText(text, L + (i + 0.5) * col, Math.max(base - plot * s.mass[i] / most - 3, 10));
+  };
+  s.top.forEach((t, r) => mark(t.frame, String(r + 1)));
+  if (s.bookmark) mark(s.bookmark.latent, s.top.some((t) => t.frame === s.bookmark.latent) ? "\u2605\u2003" : "\u2605");
+  g.fillStyle = "#555";
+  g.textAlign = "left";
+  if (n) g.fillText(`${s.age[0].toFixed(1)} s ago`, L, H - 2);
+  g.textAlign = "right";
+  if (n) g.fillText(`${s.age[n - 1].toFixed(1)} s ago (window: right of the dashes)`, W - R, H - 2);
+  g.textAlign = "left";
+}
+
+function render({ model, el }) {
+  const root = make("div", "relickit-memory");
+  const head = make("div", "relickit-memory-head");
+  const canvas = make("canvas", "relickit-memory-timeline");
+  const legend = make("div", "relickit-memory-legend");
+  for (const [key, text] of [["window", "window"], [1, "memory x1"], [2, "x2 (4x fewer tokens)"],
+                             [4, "x4 (16x fewer)"]]) {
+    const item = make("span", "relickit-memory-key", text);
+    item.style.setProperty("--swatch", COLOURS[key]);
+    legend.appendChild(item);
+  }
+  legend.appendChild(make("span", "relickit-memory-key", "tokens kept"));
+  const title = make("div", "relickit-memory-title");
+  const top = make("div", "relickit-memory-top");
+  const budget = make("div", "relickit-memory-budget");
+  const mark = make("div", "relickit-memory-bookmark");
+  root.append(head, canvas, legend, title, top, budget, mark);
+  el.appendChild(root);
+  const cards = [];
+  const marked = card(mark, "relickit-memory-card"), live = card(mark, "relickit-memory-card relickit-bookmark-live");
+  const verdict = make("div", "relickit-bookmark-compare"), hint = make("div", "relickit-memory-caption");
+  mark.append(verdict, hint);
+
+  canvas.addEventListener("mousemove", (event) => {
+    const s = model.get("state"), n = s.frame ? s.frame.length : 0;
+    const i = Math.floor((event.offsetX - 44) / ((canvas.width - 52) / Math.max(n, 1)));
+    if (i < 0 || i >= n) { canvas.title = ""; return; }
+    const f = s.part[i] === "window" ? "window" : `memory x${s.factor[i]}`;
+    canvas.title = `latent ${s.frame[i]}: ${f}, ${s.tokens[i]} tokens, ${pct(s.mass[i])} of the attention, ` +
+                   `${s.age[i].toFixed(1)} s ago, ${deg(s.angle[i])}`;
+  });
+
+  const draw = () => {
+    const s = model.get("state");
+    canvas.width = model.get("width");
+    canvas.height = model.get("height");
+    if (!s.chunk) {
+      root.dataset.chunk = "0";
+      head.textContent = "memory view: each generated chunk shows here once it plays (press start)";
+      for (const part of [title, top, budget, mark]) part.hidden = true;
+      return;
+    }
+    for (const part of [title, top, budget, mark]) part.hidden = false;
+    root.dataset.chunk = String(s.chunk);
+    root.dataset.updates = String(Number(root.dataset.updates || 0) + 1);
+    head.textContent = `chunk ${s.chunk}, block ${s.layer}: ${pct(s.current)} of the attention on the chunk itself, ` +
+      `the rest on ${s.frame.length} cached latent frames. ` +
+      (s.verified ? `Recomputed attention = the block's output (max error ${s.error.toExponential(1)}).`
+                  : `WARNING: recomputed attention differs from the block's output by ${s.error.toExponential(1)}.`);
+    head.classList.toggle("relickit-memory-bad", !s.verified);
+    drawTimeline(canvas, s);
+    title.textContent = s.top.length ? `top ${s.top.length} beyond the window` : s.no_top;
+    while (cards.length < s.top.length) cards.push(card(top, "relickit-memory-card"));
+    cards.forEach((c, r) => {
+      const t = s.top[r];
+      if (!t) { c.hide(); return; }
+      c.show(t.src, [`#${r + 1}: ${pct(t.mass)}`, `${t.age_s.toFixed(1)} s ago`, deg(t.angle_deg),
+                     t.part === "window" ? "window" : `memory x${t.factor}`],
+             t.pending ? "decoding..." : "not kept (view was off)");
+    });
+    root.dataset.thumbs = String(s.top.filter((t) => t.src).length);
+    budget.textContent = s.budget;
+    const b = s.bookmark;
+    verdict.hidden = !(b && b.live_src);
+    if (!b) {
+      marked.hide();
+      live.hide();
+      hint.textContent = "no bookmark: press 'bookmark view' to mark what you see";
+      return;
+    }
+    marked.show(b.src, ["bookmark", `${b.age_s.toFixed(1)} s ago`]);
+    if (b.live_src) {
+      live.show(b.live_src, ["now", `${b.live_angle_deg.toFixed(0)}\u00b0, ${b.live_distance.toFixed(1)} steps off`]);
+      verdict.textContent = `back at the bookmark: PSNR ${b.psnr.toFixed(1)} dB between the bookmarked view and ` +
+        "the view generated now (higher = the memory brought the place back)";
+      verdict.dataset.psnr = b.psnr.toFixed(2);
+      hint.textContent = "";
+    } else {
+      live.hide();
+      hint.textContent = b.away ? "now come back to the bookmarked view"
+        : `look away (>= ${b.away_deg}\u00b0 or ${b.away_distance} steps) and come back`;
+    }
+  };
+  model.on("change:state", draw);
+  draw();
+}
+export default { render };
+"""
+
+_VIEW_CSS = """
+.relickit-memory { font: 12px sans-serif; display: flex; flex-direction: column; gap: 4px; width: 380px;
+  min-height: 470px; contain: content; }
+.relickit-memory [hidden] { display: none !important; }
+.relickit-memory-head { min-height: 45px; }
+.relickit-memory-head.relickit-memory-bad { color: #b00; font-weight: bold; }
+.relickit-memory-legend { display: flex; gap: 10px; flex-wrap: wrap; color: #444; }
+.relickit-memory-key::before { content: ""; display: inline-block; width: 10px; height: 10px; margin-right: 3px;
+  background: var(--swatch, #999); vertical-align: middle; }
+.relickit-memory-title { color: #444; }
+.relickit-memory-top, .relickit-memory-bookmark { display: flex; gap: 6px; align-items: flex-start; min-height: 124px; }
+.relickit-memory-card { display: flex; flex-direction: column; width: 88px; font-size: 11px; }
+.relickit-memory-card img { width: 88px; height: 66px; border: 1px solid #ccc; }
+.relickit-memory-nothumb { width: 88px; height: 66px; background: #eee; color: #888; display: flex;
+  align-items: center; justify-content: center; text-align: center; }
+.relickit-memory-caption { color: #333; white-space: pre-line; }
+.relickit-bookmark-compare { max-width: 180px; font-weight: bold; }
+"""
+
+
+class RetrievalView(anywidget.AnyWidget):
+    """Draws `state` (built by `view_state`) in the page."""
+
+    _esm = _VIEW_ESM
+    _css = _VIEW_CSS
+    state = traitlets.Dict().tag(sync=True)
+    width = traitlets.Int(380).tag(sync=True)
+    height = traitlets.Int(110).tag(sync=True)
+
+
+def data_url(frame: np.ndarray, quality: int) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(to_jpeg(frame, 1, quality)).decode("ascii")
+
+
+def budget_text(stats: dict[str, Any]) -> str:
+    comp = stats.get("compressed_tokens", {})
+    parts = ", ".join(f"x{int(f)}: {n}" for f, n in sorted(comp.items(), key=lambda kv: int(kv[0])))
+    total, full = int(stats.get("total_tokens", 0)), int(stats.get("full_tokens", 0))
+    fewer = f", {full / total:.1f}x fewer than a full cache ({full})" if total else ""
+    return (f"memory budget: {total} tokens = {stats.get('window_tokens', 0)} in the window + "
+            f"{sum(comp.values())} compressed ({parts or 'none'}){fewer}; {stats.get('bytes', 0) / 2**20:.2f} MiB")
+
+
+class ThumbnailEncoder:
+    """JPEG data URLs of the tracker's thumbnails, decoding at most `budget` new latent frames per call."""
+
+    def __init__(self, tracker: RetrievalTracker, quality: int) -> None:
+        self.tracker, self.quality = tracker, quality
+        self._urls: dict[Any, str] = {}
+        self._generation = tracker.generation
+
+    def _current(self) -> dict[Any, str]:
+        """The URLs made since the tracker last forgot what it saw (a reset, a close)."""
+        if self._generation != self.tracker.generation:
+            self._urls, self._generation = {}, self.tracker.generation
+        return self._urls
+
+    def latent(self, frame: int, budget: list[int]) -> str | None:
+        """The frame's data URL; None while its decode waits for budget (or when its latents were not kept)."""
+        urls = self._current()
+        if frame not in urls:
+            image = self.tracker.thumbnail(frame, decode=budget[0] > 0)
+            if image is None:
+                return None
+            budget[0] -= 1
+            urls[frame] = data_url(image, self.quality)
+        return urls[frame]
+
+    def frame(self, key: Any, image: np.ndarray) -> str:
+        """A data URL for a frame we already have (the bookmark, the live view), encoded once per key."""
+        urls = self._current()
+        if key not in urls:
+            urls[key] = data_url(image, self.quality)
+        return urls[key]
+
+
+def _round(xs: Sequence[float], digits: int) -> list[float | None]:
+    return [None if x != x else round(float(x), digits) for x in xs]  # NaN -> None (JSON has no NaN)
+
+
+def view_state(snap: Snapshot, tracker: RetrievalTracker, thumbs: ThumbnailEncoder, budget: int,
+               shown: int) -> tuple[dict[str, Any], int]:
+    """The JSON the page draws for `snap`, and how many thumbnails still wait for a decode."""
+    left = [budget]
+    fr = snap.frames
+    top, waiting = [], 0
+    for f in snap.top:
+        src = thumbs.latent(f.frame, left)
+        pending = src is None and tracker.has_latents(f.frame)
+        waiting += pending
+        top.append({"frame": f.frame, "mass": f.mass, "age_s": f.age_s, "part": f.part, "factor": f.factor,
+                    "angle_deg": _round([f.angle_deg], 1)[0], "src": src, "pending": pending})
+    mem = tracker.session.memory
+    no_top = ("nothing older than the window is cached yet" if mem.policy in ("compressed", "full")
+              else f"policy {mem.policy!r} keeps nothing beyond the window: no memory to retrieve from")
+    state = {
+        "chunk": snap.chunk, "layer": snap.layer, "current": snap.current_mass, "error": snap.max_abs_error,
+        "verified": snap.verified, "frame": [f.frame for f in fr], "part": [f.part for f in fr],
+        "factor": [f.factor for f in fr], "tokens": [f.tokens for f in fr], "mass": _round([f.mass for f in fr], 6),
+        "age": _round([f.age_s for f in fr], 2), "angle": _round([f.angle_deg for f in fr], 1),
+        "top": top, "no_top": no_top, "budget": budget_text(snap.stats), "bookmark": None,
+    }
+    bm = tracker.marked
+    if bm is not None:
+        same = snap.bookmark is not None and snap.bookmark.video_frame == bm.video_frame
+        b = {"src": thumbs.frame(("bookmark", bm.video_frame), bm.frame), "video_frame": bm.video_frame,
+             "latent": video_latent(bm.video_frame, tracker.temporal_down),
+             "age_s": max(shown - bm.video_frame, 0) / tracker.fps, "away": same and snap.bookmark.away,
+             "away_deg": tracker.config.away_deg, "away_distance": tracker.config.away_distance, "live_src": None}
+        c = snap.comparison if same else None
+        if c is not None:
+            b.update(live_src=thumbs.frame(("live", c.video_frame), c.live), live_angle_deg=c.angle_deg,
+                     live_distance=c.distance, psnr=c.psnr)
+        state["bookmark"] = b
+    return state, waiting
+
+
+class RetrievalPanel:
+    """A tracker, its view, a bookmark button, and (while on) a thread that refreshes the view.
+
+    `buffered()` counts the frames generated but not on screen yet (the joystick's display lags generation by its
+    buffer): the view shows the newest chunk that has started playing, and the bookmark marks the frame on screen.
+    """
+
+    def __init__(self, session: Any, config: RetrievalConfig = RetrievalConfig(), view: ViewConfig = ViewConfig(),
+                 buffered: Callable[[], int] = lambda: 0) -> None:
+        self.tracker = RetrievalTracker(session, config)
+        self.config = view
+        self.buffered = buffered  # frames generated but not shown yet (the joystick's buffer)
+        self.view = RetrievalView(width=view.timeline_width, height=view.timeline_height)
+        self.bookmark_button = widgets.Button(description="bookmark view", icon="bookmark")
+        self.bookmark_button.add_class("relickit-bookmark")
+        self.bookmark_button.on_click(lambda _: self.bookmark())
+        self.message = widgets.Label("")
+        self.message.add_class("relickit-memory-message")
+        self.widget = widgets.VBox([self.view, widgets.HBox([self.bookmark_button, self.message])])
+        self.widget.add_class("relickit-memory-panel")
+        self.refreshes = 0  # renders sent to the page (for tests and benchmarks)
+        self._thumbs = ThumbnailEncoder(self.tracker, view.jpeg_quality)
+        self.snapshots: deque[Snapshot] = deque(maxlen=view.snapshots)  # the newest chunks' snapshots
+        self._sent: tuple[int, int | None] | None = None  # (chunk, bookmarked frame) last drawn
+        self._waiting = 0  # thumbnails of the last drawing still waiting for a decode
+        self._lock = threading.Lock()  # one render at a time (the thread, a bookmark click, a notebook call)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def shown(self) -> int:
+        """The video frame on screen."""
+        return self.tracker.video_frames - self.buffered() - 1
+
+    # ----- on / off
+    @property
+    def on(self) -> bool:
+        return self.tracker.attached
+
+    def attach(self) -> None:
+        """Hook the model and start refreshing. Call it between session steps (the joystick does)."""
+        if self.on:
+            return
+        self.tracker.attach()
+        self.snapshots.clear()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="relickit-memory-view", daemon=True)
+        self._thread.start()
+
+    def detach(self) -> None:
+        """Unhook, stop refreshing and drop what was kept. Call it between session steps."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._thread = None
+        self.tracker.close()
+        self.snapshots.clear()
+        self._sent = None
+        self.view.state = {}
+
+    # ----- fed by the joystick's producer
+    def observe_reset(self, first: np.ndarray) -> None:
+        with self._lock:
+            self.tracker.reset(first)
+            self.snapshots.clear()
+            self._sent = None
+            self.view.state = {}
+
+    def observe_step(self, frames: np.ndarray) -> None:
+        self.snapshots.append(self.tracker.step(frames))
+
+    # ----- user actions
+    def bookmark(self) -> None:
+        try:
+            bm = self.tracker.bookmark(self.shown())
+        except (RuntimeError, ValueError) as err:
+            self.message.value = str(err)
+            return
+        self.message.value = f"bookmarked video frame {bm.video_frame}"
+        self.refresh()
+
+    # ----- drawing
+    def show(self, snap: Snapshot) -> None:
+        """Draw `snap` now, decoding every thumbnail it needs (notebooks)."""
+        with self._lock:
+            state, _ = view_state(snap, self.tracker, self._thumbs, self.tracker.config.top_k, self.shown())
+            self.view.state = state
+            self.refreshes += 1
+
+    def refresh(self) -> None:
+        """Draw the newest chunk playing on screen, if anything changed since the last draw."""
+        with self._lock:
+            shown = self.shown()
+            snaps = [s for s in list(self.snapshots) if s.video_frames[0] <= shown]
+            if not snaps:
+                return
+            snap, bm = snaps[-1], self.tracker.marked
+            key = (snap.chunk, None if bm is None else bm.video_frame)
+            if key == self._sent and not self._waiting:
+                return
+            state, self._waiting = view_state(snap, self.tracker, self._thumbs, self.config.decodes_per_refresh,
+                                              shown)
+            self.view.state = state
+            self.refreshes += 1
+            self._sent = key
+
+    def _loop(self) -> None:
+        if self.config.nice and hasattr(os, "setpriority"):  # per thread on Linux: a thread is a task
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.config.nice)
+        while not self._stop.wait(self.config.refresh_s):
+            self.refresh()
+
+
+def scripted_view(view: ScriptedView, panel: RetrievalPanel) -> widgets.VBox:
+    """The panel over a scripted run (relickit.retrieval.play_script with panel.tracker): a slider picks the
+    chunk, the video frame on screen is that chunk's last."""
+    snaps = view.snapshots
+    if not snaps:
+        raise ValueError("the scripted run has no steps: play at least one action.")
+    slider = widgets.IntSlider(value=len(snaps), min=1, max=len(snaps), description="chunk",
+                               continuous_update=False)
+    frame = widgets.Image(format="jpeg")
+
+    def show(change: Any = None) -> None:
+        snap = snaps[slider.value - 1]
+        panel.buffered = lambda: panel.tracker.video_frames - snap.video_frames[1]
+        panel.show(snap)
+        frame.value = to_jpeg(view.frames[snap.video_frames[1] - 1], 2, panel.config.jpeg_quality)
+
+    slider.observe(show, names="value")
+    show()
+    return widgets.VBox([slider, widgets.HBox([frame, panel.view], layout=widgets.Layout(align_items="flex-start"))])
