@@ -3,16 +3,14 @@
 #
 #   bash scripts/device_run.sh STAGES [OUTPUT ...]
 #
-# In: wheels in .whl/ or $WHEELS (installed to /tmp/site), earlier stage outputs in .carry/run/ (fp16, split in *.partNN).
+# In: .gpu/site.tar.xz or wheels in .whl/ or $WHEELS (scripts/device_site.sh), earlier stage outputs in .carry/run/
+# (fp16, split in *.partNN).
 # RECIPE_ARGS: extra arguments of relickit.recipe (e.g. --warm-start PATH).
 # Out ($OUT): each OUTPUT (a path under the run directory) in fp16, split into 15 MB parts; all training logs.
 set -euo pipefail
 stages=$1; shift
-wheels=${WHEELS:-.whl}
-if compgen -G "$wheels/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$wheels"/*.whl
-fi
-export PYTHONPATH=$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TQDM_MININTERVAL=20
+source scripts/device_site.sh
+export TQDM_MININTERVAL=20
 run=/tmp/run
 mkdir -p "$run"
 if [ -d .carry/run ]; then

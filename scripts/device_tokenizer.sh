@@ -3,13 +3,11 @@
 #                                             layouts' training jobs in the background (setsid), all on one GPU
 #   bash scripts/device_tokenizer.sh wait N   sleep up to N seconds while jobs run, then show the logs' tails
 #   bash scripts/device_tokenizer.sh collect  each layout's tokenizer (fp16, split), logs, reports, strips -> $OUT
-# Carry .whl (diffusers and importlib_metadata wheels, vizdoom's cp312 wheel trimmed to freedoom2.wad).
+# Carry .gpu (python scripts/pack_gpu_wheels.py: ViZDoom trimmed, diffusers, importlib_metadata; or .whl of wheels).
 # Settings come from the environment: LAYOUTS, EPISODES, VAE_MIN, TINY_MIN, INIT_DIR (committed state to resume).
 set -u
 # A machine goes back 30 s after a call: issue the phases' calls back to back, edit nothing in between.
-[ -e /tmp/site/diffusers ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-  --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1
+source scripts/device_site.sh || exit 1
 LAYOUTS=${LAYOUTS:-f8c16 f8c48 f4c16}
 RUNS=/tmp/runs DATA=/tmp/data
 EVAL_MAPS=MAP21,MAP22,MAP23,MAP24,MAP25,MAP26,MAP27,MAP28,MAP29,MAP30,MAP31,MAP32  # freedoom1 is not carried

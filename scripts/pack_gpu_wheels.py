@@ -1,0 +1,94 @@
+"""Pack what the GPU machine lacks into one small archive, `.gpu/site.tar.xz`, that device scripts unpack to
+/tmp/site (scripts/device_site.sh); carry `.gpu`. The device tool carries the tracked tree and this archive in
+64 MiB, so ViZDoom's 121 MB wheel is trimmed to what headless frame generation uses, losslessly for the frames:
+
+- freedoom1.wad and the bundled scenarios go (only Freedoom2's maps are played on the GPU machine);
+- freedoom2.wad loses its sound effects and music (relickit.doom turns sound off);
+- ICU's 27 MB data library becomes a stub exporting the one symbol the loader resolves: ViZDoom links boost_regex,
+  which links ICU, but never calls it.
+Frames generated with the silenced WAD and the ICU stub are byte-identical to the full wheel's (docs/runs/campaign.md).
+
+    python scripts/pack_gpu_wheels.py --wheels VIZDOOM_CP312.whl diffusers-*.whl importlib_metadata-*.whl
+
+Every other wheel is unpacked as it is. Needs gcc and xz.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import struct
+import subprocess
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+DROP = ("vizdoom/freedoom1.wad", "vizdoom/scenarios/")
+SILENT_LUMPS = (b"DS", b"DP", b"D_")  # sound effects, PC-speaker sounds, music
+ICU_DATA_SYMBOL = "icudt60_dat"
+
+
+def silence_wad(data: bytes) -> bytes:
+    """The WAD without its sound and music lumps (directory rewritten, other lumps byte for byte)."""
+    kind, count, offset = struct.unpack_from("<4sii", data)
+    lumps = []
+    for i in range(count):
+        pos, size, name = struct.unpack_from("<ii8s", data, offset + 16 * i)
+        if not name.startswith(SILENT_LUMPS) or size == 0:
+            lumps.append((name, data[pos:pos + size]))
+    body, directory, pos = bytearray(), bytearray(), 12
+    for name, lump in lumps:
+        directory += struct.pack("<ii8s", pos if lump else 0, len(lump), name)
+        body += lump
+        pos += len(lump)
+    return struct.pack("<4sii", kind, len(lumps), pos) + bytes(body) + bytes(directory)
+
+
+def icu_stub(soname: str, workdir: Path) -> bytes:
+    src = workdir / "icu_stub.c"
+    src.write_text(f"const char {ICU_DATA_SYMBOL}[16] = {{0}};\n")
+    out = workdir / soname
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", f"-Wl,-soname,{soname}", "-o", str(out), str(src)], check=True)
+    return out.read_bytes()
+
+
+def members(wheel: Path, workdir: Path):
+    """(name, bytes) of a wheel's files, trimmed as the module docstring says."""
+    with zipfile.ZipFile(wheel) as z:
+        for info in z.infolist():
+            name = info.filename
+            if info.is_dir() or name.startswith(DROP):
+                continue
+            data = z.read(info)
+            base = Path(name).name
+            if base == "freedoom2.wad":
+                data = silence_wad(data)
+            elif base.startswith("libicudata"):
+                data = icu_stub(base, workdir)
+            yield name, data, (info.external_attr >> 16) & 0o777 or 0o644
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--wheels", nargs="+", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=Path(".gpu/site.tar.xz"))
+    a = p.parse_args()
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_tar = Path(tmp) / "site.tar"
+        with tarfile.open(tmp_tar, "w") as tar:
+            for wheel in a.wheels:
+                for name, data, mode in members(wheel, Path(tmp)):
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mode = len(data), mode
+                    tar.addfile(info, fileobj=io.BytesIO(data))
+        partial = a.out.with_suffix(".partial")
+        with open(partial, "wb") as f:
+            subprocess.run(["xz", "-9e", "-T0", "-c", str(tmp_tar)], stdout=f, check=True)
+        partial.replace(a.out)
+    print(f"{a.out}: {a.out.stat().st_size / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
