@@ -88,3 +88,28 @@ def test_joystick_shows_the_full_memory_and_plays_again_after_reset():
         assert wait_until(lambda: joy.steps == 2 and not joy.running, timeout=60)
     finally:
         joy.close()
+
+
+def test_the_joystick_steps_on_its_own_torch_threads():
+    """The producer runs its steps on JoystickConfig.threads torch threads (one by default: on a busy 2-core CPU two
+    threads stall each other) and leaves the notebook's own setting alone."""
+    from browser_fixture import FakeSession
+    from test_joystick import wait_until
+
+    from relickit.joystick import JoystickConfig
+
+    class Counting(FakeSession):
+        def step(self, action):
+            self.threads = torch.get_num_threads()
+            return super().step(action)
+
+    main_threads = torch.get_num_threads()
+    for threads, expect in ((JoystickConfig.threads, 1), (None, main_threads)):
+        session = Counting(step_s=0.01)
+        joy = Joystick(session, np.zeros((96, 128, 3), np.uint8), "a room", config=JoystickConfig(threads=threads))
+        joy.start()
+        assert wait_until(lambda: joy.steps >= 2)
+        joy.close()
+        assert session.threads == expect and torch.get_num_threads() == main_threads
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        JoystickConfig(threads=0)
