@@ -240,6 +240,11 @@ def make_starts(eval_root: str | Path, path: str | Path = STARTS, per_episode: i
                                                               captions=np.array(captions), maps=np.array(maps)))
 
 
+def horizon_arg(text: str) -> int | None:
+    """A command-line horizon: a number of latent frames, or 'none' for RELIC's unbounded memory."""
+    return None if text.strip().lower() == "none" else int(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     """python -m relickit.play --script "W*24, W+Right*12" --out walk.gif [--image start.png --text "..."]"""
     from .keys import parse_script
@@ -253,7 +258,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tokenizer", default=str(DEFAULT_TOKENIZER))
     ap.add_argument("--policy", default="compressed", choices=["none", "window", "compressed", "full"])
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--horizon", type=int, help="bound the compressed memory to this many latent frames (multiple of 18)")
+    ap.add_argument("--horizon", type=horizon_arg, default=PLAY_HORIZON,
+                    help=f"compressed latent frames kept, a multiple of 18 (default {PLAY_HORIZON}, ~23 s); "
+                         "'none' keeps all of them: RELIC's unbounded memory")
     ap.add_argument("--compile", action="store_true", help="torch.compile the blocks (slow start, faster steps)")
     args = ap.parse_args(argv)
     from .joystick import write_video

@@ -27,6 +27,23 @@ def test_play_defaults_to_a_bounded_memory_and_relic_is_one_argument_away():
     assert not is_bounded(Session.from_pretrained(memory=MemoryConfig()).memory)
 
 
+def test_the_docs_say_what_the_default_forgets():
+    import json
+    from pathlib import Path
+
+    from relickit.config import preset
+
+    root = Path(__file__).resolve().parents[1]
+    cfg, mem = preset("tiny"), PLAY_MEMORY
+    seconds = round(cfg.video_frames(mem.window + mem.horizon) / cfg.fps)
+    quickstart = json.loads((root / "notebooks" / "00_quickstart.ipynb").read_text())
+    for text in ("".join("".join(c["source"]) for c in quickstart["cells"] if c["cell_type"] == "markdown"),
+                 (root / "docs" / "play.md").read_text()):
+        flat = " ".join(text.split())
+        assert f"~{seconds} s" in flat and f"{mem.window} newest latent frames" in flat
+        assert f"the {mem.horizon} before them" in flat and "MemoryConfig()" in flat
+
+
 def test_horizon_keeps_the_memory_flat_in_play():
     session = Session.from_pretrained(memory=MemoryConfig(horizon=18))
     image, text = load_start()
