@@ -152,7 +152,8 @@ def check_actions(actions: torch.Tensor, max_magnitude: float | None = None) -> 
     """Refuse actions that are not (..., 13) finite non-negative magnitudes (at most `max_magnitude`, if given)."""
     fix = "make actions with relickit.keys.action_from_keys({'W'}) or parse_script('W*12')"
     if actions.shape[-1] != ACTION_DIM:
-        raise ValueError(f"actions must have {ACTION_DIM} entries per frame ({', '.join(ACTIONS)}); got shape {tuple(actions.shape)}; {fix}.")
+        raise ValueError(f"actions must have {ACTION_DIM} entries per frame ({', '.join(ACTIONS)}); got shape "
+                         f"{tuple(actions.shape)}; {fix}.")
     if not torch.isfinite(actions).all():
         raise ValueError(f"actions contain NaN or inf; {fix}.")
     if (actions < 0).any():

@@ -255,8 +255,8 @@ class KVCache:
         raise MemoryFull(
             f"the KV cache is full: {self.frames} latent frames ({minutes:.1f} min at {cfg.fps} FPS) of an unbounded "
             f"{self.mem.policy!r} memory, capacity {self.mem.capacity}. Call reset() to start again, bound the memory "
-            f"with MemoryConfig(horizon=H) (a ring of the last H compressed frames that plays without end, as "
-            f"play's default relickit.play.PLAY_MEMORY does), or raise MemoryConfig(capacity=...) (steps keep getting slower)."
+            "with MemoryConfig(horizon=H) (a ring of the last H compressed frames that plays without end, as play's "
+            "default relickit.play.PLAY_MEMORY does), or raise MemoryConfig(capacity=...) (steps keep slowing down)."
         )
 
     # -- reading

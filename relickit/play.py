@@ -85,7 +85,8 @@ def check_action(action, max_magnitude: float = MAX_ACTION) -> torch.Tensor:
 def check_pair(model: ModelConfig, vae: VAEConfig) -> None:
     """The tokenizer must make the latents the model reads."""
     pairs = {"frame height": (model.height, vae.height), "frame width": (model.width, vae.width),
-             "latent channels": (model.latent_channels, vae.z_dim), "spatial factor": (model.spatial_down, vae.spatial_down),
+             "latent channels": (model.latent_channels, vae.z_dim),
+             "spatial factor": (model.spatial_down, vae.spatial_down),
              "temporal factor": (model.temporal_down, vae.temporal_down)}
     diff = {k: v for k, v in pairs.items() if v[0] != v[1]}
     if diff:

@@ -86,7 +86,8 @@ def test_step_before_reset_names_the_fix():
 
 
 # ---- Session.reset -----------------------------------------------------------------------------------------
-near_misses = st.sampled_from([(96, 128), (96, 128, 4), (96, 128, 1), (128, 96, 3), (1, 96, 128, 3), (95, 128, 3), (0, 128, 3)])
+near_misses = st.sampled_from([(96, 128), (96, 128, 4), (96, 128, 1), (128, 96, 3), (1, 96, 128, 3), (95, 128, 3),
+                               (0, 128, 3)])
 shapes = st.one_of(near_misses, hnp.array_shapes(min_dims=0, max_dims=4, max_side=8), st.just((96, 128, 3)))
 dtypes = st.sampled_from([np.uint8, np.float32, np.float64, np.int64, np.uint16, np.bool_])  # floats in [0, 1] too
 bad_images = st.one_of(
@@ -143,7 +144,8 @@ def test_start_image_path_errors(tmp_path):
     with pytest.raises(ValueError, match="caption"):
         load_start(tmp_path / "notes.png", "   ")
     with pytest.raises(FileNotFoundError, match="no start image"):
-        main(["--script", "W*12", "--out", str(tmp_path / "w.gif"), "--image", str(tmp_path / "nope.jpg"), "--text", "a room"])
+        main(["--script", "W*12", "--out", str(tmp_path / "w.gif"), "--image", str(tmp_path / "nope.jpg"),
+              "--text", "a room"])
     with pytest.raises(IndexError, match="pick index 0"):
         load_start(index=-1)
 
@@ -200,7 +202,7 @@ def test_checkpoint_of_another_preset_is_named(tmp_path):
     path = small.save(tmp_path / "small.safetensors")
     with pytest.raises(ValueError, match=r"another config.*'height': \(240, 96\)"):
         WorldModel.load(path, expect=preset("tiny"))
-    with pytest.raises(ValueError, match=r"\(small\) and the tokenizer do not fit.*frame height': \(240, 96\).*tokenizer the model"):
+    with pytest.raises(ValueError, match=r"\(small\) and the tokenizer do not fit.*height': \(240, 96\).*trained with"):
         Session.from_pretrained(model_path=path)
     with pytest.raises(ValueError, match="'world_model' checkpoint, not a 'tokenizer'"):
         Tokenizer.load(path)
@@ -219,7 +221,8 @@ def test_any_key_script_parses_or_names_the_problem(script):
         assert torch.isfinite(actions).all() and (actions >= 0).all()
 
 
-keys = st.one_of(st.sampled_from(["W", "w", "arrowleft", "Right", "Space", "X", "Ctrl", "Escape", "", "F1"]), st.text(max_size=6))
+keys = st.one_of(st.sampled_from(["W", "w", "arrowleft", "Right", "Space", "X", "Ctrl", "Escape", "", "F1"]),
+                 st.text(max_size=6))
 
 
 @pytest.fixture(scope="module")

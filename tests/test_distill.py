@@ -161,7 +161,7 @@ def test_a_rollout_beyond_the_teachers_rope_range_fails_before_any_work():
     student = tiny_model(rope_frames=5)
     teacher, critic = copy.deepcopy(student), copy.deepcopy(student)
     cfg = DistillConfig(memory=MemoryConfig(policy="compressed", window=2, capacity=64))
-    with pytest.raises(ValueError, match=r"dmd_loss_fn.*7 latent frames exceed the RoPE range.*5 x YaRN 1 .*yarn_factor=1\.4"):
+    with pytest.raises(ValueError, match=r"dmd_loss_fn.*7 latent frames exceed the RoPE range.*5 x YaRN 1 .*=1\.4"):
         dmd_loss_fn(teacher, cfg, 7)
     with pytest.raises(ValueError, match="do not split into the image"):
         dmd_loss_fn(teacher, cfg, 6)
