@@ -153,8 +153,8 @@ class Session:
         if self.cache is None:
             raise RuntimeError("call reset(image, text) before step(action).")
         action = check_action(action)
-        self.cache.check_room(self.model.cfg.chunk)
         cfg = self.model.cfg
+        self.cache.check_room(cfg.chunk)
         actions = action.expand(1, self.frames_per_step, ACTION_DIM)
         rots, pos = integrate(self.rotation, self.position, actions, self.controls)
         cond = Chunk(self.context, actions.to(self.device), pose_vector(rots, pos).to(self.device))
