@@ -63,10 +63,18 @@ def load(path: str | os.PathLike, kind: str, config_type: type[C] | None = None,
         raise ValueError(f"{path} holds a {meta.get('kind')!r} checkpoint, not a {kind!r}; pass the right file.")
     cfg = None
     if config_type is not None:
-        raw = json.loads(meta.get("config", "null"))
+        try:
+            raw = json.loads(meta.get("config", "null"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} carries a damaged config ({err}); re-save or re-download it.") from err
         if raw is None:
-            raise ValueError(f"{path} carries no config; it was not written by relickit.checkpoint.save.")
-        cfg = config_from_dict(config_type, raw)
+            raise ValueError(f"{path} carries no config: it is damaged or was not written by relickit.checkpoint.save; "
+                             "re-save or re-download it.")
+        try:
+            cfg = config_from_dict(config_type, raw)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path} carries a config this relickit cannot build ({err}); re-save or re-download "
+                             "it, or upgrade relickit if a newer one wrote it.") from err
         if expect is not None and cfg != expect:
             diff = {f.name: (getattr(cfg, f.name), getattr(expect, f.name))
                     for f in dataclasses.fields(expect) if getattr(cfg, f.name) != getattr(expect, f.name)}
@@ -80,7 +88,22 @@ def load(path: str | os.PathLike, kind: str, config_type: type[C] | None = None,
         tensors = load_file(str(path))
     except Exception as err:
         raise ValueError(f"{path} is truncated or corrupt ({err}); re-save or re-download it.") from err
+    # safetensors keeps no checksum: a damaged byte in the data goes unseen unless it makes a NaN or an inf
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"{path} holds NaN or inf in {bad[:3]}: the file is corrupt or was saved from a diverged "
+                         "run; re-save or re-download it, or load an earlier checkpoint.")
     return tensors, cfg, meta
+
+
+def load_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """module.load_state_dict(tensors), with weights that do not fit the module named as a damaged file."""
+    try:
+        module.load_state_dict(tensors)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise ValueError(f"the weights in {path} do not fit the config stored with them ({first} ...): the file is "
+                         "damaged or was edited; re-save or re-download it.") from err
 
 
 def config_from_dict(config_type: type[C], raw: dict[str, Any]) -> C:

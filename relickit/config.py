@@ -114,7 +114,9 @@ class MemoryConfig:
     policy: MemoryPolicy = "compressed"
     window: int = 3  # latent frames kept at full resolution (besides the chunk being denoised)
     schedule: tuple[int, ...] = RELIC_SCHEDULE
-    capacity: int = 2401  # latent frames the cache can hold: 10 minutes at 16 FPS (storage grows as needed)
+    # latent frames an unbounded memory (compressed without horizon, full) can hold: 10 minutes at 16 FPS (storage
+    # grows as needed); a step past it raises memory.MemoryFull. Bounded memories are rings and never fill.
+    capacity: int = 2401
     # compressed frames kept (a multiple of the schedule's length): None keeps all of them, as RELIC does, so the
     # memory grows with play; a horizon makes it a ring of the last `horizon` frames (bounded, static shapes)
     horizon: int | None = None
@@ -135,6 +137,19 @@ class MemoryConfig:
     def factor(self, frame: int) -> int:
         """Per-side downsampling factor of latent frame `frame` once it leaves the window."""
         return self.schedule[frame % len(self.schedule)]
+
+
+def check_rope_range(cfg: ModelConfig, latent_frames: int, what: str) -> None:
+    """Refuse a full-sequence pass over more latent frames than the RoPE range the config covers (rope_frames
+    stretched by YaRN), naming the fix; call it before any work starts. Streaming (`WorldModel.step`) has no range."""
+    limit = cfg.rope_frames * cfg.yarn_factor
+    if latent_frames > limit + 1e-9:
+        raise ValueError(
+            f"{what}: {latent_frames} latent frames exceed the RoPE range of this config ({cfg.rope_frames} x YaRN "
+            f"{cfg.yarn_factor:g} = {limit:g} frames). Stretch it with YaRN, dataclasses.replace(cfg, "
+            f"yarn_factor={latent_frames / cfg.rope_frames:.4g}) (relickit.teacher.stage_config does this per stage; "
+            f"fine-tune after), or use at most {int(limit + 1e-9)} latent frames."
+        )
 
 
 PRESETS: dict[str, ModelConfig] = {

@@ -148,13 +148,22 @@ def pose_vector(rotations: torch.Tensor, positions: torch.Tensor) -> torch.Tenso
     return torch.cat([rotations.flatten(-2), positions], -1)
 
 
-def check_actions(actions: torch.Tensor) -> None:
+def check_actions(actions: torch.Tensor, max_magnitude: float | None = None) -> None:
+    """Refuse actions that are not (..., 13) finite non-negative magnitudes (at most `max_magnitude`, if given)."""
+    fix = "make actions with relickit.keys.action_from_keys({'W'}) or parse_script('W*12')"
     if actions.shape[-1] != ACTION_DIM:
-        raise ValueError(f"actions must have {ACTION_DIM} entries per frame ({', '.join(ACTIONS)}); got shape {tuple(actions.shape)}.")
+        raise ValueError(f"actions must have {ACTION_DIM} entries per frame ({', '.join(ACTIONS)}); got shape "
+                         f"{tuple(actions.shape)}; {fix}.")
     if not torch.isfinite(actions).all():
-        raise ValueError("actions contain NaN or inf.")
+        raise ValueError(f"actions contain NaN or inf; {fix}.")
     if (actions < 0).any():
         raise ValueError("action entries are non-negative magnitudes; use the opposite action instead of a negative value.")
+    if max_magnitude is not None and (actions > max_magnitude).any():
+        raise ValueError(
+            f"action magnitude {actions.max().item():g} is above {max_magnitude:g}: 1.0 is one mean step (or "
+            f"{ControlsConfig.rotation_unit_deg:g} degrees of turn) per frame and the model was trained on magnitudes "
+            f"up to about 4; pass values in [0, {max_magnitude:g}] (the joystick's speed slider goes to 3)."
+        )
 
 
 def group_frames(x: torch.Tensor, temporal_down: int) -> torch.Tensor:

@@ -194,6 +194,8 @@ def _corrupt(path: Path, err: BaseException) -> CorruptEpisodeError:
     )
 
 
+_REWRITE_MANIFEST = ("delete it and re-run relickit.dataset.generate(...) with the dataset's original arguments: "
+                     "finished episodes are found by name and kept.")
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, KeyError)
 
 # ---- writing ------------------------------------------------------------------------------------------------------
@@ -317,7 +319,10 @@ def generate(
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / MANIFEST
     if manifest_path.exists():
-        old = json.loads(manifest_path.read_text())
+        try:
+            old = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{manifest_path} is not valid JSON ({err}); {_REWRITE_MANIFEST}") from err
         if old.get("config") != cfg.to_dict():
             diff = {k: (old.get("config", {}).get(k), v) for k, v in cfg.to_dict().items() if old.get("config", {}).get(k) != v}
             raise ValueError(
@@ -441,7 +446,7 @@ def load_manifest(root: str | os.PathLike) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); re-run relickit.dataset.generate(...) to rewrite it.") from err
+        raise ValueError(f"{path} is not valid JSON ({err}); {_REWRITE_MANIFEST}") from err
     if manifest.get("format") != FORMAT:
         raise ValueError(f"{path} has format {manifest.get('format')}, this relickit reads format {FORMAT}; regenerate it.")
     return manifest

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import MemoryConfig
+from .config import MemoryConfig, ModelConfig, check_rope_range
 from .diffusion import (Chunk, SamplerConfig, add_noise, chunk_slices, commit, rollout, sample_train_sigma,
                         timesteps, x0_from_velocity)
-from .memory import bidirectional_visibility, block_of, hybrid_visibility
+from .memory import bidirectional_visibility, block_of, hybrid_visibility, is_bounded
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,16 @@ class DistillConfig:
     dmd_sigma_max: float = 0.98
     guidance: float = 1.0  # classifier-free guidance of the real score
     critic_steps: int = 5  # critic updates per generator update
+
+
+def check_rollout(scorer: ModelConfig, latent_frames: int, cfg: DistillConfig, what: str) -> None:
+    """Fail before any work when a rollout of `latent_frames` cannot run: it must be the image plus whole chunks,
+    fit the memory, and lie in the RoPE range of the model that scores it in one full-sequence pass."""
+    chunk_slices(scorer, latent_frames)
+    if not is_bounded(cfg.memory) and latent_frames > cfg.memory.capacity:
+        raise ValueError(f"{what}: {latent_frames} latent frames exceed the memory's capacity {cfg.memory.capacity}; "
+                         "raise DistillConfig.memory.capacity.")
+    check_rope_range(scorer, latent_frames, what)
 
 
 # ---- stage 1: hybrid forcing ------------------------------------------------------------------------------
@@ -132,6 +142,8 @@ def generator_step(student, teacher, critic, first, captions: list[str], actions
     noise(chunk, step) supplies the rollout noise; the same noise, exit steps, dmd noise and sigma make the
     replayed and the naive paths compute the same gradient.
     """
+    for name, model in (("teacher", teacher), ("critic", critic)):
+        check_rollout(model.cfg, latent_frames, cfg, f"generator_step: the {name} scores the whole rollout")
     sig = cfg.sampler.sigmas
     parts = chunk_slices(student.cfg, latent_frames)
     context = student.encode_text(captions)
@@ -241,6 +253,7 @@ def dmd_loss_fn(teacher, cfg: DistillConfig, latent_frames: int, replay: bool = 
     `critic_steps` steps (its backward runs inside, block by block when `replay`)."""
     from .teacher import unwrap
 
+    check_rollout(teacher.cfg, latent_frames, cfg, "dmd_loss_fn: the teacher scores each rollout")
     teacher.requires_grad_(False).eval()
 
     def loss_fn(pair, batch, step):

@@ -83,6 +83,9 @@ class JoystickConfig:
     poll_s: float = 0.05  # how often idle threads check for stop
     join_timeout_s: float = 10.0  # stop() waits this long for a step in flight
     record_max_s: float = 300.0
+    # torch threads the producer steps on (that thread's setting only; None: torch's): on a 2-core CPU shared with
+    # the browser or other jobs two threads stall each other, one holds real time (docs/play.md)
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         if self.scale < 1 or self.display_fps_max <= 0 or self.buffer_steps < 1:
@@ -91,6 +94,8 @@ class JoystickConfig:
             raise ValueError(
                 f"need 0 < speed_min <= speed <= speed_max; got {self.speed_min}, {self.speed}, {self.speed_max}."
             )
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, or None for torch's own setting; got {self.threads}.")
 
 
 _KEYPAD_ESM = r"""
@@ -607,6 +612,9 @@ class Joystick:
         return min(ahead_s * self.video_fps, room)
 
     def _produce(self) -> None:
+        threads = torch.get_num_threads()
+        if self.config.threads is not None:
+            torch.set_num_threads(self.config.threads)
         try:
             while not self._stop.is_set():
                 self._sync_memory()
@@ -627,6 +635,8 @@ class Joystick:
         except Exception as err:  # noqa: BLE001 - reported in the status readout and on .error
             self.error = err
             self._stop.set()
+        finally:
+            torch.set_num_threads(threads)
 
     # ----- the memory view (relickit.retrieval_view)
     def _toggle_memory(self, change: dict) -> None:

@@ -8,6 +8,8 @@ network pass per frame: the compressed copy is made from the same K/V the window
 Policies: `none` (a chunk sees only itself), `window` (plus the last w frames), `compressed` (RELIC: window plus
 every older frame compressed), `full` (every frame at full resolution). RELIC's compressed memory grows with play;
 `MemoryConfig.horizon` bounds it to the last H compressed frames (a ring), so latency stays flat over long play.
+An unbounded memory (`compressed` without a horizon, or `full`) holds at most `MemoryConfig.capacity` latent
+frames: writing past it raises `MemoryFull`, naming the fixes. A bounded one is a ring and streams without end.
 Keys and values can be stored as FP8 (E4M3, a scale per token and head) to halve the cache's memory.
 
 The same rules exist twice, as a streaming cache (`KVCache`) and as frame-level visibility matrices for the
@@ -148,6 +150,15 @@ class CompressedLayout:
         return sorted(self.kept(compressed), key=self.offset)
 
 
+def is_bounded(mem: MemoryConfig) -> bool:
+    """Whether a memory is a ring of fixed size (none, window, or compressed with a horizon): it never fills."""
+    return mem.policy in ("none", "window") or (mem.policy == "compressed" and mem.horizon is not None)
+
+
+class MemoryFull(RuntimeError):
+    """An unbounded memory reached MemoryConfig.capacity; the cache is unchanged and still readable."""
+
+
 class KVCache:
     """Per-layer key/value buffers laid out as [chunk slot | window ring | compressed history].
 
@@ -185,7 +196,7 @@ class KVCache:
     # -- layout
     @property
     def bounded(self) -> bool:
-        return self.mem.policy in ("none", "window") or (self.mem.policy == "compressed" and self.mem.horizon is not None)
+        return is_bounded(self.mem)
 
     @property
     def bound(self) -> int:
@@ -234,6 +245,19 @@ class KVCache:
         else:
             self.k[layer][:, at: at + n] = k
             self.v[layer][:, at: at + n] = v
+
+    def check_room(self, frames: int) -> None:
+        """Refuse a chunk of `frames` latent frames that an unbounded memory has no room for (a ring always has)."""
+        if self.bounded or self.frames + frames <= self.mem.capacity:
+            return
+        cfg = self.cfg
+        minutes = cfg.video_frames(self.mem.capacity) / cfg.fps / 60
+        raise MemoryFull(
+            f"the KV cache is full: {self.frames} latent frames ({minutes:.1f} min at {cfg.fps} FPS) of an unbounded "
+            f"{self.mem.policy!r} memory, capacity {self.mem.capacity}. Call reset() to start again, bound the memory "
+            "with MemoryConfig(horizon=H) (a ring of the last H compressed frames that plays without end, as play's "
+            "default relickit.play.PLAY_MEMORY does), or raise MemoryConfig(capacity=...) (steps keep slowing down)."
+        )
 
     # -- reading
     def cached(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,7 +21,7 @@ from torch import nn
 
 from . import checkpoint
 from .attention import Backend, attention, resolve
-from .config import ModelConfig
+from .config import ModelConfig, check_rope_range
 from .controls import ACTION_DIM, POSE_DIM, ControlEncoder, group_chunk, group_frames
 from .memory import KVCache, Visibility, compressed_tokens, frame_positions, pool_frames
 from .rope import Rope3D, apply_rope, grid_positions
@@ -292,11 +292,7 @@ class WorldModel(nn.Module):
         factors when the visibility uses compressed keys.
         """
         f = x.shape[2]
-        if f > self.cfg.rope_frames * self.cfg.yarn_factor:
-            raise ValueError(
-                f"{f} latent frames exceed the RoPE range of this config ({self.cfg.rope_frames} x YaRN "
-                f"{self.cfg.yarn_factor}); raise yarn_factor (and fine-tune) or use fewer frames."
-            )
+        check_rope_range(self.cfg, f, "forward")
         if visibility.full.shape != (f, f):
             raise ValueError(f"visibility is for {visibility.full.shape[0]} frames, latents have {f}.")
         if not torch.isfinite(x).all():  # a host sync: training checks its inputs, the streaming step does not
@@ -354,8 +350,7 @@ class WorldModel(nn.Module):
         """step's inputs: the chunk's tokens (B, L, dim), its per-frame inputs at the cache's next position, and
         the timestep embedding for the head."""
         n, start = x.shape[2], cache.frames
-        if start + n > cache.mem.capacity:
-            raise ValueError(f"the cache holds {cache.mem.capacity} latent frames; raise MemoryConfig.capacity for longer play.")
+        cache.check_room(n)
         # positions from the cache's device-side frame counter, so a captured CUDA graph replays at any frame
         pos = grid_positions(cache.position + torch.arange(n, device=x.device), self.cfg.token_grid)
         return self._frames(x, t, context, actions, poses, pos, group_frames if start == 0 else group_chunk)
@@ -385,7 +380,7 @@ class WorldModel(nn.Module):
     def load(cls, path: str | Path, expect: ModelConfig | None = None, backend: Backend = "auto") -> "WorldModel":
         tensors, cfg, _ = checkpoint.load(path, "world_model", ModelConfig, expect)
         model = cls(cfg, backend)
-        model.load_state_dict(tensors)
+        checkpoint.load_into(model, tensors, path)
         return model
 
 

@@ -158,7 +158,7 @@ class PoseNet(nn.Module):
     def load(cls, path: str | os.PathLike = DEFAULT_PATH) -> "PoseNet":
         tensors, cfg, _ = checkpoint.load(path, CHECKPOINT_KIND, PoseNetConfig)
         net = cls(cfg)
-        net.load_state_dict(tensors)
+        checkpoint.load_into(net, tensors, path)
         return net.eval()
 
 

@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 
 from .config import MemoryConfig, ModelConfig, preset
-from .diffusion import SamplerConfig
-from .distill import DistillConfig, DMDPair, ODESet, dmd_loss_fn, hybrid_loss_fn, make_ode_set
+from .diffusion import SamplerConfig, chunk_slices
+from .distill import DistillConfig, DMDPair, ODESet, check_rollout, dmd_loss_fn, hybrid_loss_fn, make_ode_set
 from .latents import LatentClips, encode_clips
+from .memory import hybrid_visibility
 from .model import WorldModel
 from .teacher import Stage, TeacherConfig, load_weights, stage_config, train_teacher
 from .train import TrainConfig, random_batches, train
@@ -92,6 +93,30 @@ class RecipeConfig:
             dmd_train=TrainConfig(steps=1, betas=(0.0, 0.999), **quick),
         )
 
+    def check(self) -> None:
+        """Shapes and horizons of every stage, checked before the first stage runs: a late stage that cannot run
+        should not fail hours into the recipe."""
+        cfg, stages, dist = self.model, self.teacher.stages, self.distill
+        base = stages[0]
+        frames = {f"teacher stage {i}": s.latent_frames for i, s in enumerate(stages)}
+        frames |= {"ode_latents": self.ode_latents} | {f"dmd stage {i}": s.latent_frames for i, s in enumerate(self.dmd)}
+        for name, f in frames.items():
+            chunk_slices(cfg, f)
+            if f > self.clip_latents:
+                raise ValueError(f"{name} uses {f} latent frames, but the encoded clips hold clip_latents="
+                                 f"{self.clip_latents}; raise clip_latents to {max(frames.values())}.")
+        ode = next((s for s in stages if s.latent_frames >= self.ode_latents), None)
+        if ode is None:
+            raise ValueError(f"ode_latents={self.ode_latents} is longer than every teacher stage "
+                             f"{[s.latent_frames for s in stages]}; add a longer teacher stage or shorten ode_latents.")
+        check_rollout(stage_config(cfg, ode, base), self.ode_latents, dist, "the ODE set's teacher")
+        hybrid_visibility(self.ode_latents, cfg.chunk, dist.noisy_blocks, dist.memory)
+        for i, st in enumerate(self.dmd):
+            if not 0 <= st.teacher_stage < len(stages):
+                raise ValueError(f"dmd stage {i} names teacher stage {st.teacher_stage}; there are {len(stages)}.")
+            check_rollout(stage_config(cfg, stages[st.teacher_stage], base), st.latent_frames, dist,
+                          f"dmd stage {i}, scored by teacher stage {st.teacher_stage}")
+
 
 def _runs(out: Path, name: str, cfg: TrainConfig, steps: int | None = None) -> TrainConfig:
     return dataclasses.replace(cfg, out_dir=str(out / "runs" / name), steps=cfg.steps if steps is None else steps)
@@ -101,6 +126,7 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
         data: str | Path | None = None, assets: str | Path | None = None) -> None:
     """Run the named stages; `data` puts the (regenerable) dataset elsewhere than out/data; `export` writes the
     play assets to `assets` (default out/assets; relickit/assets is what the quickstart loads)."""
+    recipe.check()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = Path(data) if data is not None else out / "data"

@@ -43,6 +43,19 @@ def stage_config(cfg: ModelConfig, stage: Stage, base: Stage) -> ModelConfig:
     return dataclasses.replace(cfg, rope_frames=base.latent_frames, yarn_factor=stage.latent_frames / base.latent_frames)
 
 
+def stretch_horizon(model: WorldModel, latent_frames: int) -> WorldModel:
+    """A copy of `model` whose RoPE covers `latent_frames`: YaRN stretches the model's own range, weights unchanged
+    (no fine-tuning: for measurements that do not depend on quality, or as the start of a longer stage)."""
+    cfg = model.cfg
+    factor = max(cfg.yarn_factor, latent_frames / cfg.rope_frames)
+    p = next(model.parameters())
+    long = WorldModel(dataclasses.replace(cfg, yarn_factor=factor), model.backend).to(p.device, p.dtype)
+    long.load_state_dict(model.state_dict())
+    for mine, theirs in zip(long.parameters(), model.parameters()):
+        mine.requires_grad_(theirs.requires_grad)
+    return long.train(model.training)
+
+
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The model inside a DistributedDataParallel wrapper (or the model itself)."""
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
@@ -77,7 +90,7 @@ def load_weights(model: WorldModel, path: str | Path) -> None:
         diff = {f.name: (getattr(cfg, f.name), getattr(mine, f.name)) for f in dataclasses.fields(cfg)
                 if getattr(cfg, f.name) != getattr(mine, f.name)}
         raise ValueError(f"{path} has another architecture (checkpoint, model): {diff}; pick the matching preset.")
-    model.load_state_dict(tensors)
+    checkpoint.load_into(model, tensors, path)
 
 
 def train_teacher(model_cfg: ModelConfig, clips_for: Callable[[int], Callable[[int], Any]],

@@ -18,13 +18,17 @@ from .config import ModelConfig
 _WORD = re.compile(r"[a-z0-9]+")
 
 
+def words(text: str) -> list[str]:
+    """The words the encoder reads: runs of lower-case letters and digits (anything else separates them)."""
+    return _WORD.findall(text.lower())
+
+
 def tokenize(texts: list[str], vocab: int, length: int) -> torch.Tensor:
     if isinstance(texts, str):
         raise TypeError("pass a list of captions, e.g. ['a brown brick hangar'], not a bare string.")
     ids = torch.zeros(len(texts), length, dtype=torch.long)
     for i, text in enumerate(texts):
-        words = _WORD.findall(text.lower())[:length]
-        for j, w in enumerate(words):
+        for j, w in enumerate(words(text)[:length]):
             ids[i, j] = 1 + zlib.crc32(w.encode()) % (vocab - 1)
     return ids
 

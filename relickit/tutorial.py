@@ -1,11 +1,15 @@
 """What the tutorial notebooks share: smoke mode, the bundled sample data, and the default weights.
 
 Notebooks run at two sizes: a tutorial size that trains for a few minutes on a laptop CPU, and the smoke size
-(RELICKIT_SMOKE=1) that CI uses to execute every notebook top to bottom in seconds.
+(RELICKIT_SMOKE=1) that CI uses to execute every notebook top to bottom in seconds; CI runs both.
+
+Runs a notebook writes (datasets, checkpoints, logs) go to `runs_dir(name)`: $RELICKIT_RUNS/<name> when set, else
+runs/tutorial/<name> in a clone of the repository (git ignores runs/), else <temp dir>/relickit-runs/<name>.
 """
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -13,6 +17,7 @@ import torch
 from .config import ModelConfig, preset
 
 SMOKE_ENV = "RELICKIT_SMOKE"
+RUNS_ENV = "RELICKIT_RUNS"
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -25,6 +30,17 @@ def smoke() -> bool:
 def pick(tutorial, smoke_value):
     """The tutorial-size value, or the smoke-size one under RELICKIT_SMOKE=1."""
     return smoke_value if smoke() else tutorial
+
+
+def runs_dir(name: str) -> Path:
+    """Where a notebook writes its run `name` (smoke runs get `<name>_smoke`), never inside the notebooks folder."""
+    if os.environ.get(RUNS_ENV):
+        root = Path(os.environ[RUNS_ENV])
+    elif (REPO / "pyproject.toml").exists():  # a clone: runs/ is git-ignored
+        root = REPO / "runs" / "tutorial"
+    else:  # an installed relickit: nothing to write next to
+        root = Path(tempfile.gettempdir()) / "relickit-runs"
+    return root / (f"{name}_smoke" if smoke() else name)
 
 
 def sample_data(split: str = "train") -> Path:

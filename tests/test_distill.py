@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -6,8 +7,10 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 
 from relickit.config import MemoryConfig
 from relickit.diffusion import SamplerConfig, chunk_slices, rollout, sample_teacher
-from relickit.distill import (DistillConfig, dmd_gradient, dmd_surrogate, generator_step, hybrid_forcing_loss,
-                              ode_trajectory)
+from relickit.distill import (DistillConfig, dmd_gradient, dmd_loss_fn, dmd_surrogate, generator_step,
+                              hybrid_forcing_loss, ode_trajectory)
+from relickit.recipe import DMDStage, RecipeConfig, run
+from relickit.teacher import stretch_horizon
 
 from helpers import inputs, tiny_model
 
@@ -152,3 +155,42 @@ def test_replayed_backprop_holds_one_block_of_graph():
     assert peaks[13, False] > 2.5 * peaks[5, False]  # naive grows with the rollout
     assert peaks[13, True] < 1.2 * peaks[5, True]  # replayed stays at one block
     assert peaks[13, True] < peaks[13, False] / 2.5
+
+
+def test_a_rollout_beyond_the_teachers_rope_range_fails_before_any_work():
+    student = tiny_model(rope_frames=5)
+    teacher, critic = copy.deepcopy(student), copy.deepcopy(student)
+    cfg = DistillConfig(memory=MemoryConfig(policy="compressed", window=2, capacity=64))
+    with pytest.raises(ValueError, match=r"dmd_loss_fn.*7 latent frames exceed the RoPE range.*5 x YaRN 1 .*=1\.4"):
+        dmd_loss_fn(teacher, cfg, 7)
+    with pytest.raises(ValueError, match="do not split into the image"):
+        dmd_loss_fn(teacher, cfg, 6)
+    with pytest.raises(ValueError, match="capacity 4"):
+        dmd_loss_fn(teacher, DistillConfig(memory=MemoryConfig(capacity=4)), 5)
+    x, _, _, actions, poses = inputs(student, 7)
+    args = (x[:, :, :1], CAPS, actions, poses, 7, cfg, [3] * 3, lambda j, i: torch.randn(1, 16, 2, 12, 16),
+            torch.randn_like(x), torch.tensor([0.5]))
+    ran = []
+    student.step = lambda *a, **k: ran.append(1)  # generator_step refuses before the student runs
+    with pytest.raises(ValueError, match="generator_step: the teacher scores the whole rollout"):
+        generator_step(student, teacher, critic, *args)
+    assert not ran
+    del student.step
+    long_teacher, long_critic = stretch_horizon(teacher, 7), stretch_horizon(critic, 7)
+    generator_step(student, long_teacher, long_critic, *args)  # stretched with YaRN, the same rollout runs
+    assert all(p.grad is not None for p in student.blocks[0].parameters())
+
+
+def test_the_recipe_checks_every_stage_before_the_first_runs(tmp_path):
+    smoke = RecipeConfig.smoke()
+    smoke.check()
+    late = dataclasses.replace(smoke, dmd=(DMDStage(13, 1, 0),))  # teacher stage 0 covers 7 latent frames
+    with pytest.raises(ValueError, match="dmd stage 0, scored by teacher stage 0: 13 latent frames exceed the RoPE"):
+        run(late, tmp_path / "out", stages=("data",))
+    assert not (tmp_path / "out").exists()  # nothing ran, nothing was written
+    with pytest.raises(ValueError, match="clip_latents=7; raise clip_latents to 13"):
+        dataclasses.replace(smoke, clip_latents=7).check()
+    with pytest.raises(ValueError, match="ode_latents=19 is longer than every teacher stage"):
+        dataclasses.replace(smoke, ode_latents=19, clip_latents=19).check()
+    with pytest.raises(ValueError, match="do not split into the image"):
+        dataclasses.replace(smoke, dmd=(DMDStage(6, 1, 0),)).check()

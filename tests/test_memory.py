@@ -3,8 +3,8 @@ import torch
 
 from relickit.config import RELIC_SCHEDULE, MemoryConfig, preset
 from relickit.diffusion import chunk_slices
-from relickit.memory import (budget, causal_visibility, compressed_tokens, fp8_pack, fp8_unpack, hybrid_visibility,
-                             pool_matrix)
+from relickit.memory import (MemoryFull, budget, causal_visibility, compressed_tokens, fp8_pack, fp8_unpack,
+                             hybrid_visibility, pool_matrix)
 
 from helpers import inputs, tiny_model
 
@@ -80,7 +80,7 @@ def test_memory_config_errors():
     cache = model.new_cache(MemoryConfig(capacity=2))
     x, t, ctx, actions, poses = inputs(model, 3)
     with torch.no_grad():
-        with pytest.raises(ValueError, match="capacity"):
+        with pytest.raises(MemoryFull, match=r"capacity 2.*reset\(\).*horizon=H.*capacity=\.\.\."):
             model.step(x, t, ctx, actions, poses, cache)
 
 
@@ -102,7 +102,8 @@ def test_horizon_bounds_the_memory_and_matches_the_full_sequence():
     """A horizon keeps the last H compressed frames in a ring: the buffer never moves, the token count stops
     growing once the ring is full, and streaming still equals the full forward under the same visibility."""
     model = tiny_model(rope_frames=16)
-    mem = MemoryConfig(policy="compressed", window=2, schedule=(1, 4, 2), horizon=3, capacity=64)
+    # capacity is below the 15 frames streamed: it bounds unbounded memories only, a ring streams on without end
+    mem = MemoryConfig(policy="compressed", window=2, schedule=(1, 4, 2), horizon=3, capacity=8)
     frames = 1 + 2 * 7
     data = inputs(model, frames)
     outs, valid, buffers = [], [], set()

@@ -1,12 +1,19 @@
-"""Every tutorial notebook runs top to bottom in smoke mode (RELICKIT_SMOKE=1), as a student would run it."""
+"""Every tutorial notebook runs top to bottom, as a student would run it: in smoke mode (RELICKIT_SMOKE=1, seconds)
+and in tutorial mode (the sizes a student gets, minutes), writing only where tutorial.runs_dir says."""
 import shutil
+import subprocess
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+from relickit import tutorial
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+MODES = {"smoke": "1", "tutorial": "0"}
+ENGINE_FILES = {"_vizdoom", "_vizdoom.ini"}  # ViZDoom writes its config into the working directory
 
 
 def test_the_tutorial_series_is_complete():
@@ -15,14 +22,33 @@ def test_the_tutorial_series_is_complete():
 
 
 @pytest.mark.notebooks
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
-    monkeypatch.setenv("RELICKIT_SMOKE", "1")
-    monkeypatch.chdir(tmp_path)  # the notebook must not depend on the working directory
-    copy = tmp_path / path.name
+def test_notebook_runs_top_to_bottom(path, mode, tmp_path, monkeypatch):
+    monkeypatch.setenv("RELICKIT_SMOKE", MODES[mode])
+    monkeypatch.setenv("RELICKIT_RUNS", str(tmp_path / "runs"))
+    work = tmp_path / "work"  # the notebook's folder and working directory, as in JupyterLab
+    work.mkdir()
+    monkeypatch.chdir(work)
+    copy = work / path.name
     shutil.copy(path, copy)
     nb = nbformat.read(copy, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks without outputs"
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
+    assert {p.name for p in work.iterdir()} - ENGINE_FILES == {path.name}, "runs belong in tutorial.runs_dir"
+
+
+def test_tutorial_runs_go_where_git_ignores_them(monkeypatch, tmp_path):
+    monkeypatch.delenv("RELICKIT_RUNS", raising=False)
+    run = tutorial.runs_dir("02_tokenizer")
+    assert run.parent == ROOT / "runs" / "tutorial"
+    if (ROOT / ".git").exists():
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(run / "vae" / "log.jsonl")], cwd=ROOT)
+        assert ignored.returncode == 0, f"{run} is not git-ignored"
+    monkeypatch.setenv("RELICKIT_RUNS", str(tmp_path))
+    monkeypatch.setenv("RELICKIT_SMOKE", "1")
+    assert tutorial.runs_dir("01_data") == tmp_path / "01_data_smoke"
+    monkeypatch.setenv("RELICKIT_SMOKE", "0")
+    assert tutorial.runs_dir("01_data") == tmp_path / "01_data"

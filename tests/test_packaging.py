@@ -1,5 +1,10 @@
-"""environment.yml and pyproject.toml name the same packages, so the two install paths never drift."""
+"""Packaging: environment.yml and pyproject.toml name the same packages, so the two install paths never drift, and
+the wheel carries every file of the package. (.ci/run also installs the wheel alone and plays with it.)"""
 import re
+import subprocess
+import sys
+import zipfile
+
 import pytest
 
 tomllib = pytest.importorskip("tomllib")
@@ -35,3 +40,15 @@ def test_readme_opens_with_the_two_commands():
     assert "notebooks/00_quickstart.ipynb" in blocks[0]
     assert "pytest" in blocks[1]
     assert "python -m pytest" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_wheel_carries_every_file_of_the_package(tmp_path):
+    listed = subprocess.run(["git", "ls-files", "relickit"], cwd=ROOT, capture_output=True, text=True)
+    files = listed.stdout.split() if listed.returncode == 0 else [
+        str(p.relative_to(ROOT)) for p in (ROOT / "relickit").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert "relickit/assets/starts.npz" in files and "relickit/play.py" in files
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path),
+                    str(ROOT)], check=True, capture_output=True, timeout=600)
+    (wheel,) = tmp_path.glob("relickit-*.whl")
+    missing = sorted(set(files) - set(zipfile.ZipFile(wheel).namelist()))
+    assert not missing, f"the wheel leaves out {missing}: add them to [tool.setuptools.package-data] in pyproject.toml"

@@ -25,3 +25,21 @@ def test_bench_stream_reports_each_variant():
         assert r["kv_tokens"] == b.total_tokens and r["kv_bytes_per_gpu"] == b.bytes(cfg, mem, 4)
         assert r["fps"] > 0 and math.isfinite(r["floor_ratio"]) and r["floor_ratio"] > 0
     assert rows[0]["kv_tokens"] < rows[1]["kv_tokens"]
+
+
+def test_soak_reports_a_flat_ring_and_the_joystick_playing():
+    """The soak script (scripts/soak_play.py), a few seconds of each mode: what it reports, not how fast."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from soak_play import main
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    cfg, mem = preset("tiny"), MemoryConfig(horizon=18)
+    header, *rows, summary = main(["--fast", "--minutes", "0.2", "--every", "3", "--horizon", "18"])
+    assert header["memory"] == {"policy": "compressed", "horizon": 18, "window": 3} and summary["summary"]
+    frames = [1 + 3 * round(r["play_s"] * cfg.fps / 12) for r in rows]
+    assert [r["kv_tokens"] for r in rows] == [budget(cfg, mem, f).total_tokens for f in frames]
+    assert rows[-1]["kv_tokens"] == rows[-2]["kv_tokens"]  # the ring is full: it stays that size
+    header, *rows, summary = main(["--minutes", "0.1", "--every", "3"])  # the joystick, in real time
+    assert header["mode"] == "joystick" and len(rows) == 2 and summary["minutes"] == 0.1
+    assert sum(r["steps"] for r in rows) > 0 and all(r["frames_dropped"] >= 0 for r in rows)

@@ -72,3 +72,24 @@ def test_teacher_loss_goes_down_on_a_tiny_batch():
         opt.step()
         losses.append(loss.item())
     assert sum(losses[-4:]) < 0.5 * sum(losses[:4])
+
+
+def test_stretch_horizon_copies_the_weights_and_covers_the_longer_sequence():
+    from relickit.memory import bidirectional_visibility
+    from relickit.teacher import stretch_horizon
+
+    from helpers import inputs, tiny_model
+
+    model = tiny_model(rope_frames=5)
+    model.blocks[0].requires_grad_(False)
+    x, t, ctx, actions, poses = inputs(model, 9)
+    with pytest.raises(ValueError, match="RoPE range"):
+        model(x, t, ctx, actions, poses, bidirectional_visibility(9))
+    long = stretch_horizon(model, 9)
+    assert long.cfg == dataclasses.replace(model.cfg, yarn_factor=9 / 5) and model.cfg.yarn_factor == 1.0
+    assert all(torch.equal(a, b) for a, b in zip(long.state_dict().values(), model.state_dict().values()))
+    assert [p.requires_grad for p in long.parameters()] == [p.requires_grad for p in model.parameters()]
+    assert long.training == model.training
+    with torch.no_grad():
+        assert torch.isfinite(long(x, t, ctx, actions, poses, bidirectional_visibility(9))).all()
+    assert stretch_horizon(long, 7).cfg.yarn_factor == 9 / 5  # never shrinks the range
