@@ -24,7 +24,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-DROP = ("vizdoom/freedoom1.wad", "vizdoom/scenarios/")
+DROP = ("vizdoom/freedoom1.wad", "vizdoom/scenarios/")  # vizdoom/__init__ lists scenarios/: it stays, empty
 SILENT_LUMPS = (b"DS", b"DP", b"D_")  # sound effects, PC-speaker sounds, music
 ICU_DATA_SYMBOL = "icudt60_dat"
 
@@ -78,6 +78,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_tar = Path(tmp) / "site.tar"
         with tarfile.open(tmp_tar, "w") as tar:
+            empty = tarfile.TarInfo("vizdoom/scenarios")
+            empty.type, empty.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(empty)
             for wheel in a.wheels:
                 for name, data, mode in members(wheel, Path(tmp)):
                     info = tarfile.TarInfo(name)

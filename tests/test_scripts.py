@@ -1,6 +1,7 @@
 """The speed benchmark runs and reports what the cache really holds (CPU, tiny preset, a few chunks)."""
 import json
 import math
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,35 @@ def test_soak_reports_a_flat_ring_and_the_joystick_playing():
     header, *rows, summary = main(["--minutes", "0.1", "--every", "3"])  # the joystick, in real time
     assert header["mode"] == "joystick" and len(rows) == 2 and summary["minutes"] == 0.1
     assert sum(r["steps"] for r in rows) > 0 and all(r["frames_dropped"] >= 0 for r in rows)
+
+
+def _wad(lumps: list[tuple[bytes, bytes]]) -> bytes:
+    body, directory, pos = b"", b"", 12
+    for name, data in lumps:
+        directory += struct.pack("<ii8s", pos, len(data), name)
+        body += data
+        pos += len(data)
+    return struct.pack("<4sii", b"IWAD", len(lumps), pos) + body + directory
+
+
+def _lumps(wad: bytes) -> list[tuple[bytes, bytes]]:
+    _, count, offset = struct.unpack_from("<4sii", wad)
+    out = []
+    for i in range(count):
+        pos, size, name = struct.unpack_from("<ii8s", wad, offset + 16 * i)
+        out.append((name.rstrip(b"\0"), wad[pos:pos + size]))
+    return out
+
+
+def test_pack_gpu_wheels_silences_a_wad_and_keeps_every_other_lump_byte_for_byte():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from pack_gpu_wheels import silence_wad
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+
+    kept = [(b"MAP01", b""), (b"THINGS", bytes(range(10))), (b"PLAYPAL", b"\x01\x02\x03"), (b"DSPISTOL", b"")]
+    dropped = [(b"DSPISTOL", b"snd!"), (b"DPPISTOL", b"pc"), (b"D_RUNNIN", b"music..")]
+    wad = _wad(kept[:2] + dropped[:1] + kept[2:3] + dropped[1:] + kept[3:])
+    assert _lumps(silence_wad(wad)) == kept  # the empty DS marker stays; lumps with sound or music go
+    assert silence_wad(silence_wad(wad)) == silence_wad(wad)
