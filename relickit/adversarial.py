@@ -6,7 +6,9 @@ back, neither needing downloaded weights:
   count as much as flat areas;
 - a PatchGAN (`PatchDiscriminator`, hinge loss, as in taming-transformers and LDM's autoencoders): a small conv net
   scores every ~30x30 patch of every frame as real or reconstructed, switched on once reconstruction has settled,
-  with the adaptive weight |grad rec| / |grad adv| measured at the generator's last layer.
+  with the adaptive weight |grad rec| / |grad adv| measured at the generator's last layer (clamped), and its term
+  ramped in while the fresh discriminator learns: a discriminator that knows nothing yet has a tiny gradient, so
+  the adaptive weight alone would amplify its noise (tokenizer run 2: 34x, the tiny decoder's L1 doubled).
 
 `Adversarial` pairs a generator with its discriminator in one module, so the one training loop (relickit.train)
 trains both with one optimizer and one backward pass: the discriminator's own loss sees the reconstruction detached,
@@ -31,18 +33,28 @@ class AdversarialConfig:
 
     weight: float = 0.0  # scale of the adversarial term (after the adaptive weight); 0 = off
     start: int = 0  # optimizer step from which the discriminator trains and the term applies
+    ramp: int = 0  # steps over which the generator's term grows linearly from 0 (the discriminator learns at once)
     adaptive: bool = True  # multiply by |grad rec| / |grad adv| at the generator's last layer
     max_adaptive: float = 1e4  # clamp of the adaptive weight
     channels: int = 64  # first layer's width, doubled per layer
     layers: int = 3  # stride-2 layers: receptive field 34 pixels for 3
 
     def __post_init__(self) -> None:
-        if self.weight < 0 or self.start < 0 or self.layers < 1 or self.channels < 1:
-            raise ValueError(f"AdversarialConfig needs weight >= 0, start >= 0, layers >= 1, channels >= 1: {self}")
+        if self.weight < 0 or self.start < 0 or self.ramp < 0 or self.layers < 1 or self.channels < 1:
+            raise ValueError("AdversarialConfig needs weight >= 0, start >= 0, ramp >= 0, layers >= 1, channels >= 1: "
+                             f"{self}")
+        if self.max_adaptive <= 0:
+            raise ValueError(f"AdversarialConfig.max_adaptive must be > 0 (got {self.max_adaptive}).")
 
     @property
     def enabled(self) -> bool:
         return self.weight > 0
+
+    def scale(self, step: int) -> float:
+        """The generator term's weight at `step` before the adaptive factor: 0 before start, then ramped."""
+        if not self.enabled or step < self.start:
+            return 0.0
+        return self.weight * min(1.0, (step - self.start + 1) / self.ramp) if self.ramp else self.weight
 
 
 class PatchDiscriminator(nn.Module):
@@ -103,7 +115,7 @@ def adversarial_terms(pair: Adversarial, fake: torch.Tensor, real: torch.Tensor,
     d_loss = F.relu(1.0 - pair.disc(real)).mean() + F.relu(1.0 + pair.disc(fake.detach())).mean()
     frozen = {name: p.detach() for name, p in pair.disc.named_parameters()}
     g_loss = -functional_call(pair.disc, frozen, (fake,)).mean()
-    weight = torch.tensor(cfg.weight, device=rec_loss.device)
+    weight = torch.tensor(cfg.scale(step), device=rec_loss.device)
     if cfg.adaptive and torch.is_grad_enabled():
         g_rec = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
         g_adv = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]

@@ -51,8 +51,8 @@ class TokenizerTrainConfig:
     teacher_weight: float = 0.5  # tiny decoder: L1 to the Wan decoder's frames from the same latents
     hflip: bool = True  # mirror half of the training clips left-right (Doom's worlds look as plausible mirrored)
     stats_batches: int = 16  # batches encoded to measure the per-channel latent mean and std
-    vae_adv: AdversarialConfig = field(default_factory=lambda: AdversarialConfig(weight=0.5, start=2000))
-    tiny_adv: AdversarialConfig = field(default_factory=lambda: AdversarialConfig(weight=0.5, start=500))
+    vae_adv: AdversarialConfig = field(default_factory=lambda: AdversarialConfig(weight=0.5, start=2000, ramp=1000))
+    tiny_adv: AdversarialConfig = field(default_factory=lambda: AdversarialConfig(weight=0.5, start=500, ramp=1000))
     # one H100 with --mixed-precision bf16: ~3 VAE steps/s, ~7 tiny steps/s (docs/tokenizer.md)
     vae_train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=6000, lr=3e-4, batch_size=16, warmup=200, log_every=50, ckpt_every=250))
@@ -353,6 +353,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--vae-lr", type=float)
     p.add_argument("--gan-start", type=int, nargs=2, metavar=("VAE", "TINY"),
                    help="steps at which the discriminators switch on, per stage")
+    p.add_argument("--gan-ramp", type=int, help="steps over which the adversarial terms ramp in (both stages)")
+    p.add_argument("--grad-weight", type=float, help="weight of the image-gradient L1 (0: off)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"])
     p.add_argument("--resume", action="store_true", help="continue the runs in --run-dir")
@@ -370,6 +372,10 @@ def main(argv: list[str] | None = None) -> None:
     if a.gan_start:
         vae_adv = dataclasses.replace(vae_adv, start=a.gan_start[0])
         tiny_adv = dataclasses.replace(tiny_adv, start=a.gan_start[1])
+    if a.gan_ramp is not None:
+        vae_adv, tiny_adv = (dataclasses.replace(adv, ramp=a.gan_ramp) for adv in (vae_adv, tiny_adv))
+    if a.grad_weight is not None:
+        cfg = dataclasses.replace(cfg, grad_weight=a.grad_weight)
     cfg = dataclasses.replace(
         cfg, out=a.out, run_dir=a.run_dir, vae_adv=vae_adv, tiny_adv=tiny_adv,
         vae_train=stage_cfg(cfg.vae_train, a.vae_steps, a.vae_minutes, lr=a.vae_lr),

@@ -4,11 +4,12 @@
 #   bash scripts/device_tokenizer.sh wait N   sleep up to N seconds while jobs run, then show the logs' tails
 #   bash scripts/device_tokenizer.sh collect  each layout's tokenizer (fp16, split), logs, reports, strips -> $OUT
 # Carry .gpu (python scripts/pack_gpu_wheels.py: ViZDoom trimmed, diffusers, importlib_metadata; or .whl of wheels).
-# Settings come from the environment: LAYOUTS, EPISODES, VAE_MIN, TINY_MIN, INIT_DIR (committed state to resume).
+# Settings come from the environment: LAYOUTS, EPISODES, VAE_MIN, TINY_MIN, GAN_START, GAN_RAMP, GRAD_WEIGHT,
+# INIT_DIR (committed state to resume: data/weights/tokenizer).
 set -u
 # A machine goes back 30 s after a call: issue the phases' calls back to back, edit nothing in between.
 source scripts/device_site.sh || exit 1
-LAYOUTS=${LAYOUTS:-f8c16 f8c48 f4c16}
+LAYOUTS=${LAYOUTS:-f4c16}
 RUNS=/tmp/runs DATA=/tmp/data
 EVAL_MAPS=MAP21,MAP22,MAP23,MAP24,MAP25,MAP26,MAP27,MAP28,MAP29,MAP30,MAP31,MAP32  # freedoom1 is not carried
 mkdir -p $RUNS
@@ -21,7 +22,7 @@ launch)
 from relickit.dataset import generate; from relickit.doom import map_names
 generate('$DATA/train', map_names('train'), episodes=${EPISODES:-300}, frames_per_episode=600, seed=7, workers=14,
          progress=False)" &
-  python3 scripts/bench_tokenizer_step.py --layouts f8c16 --batch 16 --frames 17 --steps 10 | tee $RUNS/bench.log
+  python3 scripts/bench_tokenizer_step.py --layouts "$(echo $LAYOUTS | tr " " ",")" --batch 16 --frames 17 --steps 10 | tee $RUNS/bench.log
   wait
   python3 -m relickit.evaluate.tokenizer --tokenizer "" --data $DATA/eval --maps $EVAL_MAPS --workers 12
   du -sh $DATA/train $DATA/eval
@@ -29,6 +30,7 @@ generate('$DATA/train', map_names('train'), episodes=${EPISODES:-300}, frames_pe
     init=""; [ -n "${INIT_DIR:-}" ] && [ -e "$INIT_DIR/$L.safetensors" ] && init="--init $INIT_DIR/$L.safetensors"
     setsid nohup bash -c "python3 -m relickit.train_tokenizer --data $DATA/train --bank --layout $L $init \
       --frames 17 --lengths 17 33 65 --batch-size 16 --mixed-precision bf16 --gan-start ${GAN_START:-1200 300} \
+      ${GAN_RAMP:+--gan-ramp $GAN_RAMP} ${GRAD_WEIGHT:+--grad-weight $GRAD_WEIGHT} \
       --vae-minutes ${VAE_MIN:-11} --tiny-minutes ${TINY_MIN:-3} --vae-steps 100000 --tiny-steps 100000 \
       --run-dir $RUNS/$L --out $RUNS/$L/tokenizer.safetensors && \
       python3 -m relickit.evaluate.tokenizer --tokenizer $RUNS/$L/tokenizer.safetensors --data $DATA/eval --maps $EVAL_MAPS \

@@ -87,6 +87,22 @@ def test_adversarial_terms_push_each_network_its_own_way():
     assert gen_grads[0].abs().sum() > 0
 
 
+def test_adversarial_term_ramps_in_while_the_discriminator_learns_at_once():
+    cfg = AdversarialConfig(weight=0.5, start=10, ramp=4, adaptive=False, channels=8, layers=2)
+    assert [cfg.scale(s) for s in (9, 10, 11, 13, 100)] == [0.0, 0.125, 0.25, 0.5, 0.5]
+    assert AdversarialConfig(weight=0.5, start=10).scale(10) == 0.5  # no ramp: full weight at once
+    torch.manual_seed(0)
+    pair = Adversarial(Generator(), cfg)
+    real, fake = clip(1), pair(clip(2))
+    rec = (fake - real).abs().mean()
+    adv, logs = adversarial_terms(pair, fake, real, rec, pair.generator.conv_out.weight, step=10)
+    torch.testing.assert_close(adv, 0.125 * logs["g_loss"] + logs["d_loss"])
+    adv.backward()
+    assert all(g.abs().sum() > 0 for g in grads(pair.disc))  # the discriminator learns from the first step
+    with pytest.raises(ValueError, match="ramp >= 0"):
+        AdversarialConfig(ramp=-1)
+
+
 def test_frame_bank_windows_batches_and_mirror():
     vae = VAEConfig()
     bank = FrameBank(SAMPLE / "train", frames=17, vae=vae, hflip=True)
