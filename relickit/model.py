@@ -45,6 +45,15 @@ class LayerNorm32(nn.LayerNorm):
         return F.layer_norm(x.float(), self.normalized_shape, w, b, self.eps).to(x.dtype)
 
 
+class RMSNorm32(nn.RMSNorm):
+    """RMSNorm computed in float32, like LayerNorm32. Under bf16 autocast the input arrives in bf16 and the weight
+    stays fp32, a mix torch.rms_norm cannot fuse (it falls back to several kernels and warns)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight.float() if self.weight is not None else None
+        return F.rms_norm(x.float(), self.normalized_shape, w, self.eps).to(x.dtype)
+
+
 class Mlp2(nn.Module):
     """linear_1 -> activation -> linear_2 (names as diffusers' TimestepEmbedding / PixArt text projection)."""
 
@@ -97,8 +106,8 @@ class Attention(nn.Module):
         self.heads = cfg.heads
         self.to_q, self.to_k, self.to_v = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
         self.to_out = nn.ModuleList([nn.Linear(d, d)])
-        self.norm_q = nn.RMSNorm(d, eps=cfg.eps)
-        self.norm_k = nn.RMSNorm(d, eps=cfg.eps)
+        self.norm_q = RMSNorm32(d, eps=cfg.eps)
+        self.norm_k = RMSNorm32(d, eps=cfg.eps)
 
     def heads_of(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(-1, (self.heads, -1))

@@ -1,10 +1,12 @@
+import warnings
+
 import pytest
 import torch
 from diffusers import WanTransformer3DModel
 
 from relickit.config import MemoryConfig, preset
 from relickit.memory import bidirectional_visibility, causal_visibility, hybrid_visibility
-from relickit.model import WorldModel, load_wan_state_dict
+from relickit.model import RMSNorm32, WorldModel, load_wan_state_dict
 
 from helpers import inputs, tiny_model
 
@@ -209,3 +211,19 @@ def test_compiled_blocks_stream_like_eager():
         compiled, _ = stream(model.compile_blocks(), x, t, ctx, actions, poses, mem)
     torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-4)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 4  # 2 halves x (image frame, chunk)
+
+
+def test_qk_norm_is_rmsnorm_computed_in_float32():
+    """RMSNorm32 equals nn.RMSNorm in fp32 and, given bf16 input (autocast), runs fused in fp32 without warning."""
+    torch.manual_seed(0)
+    ours, ref = RMSNorm32(16, eps=1e-6), torch.nn.RMSNorm(16, eps=1e-6)
+    with torch.no_grad():
+        ours.weight.uniform_(0.5, 1.5)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 7, 16)
+    torch.testing.assert_close(ours(x), ref(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns when it cannot fuse a bf16 input with an fp32 weight
+        y = ours(x.bfloat16())
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), ref(x.bfloat16().float()), atol=2e-2, rtol=2e-2)
