@@ -8,7 +8,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # vae.py imports this module: the tokenizer's config is only read here, never built
+    from .vae import VAEConfig
 
 # RELIC's cyclic spatial-compression schedule: the factor for latent frame i is SCHEDULE[i % len(SCHEDULE)],
 # read per side (2 -> 4x fewer tokens, 4 -> 16x fewer).
@@ -174,6 +177,66 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
     return dataclasses.replace(PRESETS[name], **overrides)
+
+
+# model_for: how a size and a tokenizer layout become a model. The shipped model's 12x16 latents in 2x2 patches give a
+# 6x8 token grid per latent frame; every layout keeps that sequence length, so attention cost depends on size only.
+TOKENS_PER_FRAME = 48
+HEAD_DIM = 64  # channels per attention head (Wan's 128 is too wide for the small sizes)
+FFN_MULT = 4  # feed-forward width per model channel
+
+
+def patch_for(latent_size: tuple[int, int], tokens: int = TOKENS_PER_FRAME) -> tuple[int, int, int]:
+    """The square DiT patch (1, p, p) that cuts a latent grid into `tokens` tokens per latent frame."""
+    lh, lw = latent_size
+    for p in range(1, min(lh, lw) + 1):
+        if lh % p == 0 and lw % p == 0 and (lh // p) * (lw // p) == tokens:
+            return 1, p, p
+    possible = [(lh // p) * (lw // p) for p in range(1, min(lh, lw) + 1) if lh % p == 0 and lw % p == 0]
+    raise ValueError(f"no square patch cuts a {lh}x{lw} latent grid into {tokens} tokens per latent frame; pass "
+                     f"tokens= one of {possible}, or use a tokenizer whose latent grid holds {tokens} square patches.")
+
+
+def layout_fields(vae: VAEConfig, tokens: int = TOKENS_PER_FRAME) -> dict[str, Any]:
+    """The ModelConfig fields a tokenizer decides: frame size, latent channels and factors, and the patch that gives
+    `tokens` tokens per latent frame."""
+    return dict(height=vae.height, width=vae.width, latent_channels=vae.z_dim, spatial_down=vae.spatial_down,
+                temporal_down=vae.temporal_down, patch=patch_for(vae.latent_size, tokens))
+
+
+def layout_diff(model: ModelConfig, vae: VAEConfig) -> dict[str, tuple[Any, Any]]:
+    """Where a tokenizer does not make the latents a model reads: {what: (model's, tokenizer's)}; empty if it does."""
+    pairs = {"frame height": (model.height, vae.height), "frame width": (model.width, vae.width),
+             "latent channels": (model.latent_channels, vae.z_dim),
+             "spatial factor": (model.spatial_down, vae.spatial_down),
+             "temporal factor": (model.temporal_down, vae.temporal_down)}
+    return {k: v for k, v in pairs.items() if v[0] != v[1]}
+
+
+def size_fields(dim: int, layers: int) -> dict[str, Any]:
+    """The ModelConfig fields a size decides: dim, layers, heads = dim // 64, ffn_dim = 4 * dim."""
+    if dim < HEAD_DIM or dim % HEAD_DIM or layers < 1:
+        raise ValueError(f"size {dim}x{layers}: dim must be a positive multiple of the head size {HEAD_DIM} "
+                         f"(e.g. {max(HEAD_DIM, dim - dim % HEAD_DIM)}) and layers >= 1.")
+    return dict(dim=dim, layers=layers, heads=dim // HEAD_DIM, ffn_dim=FFN_MULT * dim)
+
+
+def model_for(vae: VAEConfig, dim: int, layers: int, tokens: int = TOKENS_PER_FRAME, **overrides: Any) -> ModelConfig:
+    """The world model for a tokenizer layout (relickit.vae.LAYOUTS or a checkpoint's VAEConfig) at a size.
+
+    Geometry comes from the tokenizer (`layout_fields`), width and depth from the size (`size_fields`), every other
+    field from the `tiny` preset (its name too), then `overrides`. model_for(LAYOUTS["f8c16"], 192, 8) is
+    preset("tiny"), the shipped model.
+    """
+    return preset("tiny", **(layout_fields(vae, tokens) | size_fields(dim, layers) | overrides))
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """`DIMxLAYERS` (e.g. "256x12") -> (dim, layers), as the scripts' --size options take it."""
+    dim, sep, layers = text.lower().partition("x")
+    if not (sep and dim.isdigit() and layers.isdigit()):
+        raise ValueError(f"size {text!r} is not DIMxLAYERS; write it like 256x12 (model width x transformer blocks).")
+    return int(dim), int(layers)
 
 
 def config_json(cfg: Any) -> str:

@@ -3,8 +3,9 @@
     python scripts/bench_teacher_step.py --sizes 192x8 256x12 384x12 --latent-frames 13 49 --batch 64 --layout f4c16
 
 Random latents, actions, poses and captions in the shapes relickit.latents batches have; bf16 autocast on CUDA, as
-the recipe trains. `--layout` picks the tokenizer's latent grid (relickit.vae.LAYOUTS) and the DiT patch that gives
-48 tokens per latent frame. Prints one line per size and clip length: ms per step, clips/s, peak memory.
+the recipe trains. `--layout` picks the tokenizer's latent grid (relickit.vae.LAYOUTS); relickit.config.model_for
+builds the model of each size for it (the DiT patch that gives 48 tokens per latent frame), with a RoPE range that
+covers the longest clip. Prints one line per size and clip length: ms per step, clips/s, peak memory.
 """
 from __future__ import annotations
 
@@ -16,20 +17,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from relickit.config import preset  # noqa: E402
+from relickit.config import model_for, parse_size  # noqa: E402
 from relickit.controls import ACTION_DIM, POSE_DIM  # noqa: E402
 from relickit.model import WorldModel  # noqa: E402
 from relickit.teacher import TeacherConfig, teacher_loss  # noqa: E402
 from relickit.vae import LAYOUTS  # noqa: E402
-
-PATCH_FOR_48_TOKENS = {8: (1, 2, 2), 4: (1, 4, 4)}  # spatial factor -> DiT patch (96x128 frames)
-
-
-def model_config(size: str, layout: str):
-    dim, layers = (int(v) for v in size.split("x"))
-    vae = LAYOUTS[layout]
-    return preset("tiny", dim=dim, layers=layers, heads=dim // 64, ffn_dim=4 * dim, latent_channels=vae.z_dim,
-                  spatial_down=vae.spatial_down, patch=PATCH_FOR_48_TOKENS[vae.spatial_down], rope_frames=49)
 
 
 def batch_of(cfg, batch: int, latent_frames: int, device: torch.device) -> dict:
@@ -71,7 +63,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cuda.matmul.allow_tf32 = True
     for size in a.sizes:
-        cfg = model_config(size, a.layout)
+        cfg = model_for(LAYOUTS[a.layout], *parse_size(size), rope_frames=max(a.latent_frames))
         model = WorldModel(cfg).to(device)
         params = sum(q.numel() for q in model.parameters()) / 1e6
         for f in a.latent_frames:

@@ -4,9 +4,10 @@ import pytest
 import torch
 from diffusers import WanTransformer3DModel
 
-from relickit.config import MemoryConfig, preset
+from relickit.config import TOKENS_PER_FRAME, MemoryConfig, model_for, parse_size, preset
 from relickit.memory import bidirectional_visibility, causal_visibility, hybrid_visibility
 from relickit.model import RMSNorm32, WorldModel, load_wan_state_dict
+from relickit.vae import LAYOUTS
 
 from helpers import inputs, tiny_model
 
@@ -53,6 +54,43 @@ def test_streaming_equals_full_sequence(policy):
         full = model(x, t, ctx, actions, poses, causal_visibility(frames, model.cfg.chunk, mem), mem)
         streamed, _ = stream(model, x, t, ctx, actions, poses, mem)
     torch.testing.assert_close(streamed, full, atol=1e-5, rtol=1e-4)
+
+
+def test_model_for_gives_48_tokens_per_latent_frame_for_every_layout():
+    assert TOKENS_PER_FRAME == 48
+    for name, vae in LAYOUTS.items():
+        cfg = model_for(vae, 256, 12)
+        assert cfg.tokens_per_frame == 48 and cfg.token_grid == (6, 8), name
+        assert (cfg.latent_channels, *cfg.latent_size) == (vae.z_dim, *vae.latent_size), name
+        assert (cfg.dim, cfg.layers, cfg.heads, cfg.ffn_dim) == (256, 12, 4, 1024), name
+    assert model_for(LAYOUTS["f4c16"], 64, 2).patch == (1, 4, 4)
+    assert model_for(LAYOUTS["f8c16"], 192, 8) == preset("tiny")  # the shipped model, field for field
+    assert model_for(LAYOUTS["f8c16"], 192, 8, rope_frames=49).rope_frames == 49
+
+
+def test_model_for_refuses_what_it_cannot_build():
+    with pytest.raises(ValueError, match=r"multiple of the head size 64 \(e\.g\. 192\)"):
+        model_for(LAYOUTS["f4c16"], 200, 8)
+    with pytest.raises(ValueError, match=r"12x16 latent grid into 50 tokens .* one of \[192, 48, 12\]"):
+        model_for(LAYOUTS["f8c16"], 192, 8, tokens=50)
+    assert parse_size("256x12") == (256, 12)
+    with pytest.raises(ValueError, match="write it like 256x12"):
+        parse_size("256-12")
+
+
+def test_a_model_for_the_f4c16_grid_runs_and_streams():
+    model = tiny_model(model_for(LAYOUTS["f4c16"], 64, 2, text_dim=32, text_len=8, chunk=2))
+    mem = MemoryConfig(policy="compressed", window=3, capacity=64)
+    frames = 1 + 2 * 5
+    x, t, ctx, actions, poses = inputs(model, frames)
+    assert x.shape[3:] == (24, 32)  # the f4c16 latent grid
+    with torch.no_grad():
+        full = model(x, t, ctx, actions, poses, causal_visibility(frames, model.cfg.chunk, mem), mem)
+        streamed, cache = stream(model, x, t, ctx, actions, poses, mem)
+    assert full.shape == x.shape and full.abs().mean() > 0.1
+    torch.testing.assert_close(streamed, full, atol=1e-5, rtol=1e-4)
+    stats = cache.stats()
+    assert stats["total_tokens"] < stats["full_tokens"]  # the oldest frames are kept compressed
 
 
 def test_memory_policies_change_the_output():

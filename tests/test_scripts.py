@@ -6,8 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from relickit.config import MemoryConfig, preset
+import pytest
+
+from relickit.config import MemoryConfig, model_for, preset
 from relickit.memory import budget
+from relickit.model import WorldModel, step_flops
+from relickit.vae import LAYOUTS
+
+from helpers import tiny_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,6 +32,31 @@ def test_bench_stream_reports_each_variant():
         assert r["kv_tokens"] == b.total_tokens and r["kv_bytes_per_gpu"] == b.bytes(cfg, mem, 4)
         assert r["fps"] > 0 and math.isfinite(r["floor_ratio"]) and r["floor_ratio"] > 0
     assert rows[0]["kv_tokens"] < rows[1]["kv_tokens"]
+
+
+def test_bench_stream_measures_a_size_for_a_layout(tmp_path):
+    bench = [sys.executable, "scripts/bench_stream.py", "--device", "cpu", "--threads", "1", "--minutes", "0.05",
+             "--variants", "window", "--layout", "f4c16", "--size", "64x2"]
+    out = subprocess.run(bench, cwd=ROOT, capture_output=True, text=True, check=True, timeout=600).stdout
+    [row] = [json.loads(line) for line in out.splitlines() if line.startswith('{"mode"')]
+    cfg = model_for(LAYOUTS["f4c16"], 64, 2)
+    assert (row["size"], row["latent"], row["patch"], row["decoder"]) == ("64x2", "16x24x32", 4, "tiny")
+    assert row["params_m"] == sum(p.numel() for p in WorldModel(cfg).parameters()) / 1e6
+    keys = MemoryConfig().window * cfg.tokens_per_frame  # a full window from the second chunk on (what mean counts)
+    assert row["gflop_per_chunk_mean"] == pytest.approx(5 * step_flops(cfg, cfg.chunk, keys) / 1e9)  # 4 steps + 1
+    assert row["chunk_ms_mean"] == pytest.approx(row["denoise_ms_mean"] + row["decode_ms_mean"])
+    assert row["decode_ms_mean"] > 0 and row["fps"] > 0
+    f8 = tiny_tokenizer(tmp_path / "f8c16.safetensors", layout="f8c16")  # its tiny decoder reads 12x16 latents
+    refused = subprocess.run(bench + ["--decoder", str(f8)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert refused.returncode != 0 and "pass --layout for that tokenizer" in refused.stderr
+
+
+def test_bench_teacher_step_times_a_size_for_a_layout():
+    out = subprocess.run([sys.executable, "scripts/bench_teacher_step.py", "--sizes", "64x2", "--latent-frames", "4",
+                          "--batch", "1", "--steps", "1", "--layout", "f4c16"],
+                         cwd=ROOT, capture_output=True, text=True, check=True, timeout=600).stdout
+    params = sum(p.numel() for p in WorldModel(model_for(LAYOUTS["f4c16"], 64, 2)).parameters()) / 1e6
+    assert out.startswith(f"f4c16    64x2 ({params:5.1f}M)  batch 1 x  4 latent frames:")
 
 
 def test_soak_reports_a_flat_ring_and_the_joystick_playing():
