@@ -55,10 +55,12 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         raise ValueError(f"{path} is not a readable safetensors checkpoint ({err}); re-save or re-download it.") from err
 
 
-def load(path: str | os.PathLike, kind: str, config_type: type[C] | None = None,
-         expect: C | None = None) -> tuple[dict[str, torch.Tensor], C | None, dict[str, str]]:
-    """Load tensors, check the kind, rebuild the config; with `expect`, refuse a checkpoint of another config."""
-    meta = read_metadata(path)
+def load_config(path: str | os.PathLike, kind: str, config_type: type[C]) -> C:
+    """The config a checkpoint was built with, checked for its kind, without reading the tensors."""
+    return _config(path, read_metadata(path), kind, config_type)
+
+
+def _config(path: str | os.PathLike, meta: dict[str, str], kind: str, config_type: type[C] | None) -> C | None:
     if meta.get("kind") != kind:
         raise ValueError(f"{path} holds a {meta.get('kind')!r} checkpoint, not a {kind!r}; pass the right file.")
     cfg = None
@@ -75,13 +77,21 @@ def load(path: str | os.PathLike, kind: str, config_type: type[C] | None = None,
         except (TypeError, ValueError) as err:
             raise ValueError(f"{path} carries a config this relickit cannot build ({err}); re-save or re-download "
                              "it, or upgrade relickit if a newer one wrote it.") from err
-        if expect is not None and cfg != expect:
-            diff = {f.name: (getattr(cfg, f.name), getattr(expect, f.name))
-                    for f in dataclasses.fields(expect) if getattr(cfg, f.name) != getattr(expect, f.name)}
-            raise ValueError(
-                f"{path} was trained with another config; differences (checkpoint, expected): {diff}. "
-                "Build the model from the checkpoint's own config (e.g. WorldModel.load(path)) or pick a matching file."
-            )
+    return cfg
+
+
+def load(path: str | os.PathLike, kind: str, config_type: type[C] | None = None,
+         expect: C | None = None) -> tuple[dict[str, torch.Tensor], C | None, dict[str, str]]:
+    """Load tensors, check the kind, rebuild the config; with `expect`, refuse a checkpoint of another config."""
+    meta = read_metadata(path)
+    cfg = _config(path, meta, kind, config_type)
+    if cfg is not None and expect is not None and cfg != expect:
+        diff = {f.name: (getattr(cfg, f.name), getattr(expect, f.name))
+                for f in dataclasses.fields(expect) if getattr(cfg, f.name) != getattr(expect, f.name)}
+        raise ValueError(
+            f"{path} was trained with another config; differences (checkpoint, expected): {diff}. "
+            "Build the model from the checkpoint's own config (e.g. WorldModel.load(path)) or pick a matching file."
+        )
     from safetensors.torch import load_file
 
     try:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import MemoryConfig, ModelConfig
+from .config import MemoryConfig, ModelConfig, layout_diff
 from .controls import ACTION_DIM, ACTIONS, ControlsConfig, check_actions, integrate, pose_vector
 from .diffusion import Chunk, SamplerConfig, commit, denoise_chunk
 from .model import WorldModel
@@ -84,11 +84,7 @@ def check_action(action, max_magnitude: float = MAX_ACTION) -> torch.Tensor:
 
 def check_pair(model: ModelConfig, vae: VAEConfig) -> None:
     """The tokenizer must make the latents the model reads."""
-    pairs = {"frame height": (model.height, vae.height), "frame width": (model.width, vae.width),
-             "latent channels": (model.latent_channels, vae.z_dim),
-             "spatial factor": (model.spatial_down, vae.spatial_down),
-             "temporal factor": (model.temporal_down, vae.temporal_down)}
-    diff = {k: v for k, v in pairs.items() if v[0] != v[1]}
+    diff = layout_diff(model, vae)
     if diff:
         raise ValueError(f"the world model ({model.name}) and the tokenizer do not fit together; (model, tokenizer): "
                          f"{diff}. Load the tokenizer the model was trained with (a recipe run's tokenizer.safetensors, "

@@ -3,25 +3,32 @@
     data -> tokenizer -> latents -> teacher (3-stage horizon curriculum) -> ode -> hybrid -> dmd (curriculum) -> export
 
     python -m relickit.recipe --out runs/default --stages all            # on a GPU machine
+    python -m relickit.recipe --out runs/f4c16 --tokenizer data/weights/tokenizer/f4c16.safetensors \
+        --size 256x12 --minutes teacher=12 hybrid=3 dmd=4                  # a trained tokenizer, a model size
     RELICKIT_SMOKE=1 python -m relickit.recipe --out /tmp/smoke           # every stage, a few steps, on CPU
 
 Stage outputs live in `out/` (data/, tokenizer.safetensors, latents.safetensors, teacher/stage*.safetensors,
 ode.safetensors, hybrid.safetensors, dmd/stage*.safetensors); `export` writes the shipped assets (fp16 student,
-tokenizer without the Wan decoder) into relickit/assets/.
+tokenizer without the Wan decoder) into relickit/assets/. `--tokenizer` copies a trained tokenizer in as
+out/tokenizer.safetensors (the tokenizer stage is then skipped) and builds the model for its latent layout;
+`--size` sets the model's width and depth (relickit.config.model_for); `--minutes` sets the stages' time limits.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import dataclasses
+import filecmp
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .config import MemoryConfig, ModelConfig, preset
+from .checkpoint import atomic_write
+from .config import MemoryConfig, ModelConfig, layout_diff, layout_fields, parse_size, preset, size_fields
 from .diffusion import SamplerConfig, chunk_slices
 from .distill import DistillConfig, DMDPair, ODESet, check_rollout, dmd_loss_fn, hybrid_loss_fn, make_ode_set
 from .latents import LatentClips, encode_clips
@@ -30,10 +37,20 @@ from .model import WorldModel
 from .teacher import Stage, TeacherConfig, load_weights, stage_config, train_teacher
 from .train import TrainConfig, random_batches, train
 from .train_tokenizer import TokenizerTrainConfig
-from .vae import VAEConfig
+from .vae import VAEConfig, read_config, wan_decoder_part
 
 STAGES = ("data", "tokenizer", "latents", "teacher", "ode", "hybrid", "dmd", "export")
 ASSETS = Path(__file__).parent / "assets"
+TOKENIZER = "tokenizer.safetensors"  # the run's tokenizer, in out/
+# --minutes KEY=M: the time limit each key sets (a stage also stops at its step count; 0 = no time limit)
+MINUTES = {
+    "tokenizer": "the tokenizer's VAE stage",
+    "tiny_decoder": "the tokenizer's tiny-decoder stage",
+    "teacher": "the first teacher stage (the short horizon, where the teacher learns most)",
+    "teacher_long": "each longer-horizon teacher stage",
+    "hybrid": "the hybrid-forcing student",
+    "dmd": "each DMD stage",
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,8 @@ class RecipeConfig:
                           log_every=50, ckpt_every=1000, time_limit_s=45, mixed_precision="bf16")))
     teacher_first_stage_s: float = 120  # the first (short) stage gets more time than the fine-tuning stages
     warm_start: str | None = None  # a teacher checkpoint every stage-0 run starts from (continuing earlier runs)
+    # a trained tokenizer checkpoint used instead of the tokenizer stage (copied to out/; model must fit its layout)
+    tokenizer_from: str | None = None
     distill: DistillConfig = field(default_factory=lambda: DistillConfig(memory=MemoryConfig(window=3)))
     ode_batches: int = 16
     ode_batch: int = 64
@@ -97,6 +116,10 @@ class RecipeConfig:
         """Shapes and horizons of every stage, checked before the first stage runs: a late stage that cannot run
         should not fail hours into the recipe."""
         cfg, stages, dist = self.model, self.teacher.stages, self.distill
+        if self.tokenizer_from is not None:
+            check_tokenizer(cfg, read_config(self.tokenizer_from), f"the tokenizer {self.tokenizer_from}")
+        else:
+            check_tokenizer(cfg, self.tokenizer.vae, "the recipe's tokenizer config (RecipeConfig.tokenizer.vae)")
         base = stages[0]
         frames = {f"teacher stage {i}": s.latent_frames for i, s in enumerate(stages)}
         frames |= {"ode_latents": self.ode_latents} | {f"dmd stage {i}": s.latent_frames for i, s in enumerate(self.dmd)}
@@ -118,6 +141,68 @@ class RecipeConfig:
                           f"dmd stage {i}, scored by teacher stage {st.teacher_stage}")
 
 
+def check_tokenizer(model: ModelConfig, vae: VAEConfig, what: str) -> None:
+    """Refuse a tokenizer whose latents are not the ones the model is built for, naming the fix."""
+    diff = layout_diff(model, vae)
+    if diff:
+        raise ValueError(
+            f"{what} does not make the latents the model reads; (model, tokenizer): {diff}. Build the model for the "
+            "tokenizer with relickit.config.model_for(tokenizer config, dim, layers) (the recipe's CLI does: "
+            "--tokenizer PATH [--size DIMxLAYERS]), or use a tokenizer of the model's layout.")
+
+
+def use_tokenizer(src: str | Path, out: Path) -> None:
+    """Copy a trained tokenizer (and its split Wan decoder, if there) in as the run's tokenizer: the tokenizer
+    stage then has nothing to do. A run that already has another tokenizer is refused: its later stage outputs
+    were made with that one."""
+    src, dst = Path(src), out / TOKENIZER
+    pairs = [(src, dst)]
+    if wan_decoder_part(src).exists():
+        pairs.append((wan_decoder_part(src), wan_decoder_part(dst)))
+    for a, b in pairs:
+        if b.exists() and not filecmp.cmp(a, b, shallow=False):
+            raise ValueError(f"{b} is another tokenizer than {a}, and this run's later stages were made with it; "
+                             f"start a new --out for {a}, or delete {b} and the stage outputs after it.")
+    for a, b in pairs:
+        if not b.exists():
+            atomic_write(b, lambda tmp: shutil.copyfile(a, tmp))
+
+
+def with_minutes(recipe: RecipeConfig, minutes: dict[str, float]) -> RecipeConfig:
+    """The recipe with the time limits `minutes` names (keys of MINUTES) replaced."""
+    unknown = set(minutes) - set(MINUTES)
+    if unknown:
+        raise ValueError(f"unknown time budgets {sorted(unknown)}; the keys are {list(MINUTES)}.")
+    seconds = {k: 60 * v for k, v in minutes.items()}
+
+    def limit(cfg: TrainConfig, key: str) -> TrainConfig:
+        return dataclasses.replace(cfg, time_limit_s=seconds[key]) if key in seconds else cfg
+
+    tok, teacher = recipe.tokenizer, recipe.teacher
+    return dataclasses.replace(
+        recipe,
+        tokenizer=dataclasses.replace(tok, vae_train=limit(tok.vae_train, "tokenizer"),
+                                      tiny_train=limit(tok.tiny_train, "tiny_decoder")),
+        teacher=dataclasses.replace(teacher, train=limit(teacher.train, "teacher_long")),
+        teacher_first_stage_s=seconds.get("teacher", recipe.teacher_first_stage_s),
+        hybrid_train=limit(recipe.hybrid_train, "hybrid"), dmd_train=limit(recipe.dmd_train, "dmd"))
+
+
+def parse_minutes(items: list[str]) -> dict[str, float]:
+    """["teacher=12", "dmd=4"] -> {"teacher": 12.0, "dmd": 4.0}."""
+    minutes = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            minutes[key] = float(value)
+        except ValueError:
+            minutes[key] = float("nan")
+        if key not in MINUTES or not minutes[key] >= 0:
+            raise ValueError(f"--minutes {item!r}: write KEY=MINUTES (e.g. teacher=12) with a key of "
+                             f"{list(MINUTES)} and minutes >= 0.")
+    return minutes
+
+
 def _runs(out: Path, name: str, cfg: TrainConfig, steps: int | None = None) -> TrainConfig:
     return dataclasses.replace(cfg, out_dir=str(out / "runs" / name), steps=cfg.steps if steps is None else steps)
 
@@ -128,6 +213,11 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
     play assets to `assets` (default out/assets; relickit/assets is what the quickstart loads)."""
     recipe.check()
     out = Path(out)
+    if recipe.tokenizer_from is None and (out / TOKENIZER).exists():  # a resumed run: the model must fit it too
+        check_tokenizer(recipe.model, read_config(out / TOKENIZER), f"this run's tokenizer {out / TOKENIZER}")
+    if recipe.tokenizer_from is not None:
+        use_tokenizer(recipe.tokenizer_from, out)
+        log(f"tokenizer: {recipe.tokenizer_from} (as {out / TOKENIZER})")
     out.mkdir(parents=True, exist_ok=True)
     data = Path(data) if data is not None else out / "data"
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -146,18 +236,18 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
         generate(data, maps, recipe.episodes, recipe.frames_per_episode, seed=recipe.seed,
                  height=cfg.height, width=cfg.width, workers=recipe.workers)
         done("data")
-    if "tokenizer" in stages and not (out / "tokenizer.safetensors").exists():
+    if "tokenizer" in stages and not (out / TOKENIZER).exists():
         from .train_tokenizer import clip_dataset, train_tokenizer
 
         tcfg = dataclasses.replace(recipe.tokenizer, run_dir=str(out / "runs" / "tokenizer"),
-                                   out=str(out / "tokenizer.safetensors"))
+                                   out=str(out / TOKENIZER))
         train_tokenizer(tcfg, clip_dataset(str(data), tcfg.frames, tcfg.vae), resume=True)
         done("tokenizer")
     if "latents" in stages and not (out / "latents.safetensors").exists():
         from .dataset import ClipDataset
         from .vae import Tokenizer
 
-        tok = Tokenizer.load(out / "tokenizer.safetensors").to(device).eval()
+        tok = Tokenizer.load(out / TOKENIZER).to(device).eval()
         clip_set = ClipDataset(data, frames=clip_frames, split="train", palindrome=recipe.palindrome,
                                stride=4, seed=recipe.seed)
         latents = encode_clips(tok, clip_set, recipe.clips, seed=recipe.seed,
@@ -226,20 +316,24 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
             previous = path
         done("dmd")
     if "export" in stages:
-        export(out / "dmd" / f"stage{len(recipe.dmd) - 1}.safetensors", out / "tokenizer.safetensors",
+        export(out / "dmd" / f"stage{len(recipe.dmd) - 1}.safetensors", out / TOKENIZER,
                Path(assets) if assets is not None else out / "assets")
         done("export")
 
 
 def export(student_path: Path, tokenizer_path: Path, assets: Path) -> None:
-    """Write the shipped default model: the student and the tokenizer in fp16."""
+    """Write the shipped default model: the student and the tokenizer in fp16, the tokenizer without its Wan
+    decoder (play decodes with the tiny decoder), whether it was saved whole or split."""
     from .checkpoint import save_half
+    from .vae import Tokenizer
 
     save_half(student_path, assets / "student.safetensors")
-    save_half(tokenizer_path, assets / "tokenizer.safetensors")
+    Tokenizer.load(tokenizer_path).save(assets / TOKENIZER, wan_decoder=False, half=True)
 
 
-def main(argv: list[str] | None = None) -> None:
+def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argparse.Namespace]:
+    """The recipe the command line asks for (smoke-sized under RELICKIT_SMOKE=1), and the parsed arguments
+    (`stages` as a tuple)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/default")
     ap.add_argument("--stages", default="all", help=f"comma-separated subset of {STAGES}, or 'all'")
@@ -247,16 +341,40 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", help="dataset directory (default: OUT/data)")
     ap.add_argument("--warm-start", help="teacher checkpoint the first teacher stage starts from")
     ap.add_argument("--assets", help=f"where export writes the play assets (default OUT/assets; the shipped ones: {ASSETS})")
+    ap.add_argument("--tokenizer", help=f"a trained tokenizer checkpoint (a split one's .wan_decoder part beside it) "
+                    f"copied to OUT/{TOKENIZER} instead of training one; the model is built for its latent layout")
+    ap.add_argument("--size", help="DIMxLAYERS of the model (relickit.config.model_for: heads dim/64, ffn 4*dim), "
+                    "e.g. 256x12; default the recipe's (192x8, smoke 64x2)")
+    ap.add_argument("--minutes", nargs="+", default=[], metavar="KEY=M",
+                    help="time limits in minutes, e.g. teacher=12 hybrid=3 dmd=4; keys: "
+                    + "; ".join(f"{k}: {v}" for k, v in MINUTES.items()))
     args = ap.parse_args(argv)
-    stages = STAGES if args.stages == "all" else tuple(args.stages.split(","))
-    unknown = set(stages) - set(STAGES)
+    args.stages = STAGES if args.stages == "all" else tuple(args.stages.split(","))
+    unknown = set(args.stages) - set(STAGES)
     if unknown:
-        raise SystemExit(f"unknown stages {sorted(unknown)}; choose from {STAGES}.")
+        ap.error(f"unknown stages {sorted(unknown)}; choose from {STAGES}.")
     smoke = os.environ.get("RELICKIT_SMOKE", "0") not in ("", "0")
     recipe = RecipeConfig.smoke() if smoke else RecipeConfig()
+    try:
+        model = recipe.model
+        if args.tokenizer:
+            vae = read_config(args.tokenizer)
+            model = dataclasses.replace(model, **layout_fields(vae))
+            recipe = dataclasses.replace(recipe, tokenizer_from=args.tokenizer,
+                                         tokenizer=dataclasses.replace(recipe.tokenizer, vae=vae))
+        if args.size:
+            model = dataclasses.replace(model, **size_fields(*parse_size(args.size)))
+        recipe = with_minutes(dataclasses.replace(recipe, model=model), parse_minutes(args.minutes))
+    except (ValueError, FileNotFoundError) as err:
+        ap.error(str(err))
     if args.warm_start:
         recipe = dataclasses.replace(recipe, warm_start=args.warm_start)
-    run(recipe, args.out, stages, args.device, data=args.data, assets=args.assets)
+    return recipe, args
+
+
+def main(argv: list[str] | None = None) -> None:
+    recipe, args = recipe_from_cli(argv)
+    run(recipe, args.out, args.stages, args.device, data=args.data, assets=args.assets)
 
 
 if __name__ == "__main__":

@@ -244,6 +244,11 @@ def wan_decoder_part(path: str | os.PathLike) -> Path:
     return path.with_name(path.name.removesuffix(".safetensors") + ".wan_decoder.safetensors")
 
 
+def read_config(path: str | os.PathLike) -> VAEConfig:
+    """The VAEConfig a tokenizer checkpoint was built with (its latent layout), without loading the weights."""
+    return checkpoint.load_config(path, CHECKPOINT_KIND, VAEConfig)
+
+
 def _count_causal_convs(module: nn.Module) -> int:
     return sum(isinstance(m, WanCausalConv3d) for m in module.modules())
 

@@ -1,18 +1,25 @@
 import copy
 import dataclasses
+import filecmp
+import shutil
 
 import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
+from safetensors.torch import load_file
 
-from relickit.config import MemoryConfig
+from relickit.checkpoint import read_metadata
+from relickit.config import MemoryConfig, model_for
 from relickit.diffusion import SamplerConfig, chunk_slices, rollout, sample_teacher
 from relickit.distill import (DistillConfig, dmd_gradient, dmd_loss_fn, dmd_surrogate, generator_step,
                               hybrid_forcing_loss, ode_trajectory)
-from relickit.recipe import DMDStage, RecipeConfig, run
+from relickit.model import WorldModel
+from relickit.recipe import DMDStage, RecipeConfig, export, main, recipe_from_cli, run
 from relickit.teacher import stretch_horizon
+from relickit.tutorial import SAMPLE
+from relickit.vae import LAYOUTS, WAN_DECODER, Tokenizer, wan_decoder_part
 
-from helpers import inputs, tiny_model
+from helpers import inputs, tiny_model, tiny_tokenizer
 
 CAPS = ["a grey stone courtyard"]
 
@@ -194,3 +201,77 @@ def test_the_recipe_checks_every_stage_before_the_first_runs(tmp_path):
         dataclasses.replace(smoke, ode_latents=19, clip_latents=19).check()
     with pytest.raises(ValueError, match="do not split into the image"):
         dataclasses.replace(smoke, dmd=(DMDStage(6, 1, 0),)).check()
+
+
+def test_the_recipe_refuses_a_tokenizer_of_another_layout_before_any_stage(tmp_path):
+    f4 = tiny_tokenizer(tmp_path / "f4c16.safetensors")
+    smoke = RecipeConfig.smoke()  # its model reads the 12x16 latents of f8c16
+    with pytest.raises(ValueError, match=r"the tokenizer .*f4c16.safetensors does not make the latents the model "
+                       r"reads; .*'spatial factor': \(8, 4\).*relickit.config.model_for\(tokenizer config"):
+        run(dataclasses.replace(smoke, tokenizer_from=str(f4)), tmp_path / "out", stages=("data",))
+    assert not (tmp_path / "out").exists()  # nothing ran, nothing was written
+    resumed = tmp_path / "resumed"  # a run whose own tokenizer does not fit the model is refused the same way
+    resumed.mkdir()
+    shutil.copyfile(f4, resumed / "tokenizer.safetensors")
+    with pytest.raises(ValueError, match=r"this run's tokenizer .* does not make the latents the model reads"):
+        run(smoke, resumed, stages=("data",))
+    assert sorted(p.name for p in resumed.iterdir()) == ["tokenizer.safetensors"]
+
+
+def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_path, monkeypatch, capsys):
+    f4 = tiny_tokenizer(tmp_path / "f4c16.safetensors")
+    monkeypatch.setenv("RELICKIT_SMOKE", "0")
+    recipe, args = recipe_from_cli(["--out", str(tmp_path / "run"), "--tokenizer", str(f4), "--size", "256x12",
+                                    "--minutes", "teacher=12", "hybrid=3", "dmd=4", "--stages", "latents,teacher"])
+    default = RecipeConfig()
+    assert recipe.model == model_for(LAYOUTS["f4c16"], 256, 12)
+    assert (recipe.model.patch, recipe.model.heads, recipe.model.tokens_per_frame) == ((1, 4, 4), 4, 48)
+    assert recipe.tokenizer_from == str(f4) and recipe.tokenizer.vae == Tokenizer.load(f4).cfg
+    assert (recipe.teacher_first_stage_s, recipe.hybrid_train.time_limit_s, recipe.dmd_train.time_limit_s) == (
+        720, 180, 240)
+    assert recipe.teacher.train.time_limit_s == default.teacher.train.time_limit_s  # not named: unchanged
+    assert recipe.tokenizer.vae_train.time_limit_s == default.tokenizer.vae_train.time_limit_s
+    assert args.stages == ("latents", "teacher")
+    recipe.check()  # every stage of the full recipe fits the f4c16 model
+    assert recipe_from_cli([])[0] == default  # no options: the recipe as it was
+    assert recipe_from_cli(["--size", "320x12"])[0].model == model_for(LAYOUTS["f8c16"], 320, 12)
+    for bad, named in ((["--minutes", "teacher"], "write KEY=MINUTES"), (["--minutes", "critic=2"], "teacher_long"),
+                       (["--size", "200x8"], "multiple of the head size 64")):
+        with pytest.raises(SystemExit):
+            recipe_from_cli(bad)
+        assert named in capsys.readouterr().err
+
+
+def test_a_smoke_recipe_with_a_trained_tokenizer_skips_the_tokenizer_stage(tmp_path, monkeypatch, one_thread):
+    f4 = tiny_tokenizer(tmp_path / "f4c16.safetensors")
+    monkeypatch.setenv("RELICKIT_SMOKE", "1")
+    out = tmp_path / "run"
+    argv = ["--out", str(out), "--data", str(SAMPLE / "train"), "--device", "cpu", "--tokenizer", str(f4),
+            "--stages", "tokenizer,latents,teacher"]
+    main(argv)
+    assert filecmp.cmp(f4, out / "tokenizer.safetensors", shallow=False)
+    assert filecmp.cmp(wan_decoder_part(f4), wan_decoder_part(out / "tokenizer.safetensors"), shallow=False)
+    assert not (out / "runs" / "tokenizer").exists()  # no tokenizer was trained
+    assert load_file(out / "latents.safetensors")["latents"].shape[-2:] == (24, 32)
+    teacher = WorldModel.load(out / "teacher" / "stage1.safetensors")
+    assert (teacher.cfg.latent_size, teacher.cfg.patch, teacher.cfg.dim) == ((24, 32), (1, 4, 4), 64)
+    main(argv)  # resuming with the same tokenizer is fine
+    other = tiny_tokenizer(tmp_path / "other.safetensors")  # new random weights
+    with pytest.raises(ValueError, match="is another tokenizer than .*other.safetensors.* start a new --out"):
+        main(argv[:-3] + [str(other)] + argv[-2:])
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_export_writes_the_tokenizer_without_its_wan_decoder(tmp_path, split):
+    path = tiny_tokenizer(tmp_path / "tok.safetensors", split=split)
+    student = WorldModel(model_for(LAYOUTS["f4c16"], 64, 1)).save(tmp_path / "student.safetensors")
+    export(student, path, tmp_path / "assets")
+    exported = tmp_path / "assets" / "tokenizer.safetensors"
+    tensors = load_file(exported)
+    assert not any(k.startswith(WAN_DECODER) for k in tensors) and not wan_decoder_part(exported).exists()
+    assert {v.dtype for v in tensors.values()} == {torch.float16} and read_metadata(exported)["wan_decoder"] == "0"
+    full, play = Tokenizer.load(path), Tokenizer.load(exported)
+    assert not play.has_wan_decoder
+    video = torch.rand(1, 3, 5, 96, 128) * 2 - 1
+    torch.testing.assert_close(play.encode(video), full.encode(video), atol=1e-2, rtol=1e-2)
+    assert WorldModel.load(tmp_path / "assets" / "student.safetensors").cfg == WorldModel.load(student).cfg
