@@ -233,6 +233,8 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     assert recipe.tokenizer.vae_train.time_limit_s == default.tokenizer.vae_train.time_limit_s
     assert args.stages == ("latents", "teacher")
     recipe.check()  # every stage of the full recipe fits the f4c16 model
+    trained = SAMPLE.parent / "weights" / "tokenizer" / "f4c16.safetensors"  # the campaign's tokenizer
+    assert recipe_from_cli(["--tokenizer", str(trained), "--size", "256x12"])[0].model == recipe.model
     assert recipe_from_cli([])[0] == default  # no options: the recipe as it was
     assert recipe_from_cli(["--size", "320x12"])[0].model == model_for(LAYOUTS["f8c16"], 320, 12)
     for bad, named in ((["--minutes", "teacher"], "write KEY=MINUTES"), (["--minutes", "critic=2"], "teacher_long"),
