@@ -345,6 +345,9 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
                     f"copied to OUT/{TOKENIZER} instead of training one; the model is built for its latent layout")
     ap.add_argument("--size", help="DIMxLAYERS of the model (relickit.config.model_for: heads dim/64, ffn 4*dim), "
                     "e.g. 256x12; default the recipe's (192x8, smoke 64x2)")
+    ap.add_argument("--episodes", type=int, help=f"exploration episodes the data stage generates "
+                    f"(default {RecipeConfig.episodes})")
+    ap.add_argument("--clips", type=int, help=f"long clips the latents stage encodes (default {RecipeConfig.clips})")
     ap.add_argument("--minutes", nargs="+", default=[], metavar="KEY=M",
                     help="time limits in minutes, e.g. teacher=12 hybrid=3 dmd=4; keys: "
                     + "; ".join(f"{k}: {v}" for k, v in MINUTES.items()))
@@ -369,6 +372,12 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
         ap.error(str(err))
     if args.warm_start:
         recipe = dataclasses.replace(recipe, warm_start=args.warm_start)
+    for name in ("episodes", "clips"):
+        value = getattr(args, name)
+        if value is not None:
+            if value < 1:
+                ap.error(f"--{name} must be at least 1 (got {value}).")
+            recipe = dataclasses.replace(recipe, **{name: value})
     return recipe, args
 
 

@@ -1,29 +1,62 @@
 #!/usr/bin/env bash
-# Run recipe stages on a GPU machine of the device tool, carrying stage outputs in and out.
+# Recipe stages on a GPU machine of the device tool, in phases that fit its 10-minute commands:
 #
-#   bash scripts/device_run.sh STAGES [OUTPUT ...]
+#   bash scripts/device_run.sh launch STAGES        packages, carried state, then the recipe in the background
+#   bash scripts/device_run.sh wait N               up to N seconds while it runs, then the log's tail
+#   bash scripts/device_run.sh collect OUTPUT ...   each OUTPUT (a path under the run directory) -> $OUT in fp16,
+#                                                   split into 15 MB parts, with every training log
+#   bash scripts/device_run.sh run STAGES OUTPUT ...   all three in one call, for stages that end within it
 #
-# In: .gpu/site.tar.xz or wheels in .whl/ or $WHEELS (scripts/device_site.sh), earlier stage outputs in .carry/run/
-# (fp16, split in *.partNN).
-# RECIPE_ARGS: extra arguments of relickit.recipe (e.g. --warm-start PATH).
-# Out ($OUT): each OUTPUT (a path under the run directory) in fp16, split into 15 MB parts; all training logs.
-set -euo pipefail
-stages=$1; shift
-source scripts/device_site.sh
+# A machine goes back 30 s after a call: issue the phases' calls back to back, edit nothing in between.
+# In: .gpu (scripts/device_site.sh), earlier stage outputs in .carry/run/ (fp16, split in *.partNN), committed state
+# in the tree (data/weights/). RECIPE_ARGS: more arguments of relickit.recipe, e.g.
+#   RECIPE_ARGS="--tokenizer data/weights/tokenizer/f4c16.safetensors --size 192x8 --episodes 500 --clips 8192
+#                --minutes teacher=12 hybrid=3 dmd=3"
+set -uo pipefail
+source scripts/device_site.sh || exit 1
 export TQDM_MININTERVAL=20
-run=/tmp/run
-mkdir -p "$run"
-if [ -d .carry/run ]; then
-  (cd .carry/run && find . -name '*.part*' | sed 's/\.part[0-9]*$//' | sort -u | while read -r f; do
-     mkdir -p "$run/$(dirname "$f")" && cat "$f".part* > "$run/$f"; done)
-fi
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-python3 -m relickit.recipe --out "$run" --data /tmp/data --stages "$stages" ${RECIPE_ARGS:-}
-mkdir -p /tmp/half
-for f in "$@"; do
-  mkdir -p "/tmp/half/$(dirname "$f")"
-  python3 -c "import sys; from relickit.checkpoint import save_half; save_half(sys.argv[1], sys.argv[2])" "$run/$f" "/tmp/half/$f"
-  split -b 15m -d "/tmp/half/$f" "$OUT/$(echo "$f" | tr / _).part"
-done
-(cd "$run" && find . -name log.jsonl | tar czf "$OUT/logs.tgz" -T -) || true
-ls -la "$OUT"
+RUN=${RUN:-/tmp/run} DATA=${DATA:-/tmp/data} LOG=${RUN}.log
+phase=$1; shift
+
+launch() {
+  mkdir -p "$RUN"
+  if [ -d .carry/run ]; then
+    (cd .carry/run && find . -name '*.part*' | sed 's/\.part[0-9]*$//' | sort -u | while read -r f; do
+       mkdir -p "$RUN/$(dirname "$f")" && cat "$f".part* > "$RUN/$f"; done)
+  fi
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+  : > "$LOG"
+  setsid nohup bash -c "python3 -m relickit.recipe --out $RUN --data $DATA --stages $1 ${RECIPE_ARGS:-} && echo DONE \
+    || echo FAILED" > "$LOG" 2>&1 < /dev/null &
+}
+
+wait_for() {
+  [ -e "$LOG" ] || { echo "no recipe on this machine: it is a fresh one (the last went back)"; return 1; }
+  local end=$((SECONDS + $1))
+  while [ $SECONDS -lt $end ] && ! grep -qE '^(DONE|FAILED)$' "$LOG"; do sleep 10; done
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
+  tail -c 1500 "$LOG"; echo
+  ! grep -qx FAILED "$LOG"
+}
+
+collect() {
+  mkdir -p /tmp/half "$OUT"
+  for f in "$@"; do
+    [ -e "$RUN/$f" ] || { echo "$f: not in $RUN"; continue; }
+    mkdir -p "/tmp/half/$(dirname "$f")"
+    python3 -c "import sys; from relickit.checkpoint import save_half; save_half(sys.argv[1], sys.argv[2])" \
+      "$RUN/$f" "/tmp/half/$f"
+    split -b 15m -d "/tmp/half/$f" "$OUT/$(echo "$f" | tr / _).part"
+  done
+  cp "$LOG" "$OUT/recipe.log"
+  (cd "$RUN" && find . -name log.jsonl | tar czf "$OUT/logs.tgz" -T -) || true
+  ls -la "$OUT"
+}
+
+case $phase in
+  launch) launch "$1"; sleep 20; tail -c 800 "$LOG" ;;
+  wait) wait_for "$1" ;;
+  collect) collect "$@" ;;
+  run) stages=$1; shift; launch "$stages" && wait_for 100000 && collect "$@" ;;
+  *) echo "usage: $0 launch STAGES | wait SECONDS | collect OUTPUT ... | run STAGES OUTPUT ..." >&2; exit 2 ;;
+esac

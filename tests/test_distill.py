@@ -237,8 +237,10 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     assert recipe_from_cli(["--tokenizer", str(trained), "--size", "256x12"])[0].model == recipe.model
     assert recipe_from_cli([])[0] == default  # no options: the recipe as it was
     assert recipe_from_cli(["--size", "320x12"])[0].model == model_for(LAYOUTS["f8c16"], 320, 12)
+    more = recipe_from_cli(["--episodes", "600", "--clips", "8192"])[0]
+    assert (more.episodes, more.clips) == (600, 8192) and more.model == default.model
     for bad, named in ((["--minutes", "teacher"], "write KEY=MINUTES"), (["--minutes", "critic=2"], "teacher_long"),
-                       (["--size", "200x8"], "multiple of the head size 64")):
+                       (["--size", "200x8"], "multiple of the head size 64"), (["--clips", "0"], "at least 1")):
         with pytest.raises(SystemExit):
             recipe_from_cli(bad)
         assert named in capsys.readouterr().err
