@@ -13,12 +13,13 @@ Layout, top to bottom:
 - the memory's token budget;
 - the bookmark: the marked view, and once the camera went away and came back, the live view beside it with PSNR.
 
-`RetrievalPanel` owns a tracker, the widget and a refresh thread (every `ViewConfig.refresh_s`): it sends the
-newest chunk that has started playing on screen (`shown()`: the video frame on screen), once per chunk, with one
-row per latent frame; the page steps through the rows itself, on the video's clock (a latent frame is 4 video
-frames: 4 redraws a second at 16 FPS), so Python sends no more messages than one per chunk (plus one per bookmark
-and per batch of thumbnails that waited for a decode). It decodes at most `decodes_per_refresh` new thumbnails per
-refresh. The drawing is done by the page.
+`RetrievalPanel` owns a tracker, the widget and a refresh thread (woken by each new chunk, and every
+`ViewConfig.refresh_s`): it sends each chunk once, with one row per latent frame, as soon as it is generated and the
+chunk before it has started playing (`shown()`: the video frame on screen). The page holds it until its first video
+frame is due and steps through its rows itself, on the video's clock (a latent frame is 4 video frames: 4 redraws a
+second at 16 FPS), so Python sends one message per chunk (plus one per bookmark and per batch of thumbnails that
+waited for a decode). It decodes at most `decodes_per_refresh` new thumbnails per message. The drawing is done by
+the page.
 """
 from __future__ import annotations
 
@@ -50,9 +51,11 @@ from .retrieval import (
 
 @dataclass(frozen=True)
 class ViewConfig:
-    refresh_s: float = 0.25  # how often the thread looks for a new chunk on screen (a chunk: 0.75 s of video)
+    refresh_s: float = 0.25  # the thread looks this often for what to send (and at once when a chunk is made)
     decodes_per_refresh: int = 2  # new thumbnails decoded per refresh at most (20-80 ms each, tiny preset, CPU)
-    nice: int = 10  # the refresh thread's niceness (Linux): its decodes yield the CPU to the video and the browser
+    # the refresh thread's niceness (Linux). 0: it must send a chunk before the chunk plays; niced to 10 it missed
+    # 4-16% of the latent frames' redraws on the shared 2-core box (load 3) and the video was no faster (docs/play.md)
+    nice: int = 0
     jpeg_quality: int = 80
     timeline_width: int = 380
     timeline_height: int = 110
@@ -178,13 +181,15 @@ function render({ model, el }) {
   const verdict = make("div", "relickit-bookmark-compare"), hint = make("div", "relickit-memory-caption");
   mark.append(verdict, hint);
 
-  // pacing: the state comes once per chunk with the video frame on screen when it was made (`shown`); the page
-  // advances that frame at `fps` and redraws when the next latent frame of the chunk comes on screen
+  // pacing: a state comes once per chunk, at most one chunk ahead of the screen, with the video frame on screen
+  // when it was made (`shown`); the page advances that frame at `fps`, keeps drawing the chunk on screen until the
+  // next one's first video frame is due, and redraws whenever another latent frame comes on screen
   let clock = { t0: performance.now(), shown: 0, fps: 0 }, timer = null, drawn = { chunk: 0, row: -1 };
+  let current = null, next = null;  // the chunk on screen, the one to come
   const videoNow = () => clock.shown + Math.floor((performance.now() - clock.t0) / MS * clock.fps);
 
   canvas.addEventListener("mousemove", (event) => {
-    const s = model.get("state"), n = s.frame ? s.frame.length : 0;
+    const s = current, n = s ? s.frame.length : 0;
     const i = Math.floor((event.offsetX - 44) / ((canvas.width - 52) / Math.max(n, 1)));
     if (i < 0 || i >= n || drawn.row < 0) { canvas.title = ""; return; }
     const row = s.rows[drawn.row], f = s.part[i] === "window" ? "window" : `memory x${s.factor[i]}`;
@@ -231,7 +236,7 @@ function render({ model, el }) {
       hint.textContent = "no bookmark: press 'bookmark view' to mark what you see";
       return;
     }
-    const age = b.age_s + Math.max(Math.min(v, s.video[1] - 1) - clock.shown, 0) / Math.max(clock.fps, 1);
+    const age = b.age_s + Math.max(Math.min(v, s.video[1] - 1) - s.shown, 0) / Math.max(clock.fps, 1);
     marked.show(b.src, ["bookmark", `${age.toFixed(1)} s ago`]);
     if (b.live_src) {
       live.show(b.live_src, ["now", `${b.live_angle_deg.toFixed(0)}\u00b0, ${b.live_distance.toFixed(1)} steps off`]);
@@ -246,27 +251,32 @@ function render({ model, el }) {
     }
   };
 
-  // show the row on screen now, and wake when the next one comes on screen
+  // show the row on screen now (switching to the next chunk once it is due), and wake when that changes
   const step = () => {
     clearTimeout(timer);
     timer = null;
-    const s = model.get("state");
-    if (!s.chunk) return;
-    const k = rowAt(s.rows, videoNow());
-    if (k !== drawn.row || s.chunk !== drawn.chunk) drawRow(s, k);
-    if (k + 1 < s.rows.length && clock.fps > 0) {
-      const due = clock.t0 + (s.rows[k + 1].video[0] - clock.shown) / clock.fps * MS;
+    const v = videoNow();
+    if (next && next.video[0] <= v) { current = next; next = null; }
+    if (!current) return;
+    const k = rowAt(current.rows, v);
+    if (k !== drawn.row || current.chunk !== drawn.chunk) drawRow(current, k);
+    const starts = [k + 1 < current.rows.length ? current.rows[k + 1].video[0] : null, next ? next.video[0] : null];
+    const wake = Math.min(...starts.filter((x) => x !== null));
+    if (clock.fps > 0 && Number.isFinite(wake)) {
+      const due = clock.t0 + (wake - clock.shown) / clock.fps * MS;
       timer = setTimeout(step, Math.max(due - performance.now(), 0) + 1);
     }
   };
 
   const draw = () => {
     const s = model.get("state");
-    canvas.width = model.get("width");
-    canvas.height = model.get("height");
+    if (canvas.width !== model.get("width")) canvas.width = model.get("width");  // a resize clears the canvas
+    if (canvas.height !== model.get("height")) canvas.height = model.get("height");
     clearTimeout(timer);
     timer = null;
     if (!s.chunk) {
+      current = next = null;
+      canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
       drawn = { chunk: 0, row: -1 };
       root.dataset.chunk = "0";
       head.textContent = "memory view: each generated chunk shows here once it plays (press start)";
@@ -275,7 +285,14 @@ function render({ model, el }) {
     }
     for (const part of [title, top, budget, mark]) part.hidden = false;
     clock = { t0: performance.now(), shown: s.shown, fps: s.fps };
-    drawRow(s, rowAt(s.rows, videoNow()));  // a new state always redraws (new thumbnails, a bookmark)
+    const ahead = current && s.chunk > current.chunk && s.video[0] > videoNow();
+    if (ahead) {
+      next = s;  // the chunk on screen stays until this one's first video frame is due
+    } else {
+      current = s;
+      next = null;
+      drawRow(s, rowAt(s.rows, videoNow()));  // a new state for the chunk on screen always redraws
+    }
     step();
   };
   model.on("change:state", draw);
@@ -437,9 +454,9 @@ class RetrievalPanel:
     """A tracker, its view, a bookmark button, and (while on) a thread that refreshes the view.
 
     `buffered()` counts the frames generated but not on screen yet (the joystick's display lags generation by its
-    buffer): the view shows the newest chunk that has started playing, and the bookmark marks the frame on screen.
-    Within a chunk the page steps through its latent frames at `fps` video frames per second (the display's rate;
-    default the session's), from the frame on screen when the chunk's state was sent.
+    buffer): the page shows the chunk that is playing and the latent frame of it on screen, and the bookmark marks
+    the frame on screen. The page paces itself at `fps` video frames per second (the display's rate; default the
+    session's) from the frame on screen when a chunk's state was sent.
     """
 
     def __init__(self, session: Any, config: RetrievalConfig = RetrievalConfig(), view: ViewConfig = ViewConfig(),
@@ -465,6 +482,7 @@ class RetrievalPanel:
         self._waiting = 0  # thumbnails of the last drawing still waiting for a decode
         self._lock = threading.Lock()  # one render at a time (the thread, a bookmark click, a notebook call)
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a new chunk to send
         self._thread: threading.Thread | None = None
 
     def shown(self) -> int:
@@ -483,12 +501,14 @@ class RetrievalPanel:
         self.tracker.attach()
         self.snapshots.clear()
         self._stop.clear()
+        self._wake.clear()
         self._thread = threading.Thread(target=self._loop, name="relickit-memory-view", daemon=True)
         self._thread.start()
 
     def detach(self) -> None:
         """Unhook, stop refreshing and drop what was kept. Call it between session steps."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join()
         self._thread = None
@@ -507,6 +527,7 @@ class RetrievalPanel:
 
     def observe_step(self, frames: np.ndarray) -> None:
         self.snapshots.append(self.tracker.step(frames))
+        self._wake.set()  # the refresh thread sends it now: the page needs it before it plays
 
     # ----- user actions
     def bookmark(self) -> None:
@@ -529,14 +550,22 @@ class RetrievalPanel:
             self.view.state = state
             self.refreshes += 1
 
+    def upcoming(self, shown: int) -> Snapshot | None:
+        """The chunk the page should have: the newest whose predecessor has started playing on screen. The page
+        holds it until its first video frame is due, so it is at most one chunk ahead of the screen, and it gets a
+        chunk as soon as it is generated, not after it started playing (its first latent frame is not missed)."""
+        snaps = list(self.snapshots)
+        ready = [s for i, s in enumerate(snaps) if i == 0 or snaps[i - 1].video_frames[0] <= shown]
+        return ready[-1] if ready else None
+
     def refresh(self) -> None:
-        """Draw the newest chunk playing on screen, if anything changed since the last draw."""
+        """Send the page the chunk it should have (`upcoming`), if anything changed since the last message."""
         with self._lock:
             shown = self.shown()
-            snaps = [s for s in list(self.snapshots) if s.video_frames[0] <= shown]
-            if not snaps:
+            snap = self.upcoming(shown)
+            if snap is None:
                 return
-            snap, bm = snaps[-1], self.tracker.marked
+            bm = self.tracker.marked
             key = (snap.chunk, None if bm is None else bm.video_frame)
             if key == self._sent and not self._waiting:
                 return
@@ -550,8 +579,11 @@ class RetrievalPanel:
         if self.config.nice and hasattr(os, "setpriority"):  # per thread on Linux: a thread is a task
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.config.nice)
-        while not self._stop.wait(self.config.refresh_s):
-            self.refresh()
+        while not self._stop.is_set():
+            self._wake.wait(self.config.refresh_s)
+            self._wake.clear()
+            if not self._stop.is_set():
+                self.refresh()
 
 
 def scripted_view(view: ScriptedView, panel: RetrievalPanel) -> widgets.VBox:

@@ -110,7 +110,7 @@ def main() -> None:
             time.sleep(args.seconds)
             window_end, cpu_end = page.evaluate("() => performance.now()"), cpu_by_role()
             page.keyboard.up("KeyW")
-            changes, redraws = lab_page.frame_changes(), lab_page.memory_redraws()
+            changes, redraws, latents = lab_page.frame_changes(), lab_page.memory_redraws(), lab_page.memory_latents()
             j = args.joystick
             state = json.loads(
                 lab_page.kernel_eval(
@@ -143,10 +143,14 @@ def main() -> None:
     print(f"kernel side: {state['shown']} frames pushed, {state['dropped']} dropped, {state['steps']} steps")
     if args.memory_view:
         drawn = [t for t in redraws if window_start <= t < window_end]
+        seen = [f for t, f in zip(redraws, latents) if window_start <= t < window_end]
+        played = range(min(seen), max(seen) + 1) if seen else range(0)
         drawn_per_second = [sum(window_start + i * MS <= t < window_start + (i + 1) * MS for t in drawn)
                             for i in range(int(seconds))]
         print(f"memory view: {len(drawn) / seconds:.2f} redraws/s in the page over the window (per second: "
               f"{drawn_per_second}); kernel: {state['refreshes']} states sent for {state['chunks']} chunks")
+        print(f"memory view: latent frames {played.start}-{played.stop - 1} came on screen in the window, "
+              f"{len(set(seen) & set(played))} of {len(played)} were drawn")
     cpu = {role: (cpu_end.get(role, 0.0) - cpu_start.get(role, 0.0)) / seconds for role in cpu_end}
     print("CPU cores used over the window: " + ", ".join(f"{role} {c:.2f}" for role, c in sorted(cpu.items())))
     print(f"load average (1 min) before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f}")

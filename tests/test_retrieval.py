@@ -245,10 +245,14 @@ def test_view_follows_the_display_and_budgets_its_decodes(assets, monkeypatch):
     assert panel.message.value == "bookmarked video frame 0"
     for a in pan_360(s):
         panel.observe_step(s.step(a))
-    # the newest chunk is still in the (pretend) buffer: the view shows the one before
-    buffered[0] = s.frames_per_step
+    # the newest two chunks are still in the (pretend) buffer: the page gets the first of them, one chunk ahead of
+    # the screen (it holds it until it plays), and the newest once that one has started playing
+    buffered[0] = 2 * s.frames_per_step
     panel.refresh()
     assert panel.view.state["chunk"] == panel.tracker.chunks - 1
+    buffered[0] = s.frames_per_step
+    panel.refresh()
+    assert panel.view.state["chunk"] == panel.tracker.chunks
     buffered[0] = 0
     decodes = [0]
     decode = s.tokenizer.decode_tiny
