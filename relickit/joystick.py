@@ -644,7 +644,8 @@ class Joystick:
             try:
                 from .retrieval_view import RetrievalPanel
 
-                self.memory = RetrievalPanel(self.session, buffered=lambda: len(self._buffer))
+                self.memory = RetrievalPanel(self.session, buffered=lambda: len(self._buffer),
+                                             fps=self.video_fps)
             except TypeError as err:  # not a relickit.play.Session: nothing to probe
                 self.status_label.value = f"memory view unavailable: {err}"
                 self.memory_toggle.value = False

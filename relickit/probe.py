@@ -16,7 +16,9 @@ probe records how far its recomputation is from it (`max_abs_error`; ~1e-6 means
 
 Each key token is labelled with its part (current chunk / window / compressed), its latent frame and its per-side
 compression factor, so attention mass can be summed by part, by factor and by the pose distance between the
-cached frame and the current chunk. Figures (plotly) and a policy dropdown (ipywidgets) for notebooks are below;
+cached frame and the current chunk; the chunk's queries are its latent frames one after another (tokens_per_frame
+each), so the weights are kept per query latent frame too (`AttentionRecord.frame_weights`,
+`attention_summary(..., query_frame=i)`). Figures (plotly) and a policy dropdown (ipywidgets) for notebooks are below;
 `compare_policies` runs one scripted revisit under each memory policy with everything else fixed.
 """
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch
 from .config import MEMORY_POLICIES, MemoryConfig, ModelConfig
 from .memory import CompressedLayout, budget, compressed_tokens, pool_matrix, window_frames
 from .metrics import rotation_angle_deg
+from .model import framewise
 
 PARTS: tuple[str, ...] = ("current", "window", "compressed")
 
@@ -92,6 +95,9 @@ class AttentionRecord:
     weights: np.ndarray  # (heads, Lk): attention of the chunk's queries, averaged over queries
     layout: KeyLayout
     max_abs_error: float = math.nan  # recomputed vs the model's own attention output (verify=True)
+    # (chunk_frames, heads, Lk): the same, averaged over each query latent frame's tokens alone; every frame has
+    # as many tokens, so their mean over frames is `weights` (to float rounding). None when not recorded.
+    frame_weights: np.ndarray | None = None
 
 
 class AttentionProbe:
@@ -158,8 +164,10 @@ class AttentionProbe:
         if len(layout) != keys.shape[1]:
             raise RuntimeError(f"probe: key layout has {len(layout)} tokens, the cache slice {keys.shape[1]}; "
                                "relickit.memory's KVCache layout changed: update relickit.probe.key_layout.")
-        self.records.append(AttentionRecord(len(self.records), cache.frames, n,
-                                            w[0].mean(1).double().cpu().numpy(), layout))
+        # the chunk's queries are frame-major, `fr.tokens` per latent frame (relickit.model.framewise)
+        per_frame = framewise(w.transpose(1, 2), fr.tokens).mean(2)[0]  # (B, Lq, H, Lk) -> (n, H, Lk)
+        self.records.append(AttentionRecord(len(self.records), cache.frames, n, w[0].mean(1).double().cpu().numpy(),
+                                            layout, frame_weights=per_frame.double().cpu().numpy()))
         self._pending = (w, values) if self.verify else None
 
     @torch.no_grad()
@@ -194,11 +202,26 @@ def latent_video_frame(latent: int, temporal_down: int = 4) -> int:
     return 0 if latent == 0 else temporal_down * latent - temporal_down // 2
 
 
-def attention_summary(record: AttentionRecord, rotations=None, positions=None, temporal_down: int = 4) -> dict[str, Any]:
+def attention_summary(record: AttentionRecord, rotations=None, positions=None, temporal_down: int = 4,
+                      query_frame: int | None = None) -> dict[str, Any]:
     """Attention mass (averaged over heads and queries; sums to 1) by part, by compression factor of the cached
     tokens, and per cached latent frame with its pose distance to the current chunk when the video's commanded
-    poses (rotations (T, 3, 3), positions (T, 3)) are given. Vectorised over frames: a live view calls it per chunk."""
-    mass = record.weights.mean(0)
+    poses (rotations (T, 3, 3), positions (T, 3)) are given. Vectorised over frames: a live view calls it per chunk.
+
+    query_frame=i summarises the queries of the chunk's i-th latent frame alone (`record.frame_weights`), with
+    lags and pose distances measured from that frame instead of the chunk's centre."""
+    if query_frame is None:
+        mass = record.weights.mean(0)
+        cur = record.cached_frames + (record.chunk_frames - 1) // 2
+    else:
+        if record.frame_weights is None:
+            raise ValueError("this record has no per-frame weights (AttentionRecord.frame_weights): it was not made "
+                             "by AttentionProbe; summarise the whole chunk (query_frame=None).")
+        if not 0 <= query_frame < record.chunk_frames:
+            raise ValueError(f"query_frame must be in 0..{record.chunk_frames - 1} (the chunk's latent frames); "
+                             f"got {query_frame}.")
+        mass = record.frame_weights[query_frame].mean(0)
+        cur = record.cached_frames + query_frame
     lay = record.layout
     by_part = {p: float(mass[lay.part == i].sum()) for i, p in enumerate(PARTS)}
     cached = lay.part > 0
@@ -206,7 +229,6 @@ def attention_summary(record: AttentionRecord, rotations=None, positions=None, t
     ids, first, inv = np.unique(lay.frame[cached], return_index=True, return_inverse=True)
     frame_mass, tokens = np.bincount(inv, mass[cached], len(ids)), np.bincount(inv, minlength=len(ids))
     part, factor = lay.part[cached][first], lay.factor[cached][first]
-    cur = record.cached_frames + (record.chunk_frames - 1) // 2
     angle = distance = None
     b = latent_video_frame(cur, temporal_down)
     if rotations is not None and positions is not None and b < len(rotations):
@@ -220,8 +242,8 @@ def attention_summary(record: AttentionRecord, rotations=None, positions=None, t
         if angle is not None:
             row["angle_deg"], row["distance"] = float(angle[i]), float(distance[i])
         frames.append(row)
-    return {"cached_frames": record.cached_frames, "by_part": by_part, "by_factor": by_factor, "frames": frames,
-            "max_abs_error": record.max_abs_error}
+    return {"cached_frames": record.cached_frames, "query_frame": query_frame, "by_part": by_part,
+            "by_factor": by_factor, "frames": frames, "max_abs_error": record.max_abs_error}
 
 
 # ---------------------------------------------------------------------------------------------------------------

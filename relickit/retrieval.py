@@ -13,6 +13,9 @@ attention output (`Snapshot.max_abs_error`). A Snapshot holds
 - the attention mass on every cached latent frame, oldest first, with its part (window / compressed), its per-side
   compression factor and token count, its age and its camera-angle distance to the chunk (`frames`);
 - the top-k frames older than the rolling window, by attention mass: what the chunk retrieves from memory (`top`);
+- the same per query latent frame of the chunk (`query_frames`: 3 per chunk, each shown on screen for 4 video
+  frames): each frame's own attention mass per cached frame and its own top-k. The chunk's numbers above are their
+  mean (every latent frame has as many query tokens), so a live view can redraw per latent frame from one Snapshot;
 - the memory's token budget (`session.memory_stats()`);
 - the bookmark and, once the camera went away and came back near the bookmarked pose, the view generated there
   with its PSNR against the bookmarked one (`comparison`): retrieval succeeding or failing, in one number.
@@ -45,6 +48,11 @@ def video_latent(video_frame: int, temporal_down: int) -> int:
     return 0 if video_frame == 0 else 1 + (video_frame - 1) // temporal_down
 
 
+def latent_video_frames(latent: int, temporal_down: int) -> tuple[int, int]:
+    """[first, end) video frames latent frame `latent` decodes to (the inverse of `video_latent`)."""
+    return (0, 1) if latent == 0 else (1 + (latent - 1) * temporal_down, 1 + latent * temporal_down)
+
+
 @dataclass(frozen=True)
 class RetrievalConfig:
     layer: int | None = None  # the probed block; None: two thirds down (the tiny model's memory-heavy blocks)
@@ -73,8 +81,8 @@ class CachedFrame:
     factor: int  # per-side compression factor (1 = full resolution)
     tokens: int
     mass: float  # share of the chunk's attention (the chunk itself and every cached frame sum to 1)
-    age_s: float  # seconds of video between this frame and the chunk's centre
-    angle_deg: float  # camera-angle distance to the chunk's centre view; NaN when its pose is unknown
+    age_s: float  # seconds of video between this frame and the chunk's centre (QueryFrame: that query frame)
+    angle_deg: float  # camera-angle distance to the chunk's centre view (QueryFrame: that frame's); NaN: unknown
     distance: float  # camera distance in step units; NaN when unknown
 
 
@@ -99,6 +107,17 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class QueryFrame:
+    """What one latent frame of the chunk attends to: its queries alone (48 tokens in the shipped model)."""
+
+    latent: int  # the latent frame these queries belong to (Snapshot.cached_frames + its index in the chunk)
+    video_frames: tuple[int, int]  # [first, end) video frames it decodes to: what is on screen while it is shown
+    frames: tuple[CachedFrame, ...]  # the Snapshot's cached frames, with this frame's mass, age and angle
+    current_mass: float  # this frame's attention to the chunk (itself and the chunk's other latent frames)
+    top: tuple[CachedFrame, ...]  # the top-k of `frames` older than the window
+
+
+@dataclass(frozen=True)
 class Snapshot:
     chunk: int  # 1 = the first generated chunk
     video_frames: tuple[int, int]  # [first, end) video frames of the chunk
@@ -112,6 +131,8 @@ class Snapshot:
     layer: int
     bookmark: Bookmark | None
     comparison: Comparison | None
+    query_frames: tuple[QueryFrame, ...] = ()  # one per latent frame of the chunk; `frames` and `current_mass`
+    # are their mean, `top` ranks that mean
 
 
 def check_session(session: Any) -> None:
@@ -224,10 +245,14 @@ class RetrievalTracker:
             if self.marked is not None:
                 self._check_return(first, frames)
 
-    def _snapshot(self, record: Any, first: int) -> Snapshot:
-        summary = attention_summary(record, self._rot[: self.video_frames], self._pos[: self.video_frames],
-                                    self.temporal_down)
-        centre = latent_video_frame(record.cached_frames + (record.chunk_frames - 1) // 2, self.temporal_down)
+    def _summary(self, record: Any, query_frame: int | None) -> tuple[tuple[CachedFrame, ...], float,
+                                                                        tuple[CachedFrame, ...]]:
+        """(cached frames, mass on the chunk itself, top-k beyond the window) of the chunk's queries, or of its
+        latent frame `query_frame` alone; ages and angles are measured from the chunk's centre or that frame."""
+        n = self.video_frames
+        summary = attention_summary(record, self._rot[:n], self._pos[:n], self.temporal_down, query_frame)
+        now = record.cached_frames + ((record.chunk_frames - 1) // 2 if query_frame is None else query_frame)
+        centre = latent_video_frame(now, self.temporal_down)
         frames = tuple(
             CachedFrame(r["frame"], r["part"], r["factor"], r["tokens"], r["mass"],
                         (centre - latent_video_frame(r["frame"], self.temporal_down)) / self.fps,
@@ -238,13 +263,22 @@ class RetrievalTracker:
         recent = 0 if mem.policy == "none" else mem.window  # the rolling window: always there, never "retrieved"
         older = [f for f in frames if f.frame < record.cached_frames - recent]
         top = tuple(sorted(older, key=lambda f: -f.mass)[: self.config.top_k])
+        return frames, summary["by_part"]["current"], top
+
+    def _snapshot(self, record: Any, first: int) -> Snapshot:
+        frames, current, top = self._summary(record, None)
+        per_frame = []
+        for i in range(record.chunk_frames if record.frame_weights is not None else 0):
+            latent = record.cached_frames + i
+            rows, mass, best = self._summary(record, i)
+            per_frame.append(QueryFrame(latent, latent_video_frames(latent, self.temporal_down), rows, mass, best))
         err = float(record.max_abs_error)
         with self._lock:  # the bookmark as it stands now (its `away` flag changes later)
             marked = None if self.marked is None else dataclasses.replace(self.marked)
             comparison = self.comparison
-        return Snapshot(self.chunks, (first, self.video_frames), record.cached_frames, frames,
-                        summary["by_part"]["current"], top, dict(self.session.memory_stats()), err,
-                        err <= self.config.verify_tol, self.layer, marked, comparison)
+        return Snapshot(self.chunks, (first, self.video_frames), record.cached_frames, frames, current, top,
+                        dict(self.session.memory_stats()), err, err <= self.config.verify_tol, self.layer, marked,
+                        comparison, tuple(per_frame))
 
     # ----- bookmarks
     def bookmark(self, video_frame: int | None = None) -> Bookmark:

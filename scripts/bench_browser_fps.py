@@ -110,7 +110,7 @@ def main() -> None:
             time.sleep(args.seconds)
             window_end, cpu_end = page.evaluate("() => performance.now()"), cpu_by_role()
             page.keyboard.up("KeyW")
-            changes, redraws = lab_page.frame_changes(), lab_page.memory_redraws()
+            changes, redraws, latents = lab_page.frame_changes(), lab_page.memory_redraws(), lab_page.memory_latents()
             j = args.joystick
             state = json.loads(
                 lab_page.kernel_eval(
@@ -139,12 +139,18 @@ def main() -> None:
     print(f"time to first frame (click start -> new frame in the page): {(first - t_click) / MS:.3f} s")
     shown_fps = len(in_window) / seconds
     print(f"shown in the browser: {shown_fps:.1f} FPS over {seconds:.1f} s (session fps {state['fps']:g})")
-    print(f"per second: {per_second}")
+    print(f"per second: {per_second} (worst 1 s window: {min(per_second, default=0)})")
     print(f"kernel side: {state['shown']} frames pushed, {state['dropped']} dropped, {state['steps']} steps")
     if args.memory_view:
         drawn = [t for t in redraws if window_start <= t < window_end]
-        print(f"memory view: {len(drawn) / seconds:.2f} redraws/s in the page over the window; kernel: "
-              f"{state['refreshes']} redraws sent for {state['chunks']} chunks")
+        seen = [f for t, f in zip(redraws, latents) if window_start <= t < window_end]
+        played = range(min(seen), max(seen) + 1) if seen else range(0)
+        drawn_per_second = [sum(window_start + i * MS <= t < window_start + (i + 1) * MS for t in drawn)
+                            for i in range(int(seconds))]
+        print(f"memory view: {len(drawn) / seconds:.2f} redraws/s in the page over the window (per second: "
+              f"{drawn_per_second}); kernel: {state['refreshes']} states sent for {state['chunks']} chunks")
+        print(f"memory view: latent frames {played.start}-{played.stop - 1} came on screen in the window, "
+              f"{len(set(seen) & set(played))} of {len(played)} were drawn")
     cpu = {role: (cpu_end.get(role, 0.0) - cpu_start.get(role, 0.0)) / seconds for role in cpu_end}
     print("CPU cores used over the window: " + ", ".join(f"{role} {c:.2f}" for role, c in sorted(cpu.items())))
     print(f"load average (1 min) before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f}")

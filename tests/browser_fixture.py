@@ -276,11 +276,12 @@ _COUNTER_JS = """
     const imgs = document.querySelectorAll("img.relickit-view");
     return imgs.length ? imgs[imgs.length - 1].src : null;
   };
-  const memory = () => {
+  const view = () => {
     const views = document.querySelectorAll(".relickit-memory");
-    return views.length ? views[views.length - 1].dataset.updates : undefined;
+    return views.length ? views[views.length - 1] : undefined;
   };
-  const state = { changes: [], last: current(), memory: [], lastMemory: memory() };
+  const memory = () => view()?.dataset.updates;
+  const state = { changes: [], last: current(), memory: [], latents: [], lastMemory: memory() };
   window.__relickitFrames = state;
   const tick = () => {
     const src = current();
@@ -292,6 +293,7 @@ _COUNTER_JS = """
     if (drawn !== undefined && drawn !== state.lastMemory) {
       state.lastMemory = drawn;
       state.memory.push(performance.now());
+      state.latents.push(Number(view().dataset.latent));
     }
     requestAnimationFrame(tick);
   };
@@ -370,6 +372,10 @@ class LabPage:
     def memory_redraws(self) -> list[float]:
         """Page times (ms) at which the memory view redrew since start_counting()."""
         return self.page.evaluate("() => window.__relickitFrames.memory.slice()")
+
+    def memory_latents(self) -> list[int]:
+        """The latent frame the memory view showed after each of its redraws (memory_redraws)."""
+        return self.page.evaluate("() => window.__relickitFrames.latents.slice()")
 
     def memory_data(self, name: str) -> str | None:
         """A data attribute of the memory view (chunk, thumbs, updates), None when it is not on the page."""

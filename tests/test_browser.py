@@ -135,11 +135,13 @@ def test_joystick_streams_and_follows_keys(notebook, tmp_path):
 
 
 MEMORY_TIMEOUT_MS = 120_000  # the shipped model steps in ~0.5 s on a busy 2-core CPU; a 360-degree pan is 6 steps
+LATENT_STEPS = 2  # redraws of one chunk's later latent frames (a chunk has 3; the first is drawn on arrival)
 
 
 def test_memory_view_updates_and_compares_a_bookmark(tmp_path):
     """Switch the memory view on, bookmark the start view, pan right a full turn: the view redraws while playing,
-    shows thumbnails, and puts the bookmarked view beside the live one with a PSNR when the camera is back."""
+    steps through each chunk's latent frames on its own (the kernel sends one state per chunk), shows thumbnails,
+    and puts the bookmarked view beside the live one with a PSNR when the camera is back."""
     need_browser()
     root = tmp_path / "lab"
     root.mkdir()
@@ -160,6 +162,15 @@ def test_memory_view_updates_and_compares_a_bookmark(tmp_path):
             lab_page.wait_memory("Number(view.dataset.chunk) >= 2", MEMORY_TIMEOUT_MS)
             chunk = int(lab_page.memory_data("chunk"))
             lab_page.wait_memory(f"Number(view.dataset.chunk) > {chunk}", MEMORY_TIMEOUT_MS)  # updates while playing
+            # within one chunk's display the page redraws as each of its latent frames comes on screen: it changed
+            # at least twice (latent frame 1 -> 2 -> 3) between two states from the kernel
+            lab_page.wait_memory(f"Number(view.dataset.steps) >= {LATENT_STEPS}", MEMORY_TIMEOUT_MS)
+            shown = json.loads(lab_page.kernel_eval(
+                "import json as _j\n"
+                "print(_j.dumps({'chunks': joy.memory.tracker.chunks, 'sent': joy.memory.refreshes}))"
+            ).strip().splitlines()[-1])
+            drawn = int(lab_page.memory_data("updates"))
+            assert drawn > shown["sent"], f"the page drew {drawn} times for {shown['sent']} states sent"
             lab_page.wait_memory("Number(view.dataset.thumbs) > 0", MEMORY_TIMEOUT_MS)
             lab_page.wait_memory("!!view.querySelector('.relickit-bookmark-compare:not([hidden])')", MEMORY_TIMEOUT_MS)
             psnr = page.locator(".relickit-bookmark-compare:not([hidden])").last.get_attribute("data-psnr")

@@ -1,4 +1,5 @@
 """The memory view's model side (relickit.retrieval) and its widget (relickit.retrieval_view), without a browser."""
+import dataclasses
 import json
 import math
 import subprocess
@@ -19,8 +20,8 @@ from relickit.memory import window_frames
 from relickit.metrics import psnr
 from relickit.play import Session, to_uint8
 from relickit.probe import AttentionProbe, attention_summary, latent_video_frame
-from relickit.retrieval import RetrievalConfig, RetrievalTracker, play_script, video_latent
-from relickit.retrieval_view import RetrievalPanel, ViewConfig, view_state
+from relickit.retrieval import RetrievalConfig, RetrievalTracker, latent_video_frames, play_script, video_latent
+from relickit.retrieval_view import RetrievalPanel, ViewConfig, scripted_view, view_state
 
 H, W = 32, 64  # a 2x4 token grid: every step is fast, the memory's factors 1, 2 and 4 still differ
 
@@ -72,6 +73,71 @@ def test_snapshot_accounts_for_every_cached_frame(assets):
         turned = (centre - latent_video_frame(f.frame, cfg.temporal_down)) * s.controls.rotation_unit_deg * SPEED % 360
         assert f.angle_deg == pytest.approx(min(turned, 360 - turned), abs=0.05)  # float32 poses, arccos near 0
         assert f.distance == pytest.approx(0.0, abs=1e-9)
+
+
+def test_each_latent_frame_of_a_chunk_gets_its_own_row_and_their_mean_is_the_chunk(assets):
+    s = session(assets)
+    k = 3
+    view = play_script(RetrievalTracker(s, RetrievalConfig(top_k=k)), start_image(), "a room", pan_360(s))
+    cfg, mem = s.model.cfg, s.memory
+    for snap in view.snapshots:
+        rows = snap.query_frames
+        assert [r.latent for r in rows] == list(range(snap.cached_frames, snap.cached_frames + cfg.chunk))
+        # the rows' video frames tile the chunk's, 4 per latent frame
+        assert [r.video_frames for r in rows] == [latent_video_frames(r.latent, cfg.temporal_down) for r in rows]
+        assert rows[0].video_frames[0] == snap.video_frames[0] and rows[-1].video_frames[1] == snap.video_frames[1]
+        assert all(a.video_frames[1] == b.video_frames[0] for a, b in zip(rows, rows[1:]))
+        assert all(r.video_frames[1] - r.video_frames[0] == cfg.temporal_down for r in rows)
+        mass = np.array([[f.mass for f in r.frames] for r in rows])  # (query frames, cached frames)
+        np.testing.assert_allclose(mass.mean(0), [f.mass for f in snap.frames], rtol=1e-6, atol=1e-9)
+        assert np.mean([r.current_mass for r in rows]) == pytest.approx(snap.current_mass, rel=1e-6)
+        assert not np.allclose(mass, mass[:1], rtol=1e-3), "the latent frames attend alike: not split by frame"
+        for r in rows:
+            assert math.isclose(r.current_mass + sum(f.mass for f in r.frames), 1.0, rel_tol=1e-5)
+            assert [(f.frame, f.part, f.factor, f.tokens) for f in r.frames] == \
+                [(f.frame, f.part, f.factor, f.tokens) for f in snap.frames]
+            seen = latent_video_frame(r.latent, cfg.temporal_down)
+            for f in r.frames:
+                assert f.age_s == pytest.approx((seen - latent_video_frame(f.frame, cfg.temporal_down)) / s.fps)
+            older = [f for f in r.frames if f.frame < snap.cached_frames - mem.window]
+            assert list(r.top) == sorted(older, key=lambda f: -f.mass)[:k]  # the k largest of the row's older ones
+            assert len(r.top) == min(k, len(older))
+
+
+def test_the_probe_splits_the_queries_by_latent_frame(assets, monkeypatch):
+    """Zero the queries of the chunk's middle latent frame: that frame's row alone becomes uniform attention."""
+    s = session(assets)
+    layer, chunk, tokens = 1, s.model.cfg.chunk, s.model.cfg.tokens_per_frame
+    block = s.model.blocks[layer]
+    attn_in = block.attn_in
+
+    def blind_middle_frame(x, fr):
+        q, *rest = attn_in(x, fr)
+        if q.shape[1] == chunk * fr.tokens:  # a chunk (the reset's single frame is left alone)
+            q = q.clone()
+            q.unflatten(1, (chunk, fr.tokens))[:, chunk // 2] = 0  # its logits are all 0
+        return (q, *rest)
+
+    monkeypatch.setattr(block, "attn_in", blind_middle_frame)
+    probe = AttentionProbe(s, layer=layer, verify=True, only_pass=len(s.sampler.sigmas) - 1)
+    with probe:
+        s.reset(start_image(), "a room")
+        for a in pan_360(s)[:3]:
+            s.step(a)
+    for rec in probe.records:
+        assert rec.max_abs_error < 1e-4  # the block itself ran with those queries: the split matches its output
+        assert rec.frame_weights.shape == (chunk, s.model.cfg.heads, len(rec.layout))
+        np.testing.assert_allclose(rec.frame_weights.mean(0), rec.weights, rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(rec.frame_weights[chunk // 2], 1 / len(rec.layout), rtol=1e-5)
+        for i in set(range(chunk)) - {chunk // 2}:
+            assert rec.frame_weights[i].std() > 1e-3 / len(rec.layout)
+        rows = attention_summary(rec, query_frame=chunk // 2)["frames"]
+        assert [r["mass"] for r in rows] == pytest.approx([r["tokens"] / len(rec.layout) for r in rows], rel=1e-5)
+        assert len(rec.layout) == tokens * chunk + sum(r["tokens"] for r in rows)
+    with pytest.raises(ValueError, match="query_frame must be in 0..2"):
+        attention_summary(probe.records[-1], query_frame=chunk)
+    with pytest.raises(ValueError, match="no per-frame weights"):
+        attention_summary(dataclasses.replace(probe.records[-1], frame_weights=None), query_frame=0)
 
 
 def test_only_the_last_denoising_pass_is_recomputed_and_it_matches_the_full_probe(assets):
@@ -179,10 +245,14 @@ def test_view_follows_the_display_and_budgets_its_decodes(assets, monkeypatch):
     assert panel.message.value == "bookmarked video frame 0"
     for a in pan_360(s):
         panel.observe_step(s.step(a))
-    # the newest chunk is still in the (pretend) buffer: the view shows the one before
-    buffered[0] = s.frames_per_step
+    # the newest two chunks are still in the (pretend) buffer: the page gets the first of them, one chunk ahead of
+    # the screen (it holds it until it plays), and the newest once that one has started playing
+    buffered[0] = 2 * s.frames_per_step
     panel.refresh()
     assert panel.view.state["chunk"] == panel.tracker.chunks - 1
+    buffered[0] = s.frames_per_step
+    panel.refresh()
+    assert panel.view.state["chunk"] == panel.tracker.chunks
     buffered[0] = 0
     decodes = [0]
     decode = s.tokenizer.decode_tiny
@@ -192,7 +262,8 @@ def test_view_follows_the_display_and_budgets_its_decodes(assets, monkeypatch):
         panel.refresh()
         assert decodes[0] <= 1
     state = panel.view.state
-    assert state["chunk"] == panel.tracker.chunks and all(t["src"] for t in state["top"])
+    assert state["chunk"] == panel.tracker.chunks
+    assert all(state["thumbs"].get(str(t["frame"])) for row in state["rows"] for t in row["top"])
     sent = panel.refreshes
     panel.refresh()
     assert panel.refreshes == sent, "nothing changed: no redraw"
@@ -201,6 +272,47 @@ def test_view_follows_the_display_and_budgets_its_decodes(assets, monkeypatch):
     panel.detach()
     assert panel.view.state == {} and not panel.on
     assert sum(len(b._forward_pre_hooks) for b in s.model.blocks) == 0
+
+
+def test_the_page_gets_every_latent_frame_once_per_chunk_and_paces_them_itself(assets):
+    s = session(assets)
+    buffered = [0]
+    panel = RetrievalPanel(s, RetrievalConfig(top_k=2), ViewConfig(decodes_per_refresh=64), lambda: buffered[0],
+                           fps=20.0)
+    panel.tracker.attach()
+    panel.observe_reset(s.reset(start_image(), "a room"))
+    for a in pan_360(s):
+        panel.observe_step(s.step(a))
+    snap = panel.snapshots[-1]
+    buffered[0] = s.frames_per_step - 1  # the newest chunk's first video frame is on screen
+    panel.refresh()
+    state, sent = panel.view.state, panel.refreshes
+    assert state["chunk"] == snap.chunk and state["video"] == list(snap.video_frames)
+    assert state["shown"] == snap.video_frames[0] and state["fps"] == 20.0
+    assert [(r["latent"], tuple(r["video"])) for r in state["rows"]] == \
+        [(r.latent, r.video_frames) for r in snap.query_frames]
+    for row, qf in zip(state["rows"], snap.query_frames):
+        assert row["mass"] == pytest.approx([f.mass for f in qf.frames], abs=1e-6)
+        assert [t["frame"] for t in row["top"]] == [f.frame for f in qf.top]
+        ages = np.array(state["age"]) + row["age_shift"]
+        assert ages == pytest.approx([f.age_s for f in qf.frames], abs=0.01)
+    wanted = {str(f.frame) for qf in snap.query_frames for f in qf.top}
+    assert set(state["thumbs"]) == wanted and all(state["thumbs"].values())
+    assert "src" not in json.dumps(state["top"]), "thumbnails travel once, in state['thumbs']"
+    for later in range(1, s.frames_per_step):  # the chunk plays on: its next latent frames are the page's job
+        buffered[0] = s.frames_per_step - 1 - later
+        panel.refresh()
+    assert panel.refreshes == sent, "one message per chunk: the page steps through its latent frames"
+    panel.detach()
+
+    view = play_script(panel.tracker, start_image(), "a room", pan_360(s)[:2])
+    box = scripted_view(view, panel)
+    slider = box.children[0]
+    assert slider.max == sum(len(snap.query_frames) for snap in view.snapshots)
+    slider.value = 2  # the first chunk's second latent frame: video frames 5-8 on screen, the page stays there
+    state = panel.view.state
+    assert (state["chunk"], state["shown"], state["fps"]) == (1, 8, 0.0)
+    assert state["rows"][1]["video"] == [5, 9]
 
 
 def test_view_state_names_a_policy_without_memory(assets):
@@ -293,5 +405,5 @@ def test_pictures_are_not_reused_across_resets(assets):
         view = play_script(panel.tracker, image, "a room", pan_360(s)[:2])
         panel.show(view.snapshots[-1])
         state = panel.view.state
-        pictures.append((state["bookmark"]["src"], {t["frame"]: t["src"] for t in state["top"]}[0]))
+        pictures.append((state["bookmark"]["src"], state["thumbs"]["0"]))
     assert pictures[0][0] != pictures[1][0] and pictures[0][1] != pictures[1][1]
