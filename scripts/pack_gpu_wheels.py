@@ -54,7 +54,7 @@ def icu_stub(soname: str, workdir: Path) -> bytes:
 
 
 def members(wheel: Path, workdir: Path):
-    """(name, bytes) of a wheel's files, trimmed as the module docstring says."""
+    """(name, bytes, mode) of a wheel's files, trimmed as the module docstring says."""
     with zipfile.ZipFile(wheel) as z:
         for info in z.infolist():
             name = info.filename
