@@ -89,7 +89,8 @@ def encode_clips(tokenizer, dataset, count: int, batch_size: int = 16, seed: int
     lat, poses, caps = [], [], []
     for batch in tqdm(loader, desc="encoding clips", disable=not progress):
         video = batch["frames"].to(device).transpose(1, 2)  # (B, 3, T, H, W)
-        lat.append(tokenizer.encode(video).half().cpu())
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):  # as the tokenizer trained
+            lat.append(tokenizer.encode(video).half().cpu())
         poses.append(batch["poses"])
         caps.extend(batch["caption"])
     return LatentClips(torch.cat(lat), torch.cat(poses), caps, dataset.controls)
