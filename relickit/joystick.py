@@ -98,144 +98,7 @@ class JoystickConfig:
             raise ValueError(f"threads must be >= 1, or None for torch's own setting; got {self.threads}.")
 
 
-_KEYPAD_ESM = r"""
-const ARROWS = { ArrowLeft: "Left", ArrowRight: "Right", ArrowUp: "Up", ArrowDown: "Down" };
-const GLYPHS = { Left: "\u2190", Right: "\u2192", Up: "\u2191", Down: "\u2193", Space: "\u2423" };
-
-// KeyboardEvent.code -> relickit key name (physical keys, so WASD stays put on any layout)
-function keyName(event) {
-  const code = event.code || "";
-  if (code.startsWith("Key")) return code.slice(3);
-  if (code.startsWith("Digit")) return code.slice(5);
-  if (code in ARROWS) return ARROWS[code];
-  if (code === "Space") return "Space";
-  if (code === "ShiftLeft" || code === "ShiftRight") return "Shift";
-  return null;
-}
-
-function render({ model, el }) {
-  const pad = document.createElement("div");
-  pad.className = "relickit-pad";
-  pad.tabIndex = 0;
-  pad.setAttribute("data-lm-suppress-shortcuts", "true"); // JupyterLab: no notebook shortcuts while driving
-  const hint = document.createElement("div");
-  hint.className = "relickit-hint";
-  pad.appendChild(hint);
-
-  const keyboard = new Set();
-  const pointer = new Set();
-  const buttons = new Map();
-  const sync = () => {
-    const pressed = [...new Set([...keyboard, ...pointer])].sort();
-    for (const [key, button] of buttons) button.classList.toggle("relickit-down", pressed.includes(key));
-    model.set("pressed", pressed);
-    model.save_changes();
-  };
-  const releaseAll = () => {
-    if (keyboard.size || pointer.size) {
-      keyboard.clear();
-      pointer.clear();
-      sync();
-    }
-  };
-  const showFocus = () => {
-    const active = document.activeElement === pad;
-    pad.classList.toggle("relickit-active", active);
-    hint.textContent = active ? model.get("hint_active") : model.get("hint_idle");
-  };
-
-  pad.addEventListener("keydown", (event) => {
-    const key = keyName(event);
-    if (key === null || !model.get("bound_keys").includes(key)) return;
-    event.preventDefault();
-    event.stopPropagation();
-    if (!keyboard.has(key)) {
-      keyboard.add(key);
-      sync();
-    }
-  });
-  pad.addEventListener("keyup", (event) => {
-    const key = keyName(event);
-    if (key === null || !keyboard.has(key)) return;
-    event.preventDefault();
-    event.stopPropagation();
-    keyboard.delete(key);
-    sync();
-  });
-  // a key released while the page had no focus never sends keyup: release everything on focus loss
-  pad.addEventListener("blur", () => { releaseAll(); showFocus(); });
-  pad.addEventListener("focus", showFocus);
-  const onVisibility = () => { if (document.hidden) releaseAll(); };
-  document.addEventListener("visibilitychange", onVisibility);
-  window.addEventListener("blur", releaseAll);
-  // keep the click for the pad: the notebook would otherwise take focus back on mousedown
-  const grab = (event) => { event.stopPropagation(); pad.focus(); };
-  pad.addEventListener("mousedown", grab);
-  pad.addEventListener("pointerdown", grab);
-
-  const titles = model.get("titles");
-  const clusters = document.createElement("div");
-  clusters.className = "relickit-clusters";
-  for (const cluster of model.get("clusters")) {
-    const box = document.createElement("div");
-    box.className = "relickit-cluster";
-    for (const row of cluster) {
-      const line = document.createElement("div");
-      line.className = "relickit-row";
-      for (const key of row) line.appendChild(key ? makeButton(key) : spacer());
-      box.appendChild(line);
-    }
-    clusters.appendChild(box);
-  }
-  pad.appendChild(clusters);
-
-  function spacer() {
-    const gap = document.createElement("span");
-    gap.className = "relickit-key relickit-spacer";
-    return gap;
-  }
-  // on-screen buttons press while held (mouse, pen or touch)
-  function makeButton(key) {
-    const button = document.createElement("button");
-    button.className = "relickit-key";
-    button.tabIndex = -1;
-    button.textContent = GLYPHS[key] ?? key;
-    button.title = `${key}: ${titles[key] ?? ""}`;
-    button.dataset.key = key;
-    button.addEventListener("pointerdown", (event) => {
-      event.preventDefault();
-      button.setPointerCapture(event.pointerId);
-      pointer.add(key);
-      sync();
-    });
-    const release = () => { if (pointer.delete(key)) sync(); };
-    button.addEventListener("pointerup", release);
-    button.addEventListener("pointercancel", release);
-    button.addEventListener("lostpointercapture", release);
-    buttons.set(key, button);
-    return button;
-  }
-  showFocus();
-  el.appendChild(pad);
-  return () => {
-    document.removeEventListener("visibilitychange", onVisibility);
-    window.removeEventListener("blur", releaseAll);
-  };
-}
-export default { render };
-"""
-
-_KEYPAD_CSS = """
-.relickit-pad { display: inline-flex; flex-direction: column; gap: 4px; padding: 8px; border: 2px dashed #999;
-  border-radius: 6px; outline: none; user-select: none; cursor: pointer; }
-.relickit-pad.relickit-active { border: 2px solid #2a7ae2; background: rgba(42, 122, 226, 0.06); }
-.relickit-hint { font-size: 12px; color: #555; }
-.relickit-clusters { display: flex; gap: 24px; align-items: flex-end; }
-.relickit-row { display: flex; gap: 4px; margin-top: 4px; }
-.relickit-key { width: 34px; height: 30px; font-family: monospace; touch-action: none; }
-.relickit-spacer { display: inline-block; }
-.relickit-key.relickit-down { background: #2a7ae2; color: white; }
-"""
+_PAGE = Path(__file__).parent  # the keypad's page code: keypad.js, keypad.css
 
 # on-screen buttons: clusters of rows, "" is a gap. Keys the keymap does not bind are left out; bound keys not
 # placed here get a row of their own.
@@ -248,8 +111,8 @@ _BUTTON_CLUSTERS: tuple[tuple[tuple[str, ...], ...], ...] = (
 class KeyPad(anywidget.AnyWidget):
     """A focusable pad that syncs the set of held keys to Python as ``pressed`` (canonical key names)."""
 
-    _esm = _KEYPAD_ESM
-    _css = _KEYPAD_CSS
+    _esm = (_PAGE / "keypad.js").read_text(encoding="utf-8")
+    _css = (_PAGE / "keypad.css").read_text(encoding="utf-8")
     pressed = traitlets.List(traitlets.Unicode()).tag(sync=True)
     bound_keys = traitlets.List(traitlets.Unicode()).tag(sync=True)  # keys captured (the keymap's)
     clusters = traitlets.List(traitlets.List(traitlets.List(traitlets.Unicode()))).tag(sync=True)
