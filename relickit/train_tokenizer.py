@@ -49,6 +49,9 @@ class TokenizerTrainConfig:
     kl_weight: float = 1e-5  # on the mean KL per latent element; small: the latents are normalised afterwards
     truth_weight: float = 1.0  # tiny decoder: L1 to the true frames
     teacher_weight: float = 0.5  # tiny decoder: L1 to the Wan decoder's frames from the same latents
+    # train the decoders only: the encoder and the latent stats stay as `init` has them, so a world model trained on
+    # its latents keeps working with the result (decoder fine-tuning; needs `init`)
+    decoder_only: bool = False
     hflip: bool = True  # mirror half of the training clips left-right (Doom's worlds look as plausible mirrored)
     stats_batches: int = 16  # batches encoded to measure the per-channel latent mean and std
     vae_adv: AdversarialConfig = field(default_factory=lambda: AdversarialConfig(weight=0.5, start=2000, ramp=1000))
@@ -302,7 +305,11 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data: Dataset, *, tokenizer: Toke
     """VAE -> latent stats -> tiny decoder; saves the tokenizer to cfg.out (skipped when cfg.out is empty).
 
     `init`: a full tokenizer checkpoint (with its Wan decoder) of the same config to start from, e.g. a campaign's
-    committed state; the optimizers and discriminators start fresh."""
+    committed state; the optimizers and discriminators start fresh. With cfg.decoder_only the encoder and the
+    latent stats stay as they are in `init` (or `tokenizer`): the latents a world model was trained on do not move."""
+    if cfg.decoder_only and init is None and tokenizer is None:
+        raise ValueError("decoder_only fine-tunes the decoders of a trained tokenizer: pass init (a full tokenizer "
+                         "checkpoint, e.g. data/weights/tokenizer/f4c16.safetensors).")
     tok = tokenizer if tokenizer is not None else Tokenizer(cfg.vae)
     if init is not None:
         start = Tokenizer.load(init, expect=cfg.vae)
@@ -315,14 +322,18 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data: Dataset, *, tokenizer: Toke
     tiny_cfg = dataclasses.replace(cfg.tiny_train, out_dir=str(run / "tiny"))
 
     tok.tiny.requires_grad_(False)  # stage 1 trains the VAE only
+    if cfg.decoder_only:  # and of the VAE, only what maps latents to frames
+        tok.vae.encoder.requires_grad_(False)
+        tok.vae.quant_conv.requires_grad_(False)
     vae_run = train(vae_cfg, Adversarial(tok, cfg.vae_adv), vae_loss(cfg),
                     batches_of(data, vae_cfg.batch_size, vae_cfg.seed, cfg.lengths), resume=resume,
                     callback=callback)
     tok = _trained(vae_run)
     tok.requires_grad_(False).eval()
 
-    stats_batches = batches_of(data, vae_cfg.batch_size, vae_cfg.seed + 1)
-    tok.set_latent_stats(*latent_stats(tok, stats_batches, cfg.stats_batches))
+    if not cfg.decoder_only:
+        stats_batches = batches_of(data, vae_cfg.batch_size, vae_cfg.seed + 1)
+        tok.set_latent_stats(*latent_stats(tok, stats_batches, cfg.stats_batches))
 
     tok.tiny.requires_grad_(True).train()
     tiny_run = train(tiny_cfg, Adversarial(tok.tiny, cfg.tiny_adv), tiny_loss(cfg, tok),
@@ -355,6 +366,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="steps at which the discriminators switch on, per stage")
     p.add_argument("--gan-ramp", type=int, help="steps over which the adversarial terms ramp in (both stages)")
     p.add_argument("--grad-weight", type=float, help="weight of the image-gradient L1 (0: off)")
+    p.add_argument("--decoder-only", action="store_true", help="with --init: fine-tune the decoders only; the "
+                   "latents (encoder, latent stats) stay, so world models trained on them keep working")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"])
     p.add_argument("--resume", action="store_true", help="continue the runs in --run-dir")
@@ -376,8 +389,10 @@ def main(argv: list[str] | None = None) -> None:
         vae_adv, tiny_adv = (dataclasses.replace(adv, ramp=a.gan_ramp) for adv in (vae_adv, tiny_adv))
     if a.grad_weight is not None:
         cfg = dataclasses.replace(cfg, grad_weight=a.grad_weight)
+    if a.decoder_only and not a.init:
+        p.error("--decoder-only fine-tunes a trained tokenizer's decoders: give --init PATH.")
     cfg = dataclasses.replace(
-        cfg, out=a.out, run_dir=a.run_dir, vae_adv=vae_adv, tiny_adv=tiny_adv,
+        cfg, out=a.out, run_dir=a.run_dir, decoder_only=a.decoder_only, vae_adv=vae_adv, tiny_adv=tiny_adv,
         vae_train=stage_cfg(cfg.vae_train, a.vae_steps, a.vae_minutes, lr=a.vae_lr),
         tiny_train=stage_cfg(cfg.tiny_train, a.tiny_steps, a.tiny_minutes),
         **({"frames": a.frames} if a.frames else {}), **({"lengths": tuple(a.lengths)} if a.lengths else {}),

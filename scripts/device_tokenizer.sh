@@ -5,12 +5,14 @@
 #   bash scripts/device_tokenizer.sh collect  each layout's tokenizer (fp16, split), logs, reports, strips -> $OUT
 # Carry .gpu (python scripts/pack_gpu_wheels.py: ViZDoom trimmed, diffusers, importlib_metadata; or .whl of wheels).
 # Settings come from the environment: LAYOUTS, EPISODES, VAE_MIN, TINY_MIN, GAN_START, GAN_RAMP, GRAD_WEIGHT,
-# INIT_DIR (committed state to resume: data/weights/tokenizer).
+# INIT_DIR (committed state to resume: data/weights/tokenizer), DECODER_ONLY=1 (fine-tune the decoders of INIT_DIR's
+# state: the latents a world model trained on stay), TRAIN_DATA (train on an existing dataset, e.g. the one a
+# world-model run beside this one generated, instead of generating EPISODES; skips the step benchmark).
 set -u
 # A machine goes back 30 s after a call: issue the phases' calls back to back, edit nothing in between.
 source scripts/device_site.sh || exit 1
 LAYOUTS=${LAYOUTS:-f4c16}
-RUNS=/tmp/runs DATA=/tmp/data
+RUNS=/tmp/runs DATA=${DATA:-/tmp/tokdata} TRAIN=${TRAIN_DATA:-${DATA:-/tmp/tokdata}/train}
 EVAL_MAPS=MAP21,MAP22,MAP23,MAP24,MAP25,MAP26,MAP27,MAP28,MAP29,MAP30,MAP31,MAP32  # freedoom1 is not carried
 mkdir -p $RUNS
 
@@ -18,17 +20,20 @@ case $1 in
 launch)
   nvidia-smi --query-gpu=name,driver_version,memory.used --format=csv,noheader
   python3 -c "import torch, diffusers, vizdoom; print('torch', torch.__version__, 'diffusers', diffusers.__version__)"
-  python3 -c "
+  if [ -z "${TRAIN_DATA:-}" ]; then
+    python3 -c "
 from relickit.dataset import generate; from relickit.doom import map_names
-generate('$DATA/train', map_names('train'), episodes=${EPISODES:-300}, frames_per_episode=600, seed=7, workers=14,
+generate('$TRAIN', map_names('train'), episodes=${EPISODES:-300}, frames_per_episode=600, seed=7, workers=14,
          progress=False)" &
-  python3 scripts/bench_tokenizer_step.py --layouts "$(echo $LAYOUTS | tr " " ",")" --batch 16 --frames 17 --steps 10 | tee $RUNS/bench.log
-  wait
+    python3 scripts/bench_tokenizer_step.py --layouts "$(echo $LAYOUTS | tr " " ",")" --batch 16 --frames 17 --steps 10 | tee $RUNS/bench.log
+    wait
+  fi
   python3 -m relickit.evaluate.tokenizer --tokenizer "" --data $DATA/eval --maps $EVAL_MAPS --workers 12
-  du -sh $DATA/train $DATA/eval
+  du -sh $TRAIN $DATA/eval
   for L in $LAYOUTS; do
     init=""; [ -n "${INIT_DIR:-}" ] && [ -e "$INIT_DIR/$L.safetensors" ] && init="--init $INIT_DIR/$L.safetensors"
-    setsid nohup bash -c "python3 -m relickit.train_tokenizer --data $DATA/train --bank --layout $L $init \
+    [ -n "${DECODER_ONLY:-}" ] && init="$init --decoder-only"
+    setsid nohup bash -c "python3 -m relickit.train_tokenizer --data $TRAIN --bank --layout $L $init \
       --frames 17 --lengths 17 33 65 --batch-size 16 --mixed-precision bf16 --gan-start ${GAN_START:-1200 300} \
       ${GAN_RAMP:+--gan-ramp $GAN_RAMP} ${GRAD_WEIGHT:+--grad-weight $GRAD_WEIGHT} \
       --vae-minutes ${VAE_MIN:-11} --tiny-minutes ${TINY_MIN:-3} --vae-steps 100000 --tiny-steps 100000 \

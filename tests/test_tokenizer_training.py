@@ -165,3 +165,27 @@ def test_adversarial_training_continues_from_a_checkpoint(tmp_path):
     saved.save(export, wan_decoder=False)
     with pytest.raises(ValueError, match="without the Wan decoder"):
         train_tokenizer(dataclasses.replace(cfg, run_dir=str(tmp_path / "c"), out=""), data, init=export)
+
+
+def test_decoder_only_keeps_the_latents_a_world_model_reads(tmp_path):
+    """Fine-tuning the decoders moves the Wan and tiny decoders but not the encoder or the latent stats: the
+    normalised latents of any clip are bit-identical before and after."""
+    torch.manual_seed(0)
+    quick = TrainConfig(steps=2, batch_size=1, log_every=1, lr=1e-3)
+    adv = AdversarialConfig(weight=0.5, start=1, channels=8, layers=2)
+    data = SyntheticClips(size=4, frames=5, height=SMALL.height, width=SMALL.width)
+    start = Tokenizer(SMALL)
+    start.set_latent_stats(torch.randn(SMALL.z_dim), torch.rand(SMALL.z_dim) + 0.5)
+    init = tmp_path / "start.safetensors"
+    start.save(init)
+    cfg = TokenizerTrainConfig(vae=SMALL, frames=5, stats_batches=2, vae_train=quick, tiny_train=quick,
+                               vae_adv=adv, tiny_adv=adv, run_dir=str(tmp_path / "ft"), out="", decoder_only=True)
+    tuned = train_tokenizer(cfg, data, init=init).tokenizer
+    before, after = start.state_dict(), tuned.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith(("vae.decoder.", "vae.post_quant_conv.", "tiny.")) for k in moved), moved
+    assert any(k.startswith("vae.decoder.") for k in moved) and any(k.startswith("tiny.") for k in moved)
+    clip_ = torch.rand(1, 3, 5, SMALL.height, SMALL.width) * 2 - 1
+    torch.testing.assert_close(tuned.encode(clip_), start.encode(clip_), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="pass init"):
+        train_tokenizer(cfg, data)
