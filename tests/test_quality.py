@@ -168,16 +168,20 @@ def test_teacher_vs_student_scores_both_beside_the_references(tmp_path):
     student, tok = random_assets()
     teacher, _ = random_assets(seed=1)
     cfg = TeacherEvalConfig(clips=2, latent_frames=4, teacher_steps=2)
-    report, figs = teacher_vs_student(student, tok, teacher, cfg=cfg)
+    result = teacher_vs_student(student, tok, teacher, cfg=cfg)
+    report = result.report
     assert len(report["rows"]) == 2 and report["rows"][0]["clip"] == 0
     assert set(report["summary"]) == {"student", "teacher"}
     s = report["summary"]["student"]
     assert s["model"]["frames"] == 2 * 12 and len(s["model"]["per_second"]["psnr"]) == 1  # 12 frames at 16 FPS
     assert s["frozen_start"] == report["summary"]["teacher"]["frozen_start"]  # the same truth, the same reference
     assert s["gain_over_frozen_db"] == pytest.approx(s["model"]["psnr"] - s["frozen_start"]["psnr"])
-    alone, _ = teacher_vs_student(student, tok, None, cfg=cfg)
-    assert alone["rows"][0]["student"] == report["rows"][0]["student"]  # the student's noise does not depend on it
-    assert "teacher_pictures" in figs
+    alone = teacher_vs_student(student, tok, None, cfg=cfg)
+    assert alone.report["rows"][0]["student"] == report["rows"][0]["student"]  # the student's noise does not depend on it
+    assert "teacher_pictures" in result.figures
+    # the strip: per drawn clip (cfg.strip_clips, at most the clips scored) truth, teacher, student, ceiling rows
+    height = student.cfg.height + 2
+    assert result.strip.shape[0] == 2 * (14 + 4 * height + 6) and alone.strip.shape[0] == 2 * (14 + 3 * height + 6)
 
 
 def test_gallery_strips_gifs_and_index(tmp_path):

@@ -49,7 +49,7 @@ class GalleryConfig:
     gif_every: int = 3  # the GIF plays every gif_every-th frame (more for long cases) ...
     gif_fps: float = 6.0  # ... at this rate
     gif_frames: int = 24  # at most
-    gif_colours: int = 64  # palette size: keeps docs/gallery small
+    gif_colours: int = 48  # palette size: keeps docs/gallery under MAX_BYTES (textured frames need it)
     policy: str = "compressed"
     tries: int = 30
 

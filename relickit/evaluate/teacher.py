@@ -7,7 +7,8 @@ Clips of `latent_frames` latent frames (13: 49 frames, 3 s) from an eval-split d
 held-out MAP21 and E1M1), with their true actions and poses. The teacher samples each clip whole (Euler,
 `teacher_steps`) from its first frame, caption, actions and poses; the student rolls it out chunk by chunk with
 compressed memory (4 steps per chunk) from the same conditions. Both are decoded by the tiny decoder and scored on
-frames 1.. against the truth, beside the frozen start frame and the tokenizer ceiling, per clip and per second.
+frames 1.. against the truth, beside the frozen start frame and the tokenizer ceiling, per clip and per second,
+and the first `strip_clips` clips drawn as a PNG strip to look at (truth, teacher, student, tokenizer ceiling).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..config import MemoryConfig
 from .report import clean, pictures_over_time_figure, write_report
@@ -34,16 +36,25 @@ class TeacherEvalConfig:
     teacher_steps: int = 32
     stride: int = 4  # clip start stride in frames
     seed: int = 0
+    strip_clips: int = 3  # clips drawn in the PNG strip
+
+
+@dataclass
+class TeacherEval:
+    report: dict
+    figures: dict  # plotly figures
+    strip: np.ndarray  # (H, W, 3) uint8: per strip clip, rows truth / teacher / student / tokenizer ceiling
 
 
 @torch.no_grad()
 def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.PathLike | None = None,
-                       cfg: TeacherEvalConfig = TeacherEvalConfig()) -> tuple[dict, dict]:
-    """(report, figures): per clip and on average, each model's frames against the truth beside the references."""
+                       cfg: TeacherEvalConfig = TeacherEvalConfig()) -> TeacherEval:
+    """Per clip and on average, each model's frames against the truth beside the references, and a strip."""
     from ..dataset import ClipDataset
     from ..diffusion import SamplerConfig, rollout, sample_teacher
     from ..play import to_uint8
     from ..tutorial import sample_data
+    from .gallery import GalleryConfig, Rendered, strip
 
     models = {"student": student.float().eval(), **({"teacher": teacher.float().eval()} if teacher is not None else {})}
     fps = student.cfg.fps
@@ -52,7 +63,7 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     picks = np.linspace(0, len(data) - 1, cfg.clips).round().astype(int)
     gen = torch.Generator().manual_seed(cfg.seed)
     chunk = (1, student.cfg.latent_channels, student.cfg.chunk, *student.cfg.latent_size)
-    rows = []
+    rows, strips = [], []
     for i in picks:
         clip = data[int(i)]
         truth = to_uint8(clip["frames"].transpose(0, 1))
@@ -68,9 +79,15 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
                                                    teacher.encode_text([clip["caption"]]), acts, poses,
                                                    SamplerConfig(teacher_steps=cfg.teacher_steps), noise=noise)
         refs = references(SimpleNamespace(tokenizer=tokenizer, decoder="tiny"), truth)
-        rows.append({"clip": int(i), "map": clip["map"], "episode": clip["episode"], "start": clip["start"],
-                     **{name: compare({"model": to_uint8(tokenizer.decode_tiny(z)[0].float()), **refs}, truth, fps=fps)
-                        for name, z in latents.items()}})
+        videos = {name: to_uint8(tokenizer.decode_tiny(z)[0].float()) for name, z in latents.items()}
+        scores = {name: compare({"model": v, **refs}, truth, fps=fps) for name, v in videos.items()}
+        rows.append({"clip": int(i), "map": clip["map"], "episode": clip["episode"], "start": clip["start"], **scores})
+        if len(strips) < cfg.strip_clips:
+            names = ("truth", *reversed(list(videos)), "tokenizer_ceiling")  # truth, teacher, student, ceiling
+            drawn = Rendered(None, None, {"truth": truth, **videos, "tokenizer_ceiling": refs["tokenizer_ceiling"]},
+                             {**{n: s["model"] for n, s in scores.items()},
+                              "tokenizer_ceiling": scores["student"]["tokenizer_ceiling"]})
+            strips.append(strip(drawn, GalleryConfig(every=8), names))
     summary = {name: mean_pictures([r[name] for r in rows]) for name in models}
     report = {"settings": {**dataclasses.asdict(cfg), "models": list(models), "fps": fps,
                            "data": str(data_root or "data/sample/eval")},
@@ -81,8 +98,11 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
                         "both models start from the encoded true first frame, with the clip's caption, actions and "
                         "poses; the student's noise is the same with or without a teacher."]}
     curves = {name: {v: summary[name][v] for v in ("model", "frozen_start", "tokenizer_ceiling")} for name in models}
-    return report, {"teacher_pictures": pictures_over_time_figure(
+    figures = {"teacher_pictures": pictures_over_time_figure(
         curves, "Teacher and student on held-out clips (solid: the model; dashed: references)")}
+    width = max(x.shape[1] for x in strips)
+    pad = [np.pad(x, ((0, 6), (0, width - x.shape[1]), (0, 0)), constant_values=255) for x in strips]
+    return TeacherEval(report, figures, np.concatenate(pad))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -105,12 +125,14 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     teacher = WorldModel.load(args.teacher) if args.teacher else None
     cfg = TeacherEvalConfig(clips=args.clips, teacher_steps=args.steps, seed=args.seed)
-    report, figs = teacher_vs_student(WorldModel.load(args.student), Tokenizer.load(args.tokenizer), teacher,
-                                      args.data, cfg)
-    report = clean({**report, "model": {"student": args.student, "teacher": args.teacher, "tokenizer": args.tokenizer}})
+    result = teacher_vs_student(WorldModel.load(args.student), Tokenizer.load(args.tokenizer), teacher, args.data,
+                                cfg)
+    report = clean({**result.report, "model": {"student": args.student, "teacher": args.teacher,
+                                               "tokenizer": args.tokenizer}})
     if args.out:
         out = Path(args.out)
-        write_report(report, figs, out.parent, out.name)
+        write_report(report, result.figures, out.parent, out.name)
+        Image.fromarray(result.strip).save(out.with_name(f"{out.stem}_strip.png"))
     for name, s in report["summary"].items():
         print(json.dumps({"model": name, **{v: {k: s[v][k] for k in ("psnr", "ssim", "sharpness", "brightness")}
                                              for v in ("model", "frozen_start", "tokenizer_ceiling")},
