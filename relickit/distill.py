@@ -71,7 +71,7 @@ def hybrid_forcing_loss(student, trajectory: torch.Tensor, context, actions, pos
     noisy = blk >= first_noisy
     step = torch.randint(0, len(sigmas), (b, int(blk[-1]) + 1), generator=generator)[:, blk]  # (B, F) per block
     step = torch.where(noisy[None], step, torch.full_like(step, steps1 - 1))  # context: clean end point
-    x = trajectory[torch.arange(b)[:, None], step, :, torch.arange(f)[None]]  # (B, F, C, h, w)
+    x = trajectory[torch.arange(b)[:, None], step, :, torch.arange(f)[None]].float()  # (B, F, C, h, w)
     x = x.permute(0, 2, 1, 3, 4)
     sigma = torch.cat([sigmas, torch.zeros(1)])[step].to(x.device)
     vis = hybrid_visibility(f, student.cfg.chunk, cfg.noisy_blocks, cfg.memory)
@@ -211,7 +211,8 @@ def make_ode_set(teacher, batches, count: int, cfg: DistillConfig, path, progres
 
 
 class ODESet(torch.utils.data.Dataset):
-    """Teacher trajectories saved by `make_ode_set`."""
+    """Teacher trajectories saved by `make_ode_set`, served in fp16 as stored: `hybrid_forcing_loss` reads the two
+    states per frame it uses in fp32, so a batch is half the bytes to collate and copy to the device."""
 
     def __init__(self, path):
         import json
@@ -226,7 +227,7 @@ class ODESet(torch.utils.data.Dataset):
         return len(self.trajectories)
 
     def __getitem__(self, i: int) -> dict:
-        return {"trajectory": self.trajectories[i].float(), "actions": self.actions[i], "poses": self.poses[i],
+        return {"trajectory": self.trajectories[i], "actions": self.actions[i], "poses": self.poses[i],
                 "caption": self.captions[i]}
 
 

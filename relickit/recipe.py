@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import atomic_write
-from .config import MemoryConfig, ModelConfig, layout_diff, layout_fields, parse_size, preset, size_fields
+from .config import MemoryConfig, ModelConfig, layout_diff, layout_fields, model_for, parse_size, preset, size_fields
 from .diffusion import SamplerConfig, chunk_slices
 from .distill import DistillConfig, DMDPair, ODESet, check_rollout, dmd_loss_fn, hybrid_loss_fn, make_ode_set
 from .latents import LatentClips, encode_clips
@@ -37,7 +37,10 @@ from .model import WorldModel
 from .teacher import Stage, TeacherConfig, load_weights, stage_config, train_teacher
 from .train import TrainConfig, random_batches, train
 from .train_tokenizer import TokenizerTrainConfig
-from .vae import VAEConfig, read_config, wan_decoder_part
+from .vae import LAYOUTS, VAEConfig, read_config, wan_decoder_part
+
+SHIPPED_LAYOUT = "f4c16"  # the shipped pair's latent layout and size (relickit/assets, since 2026-12-02)
+SHIPPED_SIZE = (192, 8)
 
 STAGES = ("data", "tokenizer", "latents", "teacher", "ode", "hybrid", "dmd", "export")
 ASSETS = Path(__file__).parent / "assets"
@@ -62,7 +65,7 @@ class DMDStage:
 
 @dataclass(frozen=True)
 class RecipeConfig:
-    model: ModelConfig = field(default_factory=lambda: preset("tiny"))
+    model: ModelConfig = field(default_factory=lambda: model_for(LAYOUTS[SHIPPED_LAYOUT], *SHIPPED_SIZE))
     episodes: int = 200  # exploration episodes over the 20 training maps
     frames_per_episode: int = 600
     workers: int = 16
@@ -71,6 +74,7 @@ class RecipeConfig:
     palindrome: float = 0.3
     # stages stop at their step count or their time limit (one H100, ~10-minute device calls), whichever is first
     tokenizer: TokenizerTrainConfig = field(default_factory=lambda: TokenizerTrainConfig(
+        vae=LAYOUTS[SHIPPED_LAYOUT],
         vae_train=TrainConfig(steps=20_000, lr=3e-4, batch_size=8, warmup=200, log_every=50, ckpt_every=1000,
                               time_limit_s=300, mixed_precision="bf16"),
         tiny_train=TrainConfig(steps=10_000, lr=1e-3, batch_size=8, warmup=100, log_every=50, ckpt_every=1000,

@@ -236,7 +236,8 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     trained = SAMPLE.parent / "weights" / "tokenizer" / "f4c16.safetensors"  # the campaign's tokenizer
     assert recipe_from_cli(["--tokenizer", str(trained), "--size", "256x12"])[0].model == recipe.model
     assert recipe_from_cli([])[0] == default  # no options: the recipe as it was
-    assert recipe_from_cli(["--size", "320x12"])[0].model == model_for(LAYOUTS["f8c16"], 320, 12)
+    # without --tokenizer, --size keeps the default layout: the shipped one
+    assert recipe_from_cli(["--size", "320x12"])[0].model == model_for(LAYOUTS["f4c16"], 320, 12)
     more = recipe_from_cli(["--episodes", "600", "--clips", "8192"])[0]
     assert (more.episodes, more.clips) == (600, 8192) and more.model == default.model
     for bad, named in ((["--minutes", "teacher"], "write KEY=MINUTES"), (["--minutes", "critic=2"], "teacher_long"),
@@ -279,3 +280,15 @@ def test_export_writes_the_tokenizer_without_its_wan_decoder(tmp_path, split):
     video = torch.rand(1, 3, 5, 96, 128) * 2 - 1
     torch.testing.assert_close(play.encode(video), full.encode(video), atol=1e-2, rtol=1e-2)
     assert WorldModel.load(tmp_path / "assets" / "student.safetensors").cfg == WorldModel.load(student).cfg
+
+
+def test_the_default_recipe_trains_the_shipped_models_shapes():
+    """`python -m relickit.recipe` without --tokenizer/--size reproduces the shipped pair's layout and size."""
+    from relickit.play import DEFAULT_MODEL, DEFAULT_TOKENIZER
+    from relickit.vae import read_config
+
+    default = RecipeConfig()
+    default.check()
+    shipped = WorldModel.load(DEFAULT_MODEL).cfg
+    assert dataclasses.replace(default.model, rope_frames=shipped.rope_frames, yarn_factor=shipped.yarn_factor) == shipped
+    assert default.tokenizer.vae == read_config(DEFAULT_TOKENIZER)

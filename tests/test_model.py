@@ -64,7 +64,7 @@ def test_model_for_gives_48_tokens_per_latent_frame_for_every_layout():
         assert (cfg.latent_channels, *cfg.latent_size) == (vae.z_dim, *vae.latent_size), name
         assert (cfg.dim, cfg.layers, cfg.heads, cfg.ffn_dim) == (256, 12, 4, 1024), name
     assert model_for(LAYOUTS["f4c16"], 64, 2).patch == (1, 4, 4)
-    assert model_for(LAYOUTS["f8c16"], 192, 8) == preset("tiny")  # the shipped model, field for field
+    assert model_for(LAYOUTS["f8c16"], 192, 8) == preset("tiny")  # the first shipped model, field for field
     assert model_for(LAYOUTS["f8c16"], 192, 8, rope_frames=49).rope_frames == 49
 
 

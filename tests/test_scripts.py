@@ -51,12 +51,17 @@ def test_bench_stream_measures_a_size_for_a_layout(tmp_path):
     assert refused.returncode != 0 and "pass --layout for that tokenizer" in refused.stderr
 
 
-def test_bench_teacher_step_times_a_size_for_a_layout():
-    out = subprocess.run([sys.executable, "scripts/bench_teacher_step.py", "--sizes", "64x2", "--latent-frames", "4",
-                          "--batch", "1", "--steps", "1", "--layout", "f4c16"],
+def test_bench_train_step_times_each_stage_for_a_size_and_layout():
+    out = subprocess.run([sys.executable, "scripts/bench_train_step.py", "--sizes", "64x2", "--latent-frames", "7",
+                          "--batch", "2", "--steps", "1", "--layout", "f4c16"],
                          cwd=ROOT, capture_output=True, text=True, check=True, timeout=600).stdout
     params = sum(p.numel() for p in WorldModel(model_for(LAYOUTS["f4c16"], 64, 2)).parameters()) / 1e6
-    assert out.startswith(f"f4c16    64x2 ({params:5.1f}M)  batch 1 x  4 latent frames:")
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == ["teacher", "hybrid", "dmd"]
+    for line in lines:
+        assert line.split(maxsplit=1)[1].startswith(f"f4c16    64x2 ({params:5.1f}M)  batch 2 x  7 latent frames:")
+        assert float(line.split(" ms/step")[0].split()[-1]) > 0
+    assert "generator step" in lines[2] and "critic step" in lines[2]
 
 
 def test_soak_reports_a_flat_ring_and_the_joystick_playing():
