@@ -36,7 +36,7 @@ class TeacherEvalConfig:
     teacher_steps: int = 32
     stride: int = 4  # clip start stride in frames
     seed: int = 0
-    strip_clips: int = 3  # clips drawn in the PNG strip
+    strip_clips: int = 3  # clips drawn in the PNG strip (0: none)
 
 
 @dataclass
@@ -100,9 +100,9 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     curves = {name: {v: summary[name][v] for v in ("model", "frozen_start", "tokenizer_ceiling")} for name in models}
     figures = {"teacher_pictures": pictures_over_time_figure(
         curves, "Teacher and student on held-out clips (solid: the model; dashed: references)")}
-    width = max(x.shape[1] for x in strips)
+    width = max((x.shape[1] for x in strips), default=0)
     pad = [np.pad(x, ((0, 6), (0, width - x.shape[1]), (0, 0)), constant_values=255) for x in strips]
-    return TeacherEval(report, figures, np.concatenate(pad))
+    return TeacherEval(report, figures, np.concatenate(pad) if pad else np.zeros((0, 0, 3), np.uint8))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.out:
         out = Path(args.out)
         write_report(report, result.figures, out.parent, out.name)
-        Image.fromarray(result.strip).save(out.with_name(f"{out.stem}_strip.png"))
+        if result.strip.size:
+            Image.fromarray(result.strip).save(out.with_name(f"{out.stem}_strip.png"))
     for name, s in report["summary"].items():
         print(json.dumps({"model": name, **{v: {k: s[v][k] for k in ("psnr", "ssim", "sharpness", "brightness")}
                                              for v in ("model", "frozen_start", "tokenizer_ceiling")},
