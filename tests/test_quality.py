@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from relickit.controls import ACTION_DIM, POSE_DIM
 from relickit.evaluate import compare, evaluate, frozen_start, picture_summary, random_assets, tokenizer_ceiling
 from relickit.evaluate.gates import GateConfig, check, format_gates, main
 from relickit.evaluate.oracle import OracleSession, degrade, oracle_factory
@@ -179,6 +180,9 @@ def test_teacher_vs_student_scores_both_beside_the_references(tmp_path):
     alone = teacher_vs_student(student, tok, None, cfg=cfg)
     assert alone.report["rows"][0]["student"] == report["rows"][0]["student"]  # the student's noise does not depend on it
     assert "teacher_pictures" in result.figures
+    reliance = report["teacher_start_frame_reliance"]
+    assert set(reliance) == {str(s) for s in cfg.reliance_sigmas} and set(reliance["1.0"]) == {"own", "other", "zero"}
+    assert alone.report["teacher_start_frame_reliance"] == {}  # no teacher, nothing to ask
     # the strip: per drawn clip (cfg.strip_clips, at most the clips scored) truth, teacher, student, ceiling rows
     height = student.cfg.height + 2
     assert result.strip.shape[0] == 2 * (14 + 4 * height + 6) and alone.strip.shape[0] == 2 * (14 + 3 * height + 6)
@@ -225,3 +229,19 @@ def test_action_suite_scores_frames_and_a_still_photo_through_the_estimator():
     assert overall["pictures"]["model"]["frames"] == forward["pictures"]["model"]["frames"]  # static left out
     assert overall["frozen_rot"] == pytest.approx((forward["frozen_rot"] + static["frozen_rot"]) / 2, rel=1e-5)
     assert forward["rpe_rot"] == pytest.approx(forward["floor_rot"])  # the truth through the estimator is the floor
+
+
+def test_start_frame_reliance_compares_the_same_noise_with_three_first_frames():
+    """Identical clips: another clip's first frame is the clip's own, so `other` equals `own` exactly; a model that
+    reads the first frame then loses differently with zeros."""
+    from relickit.evaluate.teacher import start_frame_reliance
+
+    model, _ = random_assets()
+    cfg = model.cfg
+    lat = torch.randn(1, cfg.latent_channels, 4, *cfg.latent_size).repeat(2, 1, 1, 1, 1)
+    frames = cfg.video_frames(4)
+    acts, poses = torch.zeros(2, frames, ACTION_DIM), torch.zeros(2, frames, POSE_DIM)
+    out = start_frame_reliance(model.eval(), lat, model.encode_text(["a", "a"]), acts, poses, sigmas=(0.5, 1.0))
+    assert set(out) == {"0.5", "1.0"}
+    for s in out.values():
+        assert s["own"] == s["other"] and s["own"] != s["zero"]

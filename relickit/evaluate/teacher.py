@@ -9,6 +9,8 @@ held-out MAP21 and E1M1), with their true actions and poses. The teacher samples
 compressed memory (4 steps per chunk) from the same conditions. Both are decoded by the tiny decoder and scored on
 frames 1.. against the truth, beside the frozen start frame and the tokenizer ceiling, per clip and per second,
 and the first `strip_clips` clips drawn as a PNG strip to look at (truth, teacher, student, tokenizer ceiling).
+With a teacher, `start_frame_reliance` asks whether it uses its start frame at all: its flow-matching loss on the
+clips at fixed noise levels with each clip's own clean first latent frame, another clip's, and zeros.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class TeacherEvalConfig:
     stride: int = 4  # clip start stride in frames
     seed: int = 0
     strip_clips: int = 3  # clips drawn in the PNG strip (0: none)
+    reliance_sigmas: tuple[float, ...] = (0.8, 0.95, 1.0)  # noise levels of start_frame_reliance
 
 
 @dataclass
@@ -44,6 +47,30 @@ class TeacherEval:
     report: dict
     figures: dict  # plotly figures
     strip: np.ndarray  # (H, W, 3) uint8: per strip clip, rows truth / teacher / student / tokenizer ceiling
+
+
+@torch.no_grad()
+def start_frame_reliance(model, latents: torch.Tensor, context: torch.Tensor, actions: torch.Tensor,
+                         poses: torch.Tensor, sigmas=TeacherEvalConfig.reliance_sigmas, seed: int = 0) -> dict:
+    """The bidirectional model's flow-matching loss on clips (B, C, F, h, w), every later frame at noise level
+    sigma, with three first latent frames: each clip's own, the next clip's (`other`, rolled by one), and zeros.
+    The same noise for all three. A model that carries its start frame forward loses more without it; at low
+    sigma the noisy frames themselves tell it most of the clip, so the gap shows at high sigma."""
+    from ..diffusion import flow_matching_loss
+    from ..memory import bidirectional_visibility
+
+    gen = torch.Generator().manual_seed(seed)
+    vis = bidirectional_visibility(latents.shape[2])
+    firsts = {"own": latents[:, :, :1], "other": latents[:, :, :1].roll(1, 0),
+              "zero": torch.zeros_like(latents[:, :, :1])}
+    out = {}
+    for s in sigmas:
+        sigma = torch.full((latents.shape[0], latents.shape[2]), float(s))
+        noise = torch.randn(latents.shape, generator=gen)
+        out[str(s)] = {name: flow_matching_loss(model, torch.cat([first, latents[:, :, 1:]], 2), context, actions,
+                                                poses, vis, sigma=sigma, noise=noise).item()
+                       for name, first in firsts.items()}
+    return out
 
 
 @torch.no_grad()
@@ -63,7 +90,7 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     picks = np.linspace(0, len(data) - 1, cfg.clips).round().astype(int)
     gen = torch.Generator().manual_seed(cfg.seed)
     chunk = (1, student.cfg.latent_channels, student.cfg.chunk, *student.cfg.latent_size)
-    rows, strips = [], []
+    rows, strips, inputs = [], [], []
     for i in picks:
         clip = data[int(i)]
         truth = to_uint8(clip["frames"].transpose(0, 1))
@@ -75,9 +102,10 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
                                       student.encode_text([clip["caption"]]), acts, poses, cfg.latent_frames,
                                       SamplerConfig().sigmas, lambda j, k: table[j][k]).latents}
         if teacher is not None:
-            latents["teacher"], _ = sample_teacher(teacher, lat[:, :, :1], cfg.latent_frames,
-                                                   teacher.encode_text([clip["caption"]]), acts, poses,
+            context = teacher.encode_text([clip["caption"]])
+            latents["teacher"], _ = sample_teacher(teacher, lat[:, :, :1], cfg.latent_frames, context, acts, poses,
                                                    SamplerConfig(teacher_steps=cfg.teacher_steps), noise=noise)
+            inputs.append((lat, context, acts, poses))
         refs = references(SimpleNamespace(tokenizer=tokenizer, decoder="tiny"), truth)
         videos = {name: to_uint8(tokenizer.decode_tiny(z)[0].float()) for name, z in latents.items()}
         scores = {name: compare({"model": v, **refs}, truth, fps=fps) for name, v in videos.items()}
@@ -89,14 +117,20 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
                               "tokenizer_ceiling": scores["student"]["tokenizer_ceiling"]})
             strips.append(strip(drawn, GalleryConfig(every=8), names))
     summary = {name: mean_pictures([r[name] for r in rows]) for name in models}
+    reliance = {}
+    if len(inputs) > 1:  # a teacher, and clips to swap first frames between
+        lat, ctx, acts, poses = (torch.cat(x) for x in zip(*inputs))
+        reliance = start_frame_reliance(teacher, lat.float(), ctx, acts, poses, cfg.reliance_sigmas, cfg.seed)
     report = {"settings": {**dataclasses.asdict(cfg), "models": list(models), "fps": fps,
                            "data": str(data_root or "data/sample/eval")},
-              "rows": rows, "summary": summary,
+              "rows": rows, "summary": summary, "teacher_start_frame_reliance": reliance,
               "notes": ["each model's frames 1.. against the true clip, beside the frozen start frame (the clip's "
                         "first frame repeated) and the tokenizer ceiling (the clip through encoder + tiny decoder); "
                         "per_second: second k holds frames 1 + k * fps .. of the clip.",
                         "both models start from the encoded true first frame, with the clip's caption, actions and "
-                        "poses; the student's noise is the same with or without a teacher."]}
+                        "poses; the student's noise is the same with or without a teacher.",
+                        "teacher_start_frame_reliance: the teacher's flow-matching loss per noise level with each "
+                        "clip's own first latent frame, another clip's and zeros (start_frame_reliance)."]}
     curves = {name: {v: summary[name][v] for v in ("model", "frozen_start", "tokenizer_ceiling")} for name in models}
     figures = {"teacher_pictures": pictures_over_time_figure(
         curves, "Teacher and student on held-out clips (solid: the model; dashed: references)")}
@@ -138,6 +172,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps({"model": name, **{v: {k: s[v][k] for k in ("psnr", "ssim", "sharpness", "brightness")}
                                              for v in ("model", "frozen_start", "tokenizer_ceiling")},
                           "gain_over_frozen_db": s["gain_over_frozen_db"], "to_ceiling_db": s["to_ceiling_db"]}))
+    if report["teacher_start_frame_reliance"]:
+        print(json.dumps({"teacher_start_frame_reliance": report["teacher_start_frame_reliance"]}))
     return report
 
 
