@@ -209,7 +209,8 @@ def attention_summary(record: AttentionRecord, rotations=None, positions=None, t
     poses (rotations (T, 3, 3), positions (T, 3)) are given. Vectorised over frames: a live view calls it per chunk.
 
     query_frame=i summarises the queries of the chunk's i-th latent frame alone (`record.frame_weights`), with
-    lags and pose distances measured from that frame instead of the chunk's centre."""
+    lags and pose distances measured from that frame instead of the chunk's centre (`query_latent`: the latent
+    frame they are measured from)."""
     if query_frame is None:
         mass = record.weights.mean(0)
         cur = record.cached_frames + (record.chunk_frames - 1) // 2
@@ -242,8 +243,8 @@ def attention_summary(record: AttentionRecord, rotations=None, positions=None, t
         if angle is not None:
             row["angle_deg"], row["distance"] = float(angle[i]), float(distance[i])
         frames.append(row)
-    return {"cached_frames": record.cached_frames, "query_frame": query_frame, "by_part": by_part,
-            "by_factor": by_factor, "frames": frames, "max_abs_error": record.max_abs_error}
+    return {"cached_frames": record.cached_frames, "query_frame": query_frame, "query_latent": cur,
+            "by_part": by_part, "by_factor": by_factor, "frames": frames, "max_abs_error": record.max_abs_error}
 
 
 # ---------------------------------------------------------------------------------------------------------------

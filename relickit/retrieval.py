@@ -251,8 +251,7 @@ class RetrievalTracker:
         latent frame `query_frame` alone; ages and angles are measured from the chunk's centre or that frame."""
         n = self.video_frames
         summary = attention_summary(record, self._rot[:n], self._pos[:n], self.temporal_down, query_frame)
-        now = record.cached_frames + ((record.chunk_frames - 1) // 2 if query_frame is None else query_frame)
-        centre = latent_video_frame(now, self.temporal_down)
+        centre = latent_video_frame(summary["query_latent"], self.temporal_down)
         frames = tuple(
             CachedFrame(r["frame"], r["part"], r["factor"], r["tokens"], r["mass"],
                         (centre - latent_video_frame(r["frame"], self.temporal_down)) / self.fps,

@@ -361,7 +361,7 @@ class Tokenizer(nn.Module):
 
     @torch.no_grad()
     def encode(self, video: torch.Tensor) -> torch.Tensor:
-        """(B, 3, 1 + 4k, H, W) in [-1, 1] -> normalised posterior-mean latents (B, z_dim, 1 + k, H/8, W/8).
+        """(B, 3, 1 + 4k, H, W) in [-1, 1] -> normalised posterior-mean latents (B, z_dim, 1 + k, *cfg.latent_size).
         On a GPU the whole video goes through in one pass (relickit.clip_pass, equal to streaming it; 1.5-2x faster for
         the training step on an H200), on a CPU through the streaming loop (faster there: 2.3 vs 3.0 s for 2 x 33
         frames, f4c16, two threads, docs/tokenizer.md)."""

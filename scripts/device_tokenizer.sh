@@ -12,7 +12,8 @@ set -u
 # A machine goes back 30 s after a call: issue the phases' calls back to back, edit nothing in between.
 source scripts/device_site.sh || exit 1
 LAYOUTS=${LAYOUTS:-f4c16}
-RUNS=/tmp/runs DATA=${DATA:-/tmp/tokdata} TRAIN=${TRAIN_DATA:-${DATA:-/tmp/tokdata}/train}
+RUNS=/tmp/runs DATA=${DATA:-/tmp/tokdata}
+TRAIN=${TRAIN_DATA:-$DATA/train}
 EVAL_MAPS=MAP21,MAP22,MAP23,MAP24,MAP25,MAP26,MAP27,MAP28,MAP29,MAP30,MAP31,MAP32  # freedoom1 is not carried
 mkdir -p $RUNS
 

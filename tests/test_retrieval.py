@@ -131,7 +131,9 @@ def test_the_probe_splits_the_queries_by_latent_frame(assets, monkeypatch):
         np.testing.assert_allclose(rec.frame_weights[chunk // 2], 1 / len(rec.layout), rtol=1e-5)
         for i in set(range(chunk)) - {chunk // 2}:
             assert rec.frame_weights[i].std() > 1e-3 / len(rec.layout)
-        rows = attention_summary(rec, query_frame=chunk // 2)["frames"]
+        summary = attention_summary(rec, query_frame=chunk // 2)
+        assert summary["query_latent"] == rec.cached_frames + chunk // 2  # lags are measured from that frame
+        rows = summary["frames"]
         assert [r["mass"] for r in rows] == pytest.approx([r["tokens"] / len(rec.layout) for r in rows], rel=1e-5)
         assert len(rec.layout) == tokens * chunk + sum(r["tokens"] for r in rows)
     with pytest.raises(ValueError, match="query_frame must be in 0..2"):
