@@ -53,6 +53,11 @@ class ModelConfig:
     rope_theta: float = 10000.0
     rope_frames: int = 13  # the teacher's first-stage horizon (1 + 3*4 latent frames, ~3 s)
     yarn_factor: float = 1.0
+    # The velocity's skip (diffusion.velocity_preconditioning): v = c_skip x + c_out F(x), with sigma_data the
+    # latents' RMS. A DiT narrower than its patch (f4c16: 256 values per token into 192 channels) cannot carry the
+    # input noise through to its output, so without the skip every x0 it predicts keeps some of it (a mottle).
+    # 0 = off: Wan's plain velocity, and every checkpoint from before 2026-12-02.
+    sigma_data: float = 0.0
     # RELIC controls: 13-D relative actions (after self-attention), 12-D absolute pose (into Q and K)
     controls: bool = True
     action_dim: int = 13
@@ -182,6 +187,7 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
 # model_for: how a size and a tokenizer layout become a model. The shipped model's 12x16 latents in 2x2 patches give a
 # 6x8 token grid per latent frame; every layout keeps that sequence length, so attention cost depends on size only.
 TOKENS_PER_FRAME = 48
+LATENT_SIGMA = 1.0  # the velocity skip's sigma_data: relickit.vae normalises latents per channel to unit std
 HEAD_DIM = 64  # channels per attention head (Wan's 128 is too wide for the small sizes)
 FFN_MULT = 4  # feed-forward width per model channel
 

@@ -61,6 +61,18 @@ def timesteps(sigma: torch.Tensor) -> torch.Tensor:
     return sigma * 1000.0
 
 
+def velocity_preconditioning(sigma: torch.Tensor, sigma_data: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """EDM's preconditioning (Karras et al. 2022) in rectified-flow form: the model's velocity is
+    c_skip * x_sigma + c_out * F(x_sigma). For clean latents of RMS sigma_data, independent of the noise, c_skip
+    is the least-squares linear predictor of v = noise - x0 from x_sigma, and c_out the RMS of what it leaves,
+    so the network F predicts a unit-scale residual: at sigma 1, v is mostly the input noise (c_skip = 1); at
+    sigma 0 it is mostly -x0 plus unknowable noise (c_skip = -1)."""
+    s2 = sigma_data**2
+    cov = sigma - (1 - sigma) * s2  # Cov(v, x_sigma)
+    var = (1 - sigma) ** 2 * s2 + sigma**2  # Var(x_sigma)
+    return cov / var, (1 + s2 - cov**2 / var).clamp(min=0).sqrt()
+
+
 def sample_train_sigma(shape, shift: float, generator=None, device=None) -> torch.Tensor:
     """Training noise levels: uniform, then shifted like the sampler."""
     return shift_sigma(torch.rand(shape, generator=generator, device=device), shift)

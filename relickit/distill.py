@@ -230,6 +230,22 @@ class ODESet(torch.utils.data.Dataset):
         return {"trajectory": self.trajectories[i], "actions": self.actions[i], "poses": self.poses[i],
                 "caption": self.captions[i]}
 
+    def batches(self, batch_size: int, seed: int, device: torch.device | str | None = None):
+        """index -> the batch relickit.train.random_batches(self, batch_size, seed) draws (the same rows), gathered
+        where the set was moved once: no per-step collate and host-to-device copy of the trajectories (on an H200
+        that copy took 0.86 s of a 0.88 s hybrid step, 64 x 13 latent frames)."""
+        import numpy as np
+
+        stored = {"trajectory": self.trajectories.to(device), "actions": self.actions.to(device),
+                  "poses": self.poses.to(device)}
+
+        def batch(index: int) -> dict:
+            rows = np.random.default_rng([seed, index]).integers(len(self), size=batch_size)
+            picked = torch.from_numpy(rows).to(device)
+            return {k: v[picked] for k, v in stored.items()} | {"caption": [self.captions[int(r)] for r in rows]}
+
+        return batch
+
 
 def hybrid_loss_fn(cfg: DistillConfig):
     from .teacher import unwrap

@@ -23,6 +23,7 @@ from . import checkpoint
 from .attention import Backend, attention, resolve
 from .config import ModelConfig, check_rope_range
 from .controls import ACTION_DIM, POSE_DIM, ControlEncoder, group_chunk, group_frames
+from .diffusion import velocity_preconditioning
 from .memory import KVCache, Visibility, compressed_tokens, frame_positions, pool_frames
 from .rope import Rope3D, apply_rope, grid_positions
 from .text import TextEncoder
@@ -264,14 +265,18 @@ class WorldModel(nn.Module):
         fr = Frames(self.cfg.tokens_per_frame, mod, self.condition_embedder.text_embedder(context), cos, sin, action, pose)
         return h, fr, temb
 
-    def head(self, h: torch.Tensor, temb: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-        """Tokens (B, L, dim) -> velocity (B, C, F, h, w)."""
-        b, c, f, lh, lw = shape
+    def head(self, h: torch.Tensor, temb: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, L, dim) -> velocity (B, C, F, h, w) for the input latents x at timesteps t (B, F)."""
+        b, c, f, lh, lw = x.shape
         pt, ph, pw = self.cfg.patch
         shift, scale = (self.scale_shift_table + temb[:, :, None].float())[:, :, None].unbind(3)
         h = modulate(self.norm_out(h.float()), shift, scale, self.cfg.tokens_per_frame).type_as(h)
         h = self.proj_out(h).reshape(b, f, lh // ph, lw // pw, pt, ph, pw, c)
-        return h.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(b, c, f, lh, lw)
+        v = h.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(b, c, f, lh, lw)
+        if not self.cfg.sigma_data:
+            return v
+        skip, out = (k[:, None, :, None, None] for k in velocity_preconditioning(t.float() / 1000, self.cfg.sigma_data))
+        return (skip * x.float() + out * v.float()).type_as(v)
 
     def run_blocks(self, h: torch.Tensor, fr: Frames, attend: AttendFn) -> torch.Tensor:
         backend = resolve(self.backend, h.device)
@@ -309,7 +314,7 @@ class WorldModel(nn.Module):
         pos = grid_positions(torch.arange(f, device=x.device), self.cfg.token_grid)
         h, fr, temb = self._frames(x, t, context, actions, poses, pos, group_frames)
         attend = self._full_attend(visibility, mem_schedule, x.device)
-        return self.head(self.run_blocks(h, fr, attend), temb, x.shape)
+        return self.head(self.run_blocks(h, fr, attend), temb, x, t)
 
     def _full_attend(self, vis: Visibility, mem, device) -> AttendFn:
         cfg, tok = self.cfg, self.cfg.tokens_per_frame
@@ -353,7 +358,7 @@ class WorldModel(nn.Module):
         With write=True the chunk's keys and values are stored (call it once per chunk, clean, at t=0).
         """
         h, fr, temb = self.step_inputs(x, t, context, actions, poses, cache)
-        return self.head(self.run_blocks(h, fr, self.cache_attend(cache, write)), temb, x.shape)
+        return self.head(self.run_blocks(h, fr, self.cache_attend(cache, write)), temb, x, t)
 
     def step_inputs(self, x, t, context, actions, poses, cache: KVCache) -> tuple[torch.Tensor, Frames, torch.Tensor]:
         """step's inputs: the chunk's tokens (B, L, dim), its per-frame inputs at the cache's next position, and

@@ -93,5 +93,5 @@ class HeadParallel:
             return self.heads_to_tokens(inner(layer, *full))
 
         h = model.run_blocks(self._shard(h), fr, attend)
-        return model.head(self._gather(h), temb, x.shape)
+        return model.head(self._gather(h), temb, x, t)
 

@@ -28,14 +28,15 @@ from pathlib import Path
 import torch
 
 from .checkpoint import atomic_write
-from .config import MemoryConfig, ModelConfig, layout_diff, layout_fields, model_for, parse_size, preset, size_fields
+from .config import (LATENT_SIGMA, MemoryConfig, ModelConfig, layout_diff, layout_fields, model_for, parse_size, preset,
+                     size_fields)
 from .diffusion import SamplerConfig, chunk_slices
 from .distill import DistillConfig, DMDPair, ODESet, check_rollout, dmd_loss_fn, hybrid_loss_fn, make_ode_set
 from .latents import LatentClips, encode_clips
 from .memory import hybrid_visibility
 from .model import WorldModel
-from .teacher import Stage, TeacherConfig, load_weights, stage_config, train_teacher
-from .train import TrainConfig, random_batches, train
+from .teacher import Stage, TeacherConfig, check_architecture, load_weights, stage_config, train_teacher
+from .train import TrainConfig, train
 from .train_tokenizer import TokenizerTrainConfig
 from .vae import LAYOUTS, VAEConfig, read_config, wan_decoder_part
 
@@ -65,7 +66,9 @@ class DMDStage:
 
 @dataclass(frozen=True)
 class RecipeConfig:
-    model: ModelConfig = field(default_factory=lambda: model_for(LAYOUTS[SHIPPED_LAYOUT], *SHIPPED_SIZE))
+    # the shipped layout and size, with the velocity skip (the shipped student, trained before it, has none)
+    model: ModelConfig = field(default_factory=lambda: model_for(LAYOUTS[SHIPPED_LAYOUT], *SHIPPED_SIZE,
+                                                                 sigma_data=LATENT_SIGMA))
     episodes: int = 200  # exploration episodes over the 20 training maps
     frames_per_episode: int = 600
     workers: int = 16
@@ -124,6 +127,8 @@ class RecipeConfig:
             check_tokenizer(cfg, read_config(self.tokenizer_from), f"the tokenizer {self.tokenizer_from}")
         else:
             check_tokenizer(cfg, self.tokenizer.vae, "the recipe's tokenizer config (RecipeConfig.tokenizer.vae)")
+        if self.warm_start is not None:  # before hours of data and latents, not at the teacher stage
+            check_architecture(cfg, self.warm_start)
         base = stages[0]
         frames = {f"teacher stage {i}": s.latent_frames for i, s in enumerate(stages)}
         frames |= {"ode_latents": self.ode_latents} | {f"dmd stage {i}": s.latent_frames for i, s in enumerate(self.dmd)}
@@ -295,7 +300,7 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
         student = teacher_at(ti).train()  # the student starts from the teacher's weights
         ode = ODESet(out / "ode.safetensors")
         result = train(_runs(out, "hybrid", recipe.hybrid_train), student, hybrid_loss_fn(recipe.distill),
-                       random_batches(ode, recipe.hybrid_train.batch_size, recipe.seed), resume=True)
+                       ode.batches(recipe.hybrid_train.batch_size, recipe.seed, device), resume=True)
         (result.ema_model or result.model).save(out / "hybrid.safetensors")
         done("hybrid")
     if "dmd" in stages:
@@ -349,6 +354,8 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
                     f"copied to OUT/{TOKENIZER} instead of training one; the model is built for its latent layout")
     ap.add_argument("--size", help="DIMxLAYERS of the model (relickit.config.model_for: heads dim/64, ffn 4*dim), "
                     "e.g. 256x12; default the recipe's (192x8, smoke 64x2)")
+    ap.add_argument("--sigma-data", type=float, help=f"the velocity skip's latent RMS (ModelConfig.sigma_data; default "
+                    f"{LATENT_SIGMA}); 0 turns it off, as in models trained before 2026-12-02 (to warm-start from one)")
     ap.add_argument("--episodes", type=int, help=f"exploration episodes the data stage generates "
                     f"(default {RecipeConfig.episodes})")
     ap.add_argument("--clips", type=int, help=f"long clips the latents stage encodes (default {RecipeConfig.clips})")
@@ -371,6 +378,10 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
                                          tokenizer=dataclasses.replace(recipe.tokenizer, vae=vae))
         if args.size:
             model = dataclasses.replace(model, **size_fields(*parse_size(args.size)))
+        if args.sigma_data is not None:
+            if not args.sigma_data >= 0:
+                raise ValueError(f"--sigma-data must be >= 0 (got {args.sigma_data}); 0 turns the velocity skip off.")
+            model = dataclasses.replace(model, sigma_data=args.sigma_data)
         recipe = with_minutes(dataclasses.replace(recipe, model=model), parse_minutes(args.minutes))
     except (ValueError, FileNotFoundError) as err:
         ap.error(str(err))

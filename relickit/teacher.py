@@ -82,14 +82,22 @@ def teacher_loss(cfg: TeacherConfig):
     return loss_fn
 
 
+def check_architecture(cfg: ModelConfig, path: str | Path) -> None:
+    """Refuse a checkpoint whose architecture is not `cfg`'s (RoPE range and YaRN factor may differ: stages),
+    reading its config only."""
+    theirs = checkpoint.load_config(path, "world_model", ModelConfig)
+    mine = dataclasses.replace(cfg, rope_frames=theirs.rope_frames, yarn_factor=theirs.yarn_factor)
+    diff = {f.name: (getattr(theirs, f.name), getattr(mine, f.name)) for f in dataclasses.fields(theirs)
+            if getattr(theirs, f.name) != getattr(mine, f.name)}
+    if diff:
+        skip = " (sigma_data is the velocity skip: the recipe's --sigma-data)" if "sigma_data" in diff else ""
+        raise ValueError(f"{path} has another architecture (checkpoint, model): {diff}; pick the matching preset{skip}.")
+
+
 def load_weights(model: WorldModel, path: str | Path) -> None:
     """Load another stage's weights: the architecture must match; RoPE range and YaRN factor may differ."""
-    tensors, cfg, _ = checkpoint.load(path, "world_model", ModelConfig)
-    mine = dataclasses.replace(model.cfg, rope_frames=cfg.rope_frames, yarn_factor=cfg.yarn_factor)
-    if cfg != mine:
-        diff = {f.name: (getattr(cfg, f.name), getattr(mine, f.name)) for f in dataclasses.fields(cfg)
-                if getattr(cfg, f.name) != getattr(mine, f.name)}
-        raise ValueError(f"{path} has another architecture (checkpoint, model): {diff}; pick the matching preset.")
+    check_architecture(model.cfg, path)
+    tensors, _, _ = checkpoint.load(path, "world_model", ModelConfig)
     checkpoint.load_into(model, tensors, path)
 
 

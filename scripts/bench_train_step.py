@@ -8,7 +8,7 @@ and random clips, and trained by relickit.train.train (the recipe's loop: AdamW,
 CUDA; fp32 on CPU) for a few steps with the batch and clip length given:
 
 - teacher: teacher_loss over relickit.latents batches (flow matching of whole clips);
-- hybrid: hybrid_loss_fn(recipe.distill) over ODESet batches (random_batches); the ODE set is one batch of
+- hybrid: hybrid_loss_fn(recipe.distill) over ODESet.batches (gathered on the device); the ODE set is one batch of
   trajectories made by make_ode_set with the model itself as the teacher and the fewest Euler steps that pass
   through the student's sigmas (same shapes as the recipe's, cheap to make);
 - dmd: DMDPair(student, critic) with dmd_loss_fn(teacher, recipe.distill, latent frames): a generator update every
@@ -42,7 +42,7 @@ from relickit.latents import LatentClips  # noqa: E402
 from relickit.model import WorldModel  # noqa: E402
 from relickit.recipe import RecipeConfig  # noqa: E402
 from relickit.teacher import teacher_loss  # noqa: E402
-from relickit.train import TrainConfig, random_batches, train  # noqa: E402
+from relickit.train import TrainConfig, train  # noqa: E402
 from relickit.vae import LAYOUTS  # noqa: E402
 
 STAGES = ("teacher", "hybrid", "dmd")
@@ -70,7 +70,7 @@ def stage_run(stage: str, recipe: RecipeConfig, cfg: ModelConfig, clips: LatentC
             recipe.distill.sampler, teacher_steps=len(recipe.distill.sampler.sigmas)))
         make_ode_set(model.eval(), clip_batches(recipe.seed + 1), 1, fast, tmp / "ode.safetensors", progress=False)
         ode = ODESet(tmp / "ode.safetensors")
-        return model.train(), hybrid_loss_fn(recipe.distill), random_batches(ode, batch, recipe.seed), recipe.hybrid_train
+        return model.train(), hybrid_loss_fn(recipe.distill), ode.batches(batch, recipe.seed, device), recipe.hybrid_train
     if stage == "dmd":
         teacher = model.eval()
         student = WorldModel(cfg).to(device)

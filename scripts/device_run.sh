@@ -6,6 +6,13 @@
 #   bash scripts/device_run.sh collect OUTPUT ...   each OUTPUT (a path under the run directory) -> $OUT in fp16,
 #                                                   split into 15 MB parts, with every training log
 #   bash scripts/device_run.sh run STAGES OUTPUT ...   all three in one call, for stages that end within it
+#   bash scripts/device_run.sh eval-teacher DIR ...  the held-out teacher evaluation of each run directory's last
+#                                                   teacher stage (CPU, side by side) -> $OUT/<dir>_teacher.{json,png}
+#   bash scripts/device_run.sh stop                 end this RUN's recipe (its checkpoints stay)
+#
+# RUN (default /tmp/run) names the run directory, so runs can go side by side (a small model leaves most of the GPU
+# idle): RUN=/tmp/wide LATENTS_FROM=/tmp/run RECIPE_ARGS="... --size 384x4" ... launch teacher trains another
+# teacher on the latents /tmp/run encoded (linked, not copied), once that run's latents stage is done.
 #
 # A machine goes back 30 s after a call: issue the phases' calls back to back, edit nothing in between.
 # In: .gpu (scripts/device_site.sh), earlier stage outputs in .carry/run/ (fp16, split in *.partNN), committed state
@@ -22,6 +29,12 @@ phase=$1; shift
 
 launch() {
   mkdir -p "$RUN"
+  if [ -n "${LATENTS_FROM:-}" ]; then
+    for f in latents.safetensors starts.safetensors; do
+      [ -e "$LATENTS_FROM/$f" ] || { echo "LATENTS_FROM=$LATENTS_FROM has no $f yet: wait for its latents stage"; return 1; }
+      ln -sf "$LATENTS_FROM/$f" "$RUN/$f"
+    done
+  fi
   if [ -d .carry/run ]; then
     (cd .carry/run && find . -name '*.part*' | sed 's/\.part[0-9]*$//' | sort -u | while read -r f; do
        mkdir -p "$RUN/$(dirname "$f")" && cat "$f".part* > "$RUN/$f"; done)
@@ -59,10 +72,27 @@ collect() {
   ls -la "$OUT"
 }
 
+eval_teacher() {  # the last teacher stage of each run directory, evaluated side by side on the CPUs
+  mkdir -p "$OUT"
+  for dir in "$@"; do
+    local name last
+    name=$(basename "$dir") last=$(ls "$dir"/teacher/stage*.safetensors 2>/dev/null | sort | tail -n 1)
+    [ -n "$last" ] || { echo "$dir: no teacher stage yet"; continue; }
+    (python3 -m relickit.evaluate.teacher --teacher "$last" --tokenizer "$dir/tokenizer.safetensors" --no-figures \
+       --threads 4 --out "/tmp/eval_$name/teacher.json" > "/tmp/eval_$name.log" 2>&1 || tail -n 5 "/tmp/eval_$name.log"
+     cp "/tmp/eval_$name/teacher.json" "$OUT/${name}_teacher.json"
+     cp "/tmp/eval_$name/teacher_strip.png" "$OUT/${name}_teacher.png"; echo "$name: $last") &
+  done
+  wait
+}
+
 case $phase in
-  launch) launch "$1"; sleep 20; tail -c 800 "$LOG" ;;
+  launch) launch "$1" && { sleep 20; tail -c 800 "$LOG"; } ;;
   wait) wait_for "$1" ;;
   collect) collect "$@" ;;
   run) stages=$1; shift; launch "$stages" && wait_for 100000 && collect "$@" ;;
-  *) echo "usage: $0 launch STAGES | wait SECONDS | collect OUTPUT ... | run STAGES OUTPUT ..." >&2; exit 2 ;;
+  eval-teacher) eval_teacher "$@" ;;
+  stop) pkill -f -- "relickit.recipe --out $RUN --data" && echo "stopped the recipe in $RUN" ;;
+  *) echo "usage: $0 launch STAGES | wait SECONDS | collect OUTPUT ... | run STAGES OUTPUT ... | eval-teacher DIR ... | stop" >&2
+     exit 2 ;;
 esac

@@ -35,6 +35,22 @@ def test_student_sigmas_match_diffusers_flow_schedule():
     assert all((grid - s).abs().min() < 1e-12 for s in cfg.sigmas)
 
 
+def test_velocity_preconditioning_is_the_least_squares_skip():
+    """c_skip is Cov(v, x) / Var(x) for clean latents of RMS sigma_data and independent noise, and c_out the RMS
+    of what the skip leaves (Monte Carlo over Gaussian latents, at the ends and in between)."""
+    from relickit.diffusion import velocity_preconditioning
+
+    gen = torch.Generator().manual_seed(0)
+    s = 0.8
+    x0, noise = torch.randn(2, 400_000, generator=gen, dtype=torch.float64) * torch.tensor([[s], [1.0]], dtype=torch.float64)
+    for sigma in (0.0, 0.3, 0.7, 1.0):
+        x, v = (1 - sigma) * x0 + sigma * noise, noise - x0
+        skip, out = velocity_preconditioning(torch.tensor(sigma, dtype=torch.float64), s)
+        assert abs(skip - (v * x).mean() / (x * x).mean()) < 0.01
+        assert abs(out - (v - skip * x).std()) < 0.01
+    assert velocity_preconditioning(torch.tensor(1.0), s)[0] == 1.0 and velocity_preconditioning(torch.tensor(0.0), s)[0] == -1.0
+
+
 def test_dmd_surrogate_gradient_is_the_normalised_difference():
     x = torch.randn(2, 4, 3, 5, 5, requires_grad=True)
     g = torch.randn_like(x)
@@ -121,6 +137,24 @@ def test_teacher_sampler_reproduces_a_learnable_sequence():
     noise = states[1.0]
     for s, state in states.items():  # on the straight path between the noise and the target
         torch.testing.assert_close(state[:, :, 1:], (1 - s) * target[:, :, 1:] + s * noise[:, :, 1:], atol=1e-4, rtol=1e-4)
+
+
+def test_ode_set_batches_on_the_device_equal_random_batches(tmp_path):
+    """ODESet.batches (the set moved once, rows gathered where it lives) serves what random_batches collates."""
+    from relickit.distill import ODESet, make_ode_set
+    from relickit.train import random_batches
+
+    teacher = tiny_model()
+    x, _, _, actions, poses = inputs(teacher, 5)
+    clips = lambda i: {"latents": x, "actions": actions, "poses": poses, "caption": CAPS * x.shape[0]}  # noqa: E731
+    path = make_ode_set(teacher, clips, 2, DistillConfig(sampler=SamplerConfig(teacher_steps=4)),
+                        tmp_path / "ode.safetensors", progress=False)
+    ode = ODESet(path)
+    for index in range(3):
+        want, got = random_batches(ode, 3, seed=7)(index), ode.batches(3, seed=7)(index)
+        assert got["caption"] == want["caption"] and set(got) == set(want)
+        for key in ("trajectory", "actions", "poses"):
+            assert torch.equal(got[key], want[key])
 
 
 def test_hybrid_forcing_regresses_the_trajectory_end_and_learns():
@@ -224,7 +258,7 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     recipe, args = recipe_from_cli(["--out", str(tmp_path / "run"), "--tokenizer", str(f4), "--size", "256x12",
                                     "--minutes", "teacher=12", "hybrid=3", "dmd=4", "--stages", "latents,teacher"])
     default = RecipeConfig()
-    assert recipe.model == model_for(LAYOUTS["f4c16"], 256, 12)
+    assert recipe.model == model_for(LAYOUTS["f4c16"], 256, 12, sigma_data=1.0)
     assert (recipe.model.patch, recipe.model.heads, recipe.model.tokens_per_frame) == ((1, 4, 4), 4, 48)
     assert recipe.tokenizer_from == str(f4) and recipe.tokenizer.vae == Tokenizer.load(f4).cfg
     assert (recipe.teacher_first_stage_s, recipe.hybrid_train.time_limit_s, recipe.dmd_train.time_limit_s) == (
@@ -237,11 +271,17 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     assert recipe_from_cli(["--tokenizer", str(trained), "--size", "256x12"])[0].model == recipe.model
     assert recipe_from_cli([])[0] == default  # no options: the recipe as it was
     # without --tokenizer, --size keeps the default layout: the shipped one
-    assert recipe_from_cli(["--size", "320x12"])[0].model == model_for(LAYOUTS["f4c16"], 320, 12)
+    assert recipe_from_cli(["--size", "320x12"])[0].model == model_for(LAYOUTS["f4c16"], 320, 12, sigma_data=1.0)
+    assert recipe_from_cli(["--sigma-data", "0"])[0].model.sigma_data == 0.0  # to warm-start from an older model
+    from relickit.play import DEFAULT_MODEL  # trained without the skip: refused before any stage runs, naming the flag
+    with pytest.raises(ValueError, match=r"'sigma_data': \(0.0, 1.0\).*--sigma-data"):
+        recipe_from_cli(["--warm-start", str(DEFAULT_MODEL)])[0].check()
+    recipe_from_cli(["--warm-start", str(DEFAULT_MODEL), "--sigma-data", "0"])[0].check()
     more = recipe_from_cli(["--episodes", "600", "--clips", "8192"])[0]
     assert (more.episodes, more.clips) == (600, 8192) and more.model == default.model
     for bad, named in ((["--minutes", "teacher"], "write KEY=MINUTES"), (["--minutes", "critic=2"], "teacher_long"),
-                       (["--size", "200x8"], "multiple of the head size 64"), (["--clips", "0"], "at least 1")):
+                       (["--size", "200x8"], "multiple of the head size 64"), (["--clips", "0"], "at least 1"),
+                       (["--sigma-data", "-1"], "turns the velocity skip off")):
         with pytest.raises(SystemExit):
             recipe_from_cli(bad)
         assert named in capsys.readouterr().err
@@ -290,5 +330,7 @@ def test_the_default_recipe_trains_the_shipped_models_shapes():
     default = RecipeConfig()
     default.check()
     shipped = WorldModel.load(DEFAULT_MODEL).cfg
-    assert dataclasses.replace(default.model, rope_frames=shipped.rope_frames, yarn_factor=shipped.yarn_factor) == shipped
+    assert default.model.sigma_data == 1.0  # the next model trains with the velocity skip; the shipped one may predate it
+    assert dataclasses.replace(default.model, rope_frames=shipped.rope_frames, yarn_factor=shipped.yarn_factor,
+                               sigma_data=shipped.sigma_data) == shipped
     assert default.tokenizer.vae == read_config(DEFAULT_TOKENIZER)

@@ -44,9 +44,10 @@ def test_parity_with_diffusers_wan():
     torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("policy", ["full", "window", "compressed", "none"])
-def test_streaming_equals_full_sequence(policy):
-    model = tiny_model()
+@pytest.mark.parametrize("policy,sigma_data", [("full", 0.0), ("window", 0.0), ("compressed", 0.0), ("none", 0.0),
+                                               ("compressed", 0.9)])
+def test_streaming_equals_full_sequence(policy, sigma_data):
+    model = tiny_model(sigma_data=sigma_data)
     mem = MemoryConfig(policy=policy, window=3, capacity=64)
     frames = 1 + 2 * 5
     x, t, ctx, actions, poses = inputs(model, frames)
@@ -265,3 +266,22 @@ def test_qk_norm_is_rmsnorm_computed_in_float32():
         y = ours(x.bfloat16())
     assert y.dtype == torch.bfloat16
     torch.testing.assert_close(y.float(), ref(x.bfloat16().float()), atol=2e-2, rtol=2e-2)
+
+
+def test_the_velocity_skip_carries_the_input_through_a_narrow_model():
+    """With sigma_data set, a model whose network outputs nothing still returns c_skip * x: at sigma 1 the noise it
+    was given (what a DiT narrower than its patch cannot copy through itself), at sigma 0 minus the clean input."""
+    from relickit.diffusion import velocity_preconditioning
+
+    model = tiny_model(sigma_data=0.9)
+    torch.nn.init.zeros_(model.proj_out.weight)
+    torch.nn.init.zeros_(model.proj_out.bias)
+    x, t, ctx, actions, poses = inputs(model, 3)
+    t = torch.tensor([[0.0, 1000.0, 400.0]]).expand(x.shape[0], 3)
+    with torch.no_grad():
+        v = model(x, t, ctx, actions, poses, bidirectional_visibility(3))
+    torch.testing.assert_close(v[:, :, 0], -x[:, :, 0])
+    torch.testing.assert_close(v[:, :, 1], x[:, :, 1])
+    skip, _ = velocity_preconditioning(torch.tensor(0.4), 0.9)
+    torch.testing.assert_close(v[:, :, 2], skip * x[:, :, 2])
+    assert tiny_model().cfg.sigma_data == 0.0  # off by default: Wan's velocity and the checkpoints before it

@@ -39,7 +39,8 @@ class TeacherEvalConfig:
     stride: int = 4  # clip start stride in frames
     seed: int = 0
     strip_clips: int = 3  # clips drawn in the PNG strip (0: none)
-    reliance_sigmas: tuple[float, ...] = (0.8, 0.95, 1.0)  # noise levels of start_frame_reliance
+    # noise levels of start_frame_reliance; its `own` column at every level is the teacher's held-out loss curve
+    reliance_sigmas: tuple[float, ...] = (0.2, 0.5, 0.8, 0.95, 1.0)
 
 
 @dataclass
@@ -75,8 +76,9 @@ def start_frame_reliance(model, latents: torch.Tensor, context: torch.Tensor, ac
 
 @torch.no_grad()
 def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.PathLike | None = None,
-                       cfg: TeacherEvalConfig = TeacherEvalConfig()) -> TeacherEval:
-    """Per clip and on average, each model's frames against the truth beside the references, and a strip."""
+                       cfg: TeacherEvalConfig = TeacherEvalConfig(), figures: bool = True) -> TeacherEval:
+    """Per clip and on average, each model's frames against the truth beside the references, and a strip.
+    figures=False skips the plotly figures (for machines without plotly, e.g. the GPU box)."""
     from ..dataset import ClipDataset
     from ..diffusion import SamplerConfig, rollout, sample_teacher
     from ..play import to_uint8
@@ -132,11 +134,11 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
                         "teacher_start_frame_reliance: the teacher's flow-matching loss per noise level with each "
                         "clip's own first latent frame, another clip's and zeros (start_frame_reliance)."]}
     curves = {name: {v: summary[name][v] for v in ("model", "frozen_start", "tokenizer_ceiling")} for name in models}
-    figures = {"teacher_pictures": pictures_over_time_figure(
-        curves, "Teacher and student on held-out clips (solid: the model; dashed: references)")}
+    figs = {"teacher_pictures": pictures_over_time_figure(
+        curves, "Teacher and student on held-out clips (solid: the model; dashed: references)")} if figures else {}
     width = max((x.shape[1] for x in strips), default=0)
     pad = [np.pad(x, ((0, 6), (0, width - x.shape[1]), (0, 0)), constant_values=255) for x in strips]
-    return TeacherEval(report, figures, np.concatenate(pad) if pad else np.zeros((0, 0, 3), np.uint8))
+    return TeacherEval(report, figs, np.concatenate(pad) if pad else np.zeros((0, 0, 3), np.uint8))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -154,13 +156,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, help="torch CPU threads")
     ap.add_argument("--out", help="report path (.json; figures beside it)")
+    ap.add_argument("--no-figures", action="store_true", help="no plotly figures (the report and strip only)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     teacher = WorldModel.load(args.teacher) if args.teacher else None
     cfg = TeacherEvalConfig(clips=args.clips, teacher_steps=args.steps, seed=args.seed)
     result = teacher_vs_student(WorldModel.load(args.student), Tokenizer.load(args.tokenizer), teacher, args.data,
-                                cfg)
+                                cfg, figures=not args.no_figures)
     report = clean({**result.report, "model": {"student": args.student, "teacher": args.teacher,
                                                "tokenizer": args.tokenizer}})
     if args.out:
