@@ -11,7 +11,8 @@ Stage outputs live in `out/` (data/, tokenizer.safetensors, latents.safetensors,
 ode.safetensors, hybrid.safetensors, dmd/stage*.safetensors); `export` writes the shipped assets (fp16 student,
 tokenizer without the Wan decoder) into relickit/assets/. `--tokenizer` copies a trained tokenizer in as
 out/tokenizer.safetensors (the tokenizer stage is then skipped) and builds the model for its latent layout;
-`--size` sets the model's width and depth (relickit.config.model_for); `--minutes` sets the stages' time limits.
+`--size` sets the model's width and depth (relickit.config.model_for); `--minutes` sets the stages' time limits;
+`--student-from` starts the student from another checkpoint than its teacher (a narrower model for the CPU).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from . import checkpoint
 from .checkpoint import atomic_write
 from .config import (LATENT_SIGMA, MemoryConfig, ModelConfig, layout_diff, layout_fields, model_for, parse_size, preset,
                      size_fields)
@@ -42,6 +44,9 @@ from .vae import LAYOUTS, VAEConfig, read_config, wan_decoder_part
 
 SHIPPED_LAYOUT = "f4c16"  # the shipped pair's latent layout and size (relickit/assets, since 2026-12-02)
 SHIPPED_SIZE = (192, 8)
+
+# what a student must share with its teacher to be distilled from it: the latents it streams and the chunk it denoises
+STUDENT_MUST_MATCH = ("height", "width", "fps", "latent_channels", "spatial_down", "temporal_down", "chunk", "controls")
 
 STAGES = ("data", "tokenizer", "latents", "teacher", "ode", "hybrid", "dmd", "export")
 ASSETS = Path(__file__).parent / "assets"
@@ -88,6 +93,9 @@ class RecipeConfig:
                           log_every=50, ckpt_every=1000, time_limit_s=45, mixed_precision="bf16")))
     teacher_first_stage_s: float = 120  # the first (short) stage gets more time than the fine-tuning stages
     warm_start: str | None = None  # a teacher checkpoint every stage-0 run starts from (continuing earlier runs)
+    # a world model the student starts from instead of its teacher's weights: a student narrower than its teacher
+    # (the CPU budget), e.g. a teacher of that size trained beside it; same latent layout and chunk as the teacher
+    student_from: str | None = None
     # a trained tokenizer checkpoint used instead of the tokenizer stage (copied to out/; model must fit its layout)
     tokenizer_from: str | None = None
     distill: DistillConfig = field(default_factory=lambda: DistillConfig(memory=MemoryConfig(window=3)))
@@ -102,6 +110,12 @@ class RecipeConfig:
         lr=5e-5, betas=(0.0, 0.999), batch_size=32, ema_decay=0.99, log_every=10, ckpt_every=200,
         time_limit_s=45, mixed_precision="bf16"))
     seed: int = 0
+
+    def student_model(self) -> ModelConfig:
+        """The student's architecture: the teacher's, or that of the checkpoint in `student_from`."""
+        if self.student_from is None:
+            return self.model
+        return checkpoint.load_config(self.student_from, "world_model", ModelConfig)
 
     @classmethod
     def smoke(cls) -> "RecipeConfig":
@@ -129,6 +143,12 @@ class RecipeConfig:
             check_tokenizer(cfg, self.tokenizer.vae, "the recipe's tokenizer config (RecipeConfig.tokenizer.vae)")
         if self.warm_start is not None:  # before hours of data and latents, not at the teacher stage
             check_architecture(cfg, self.warm_start)
+        student = self.student_model()
+        differ = {k: (getattr(student, k), getattr(cfg, k)) for k in STUDENT_MUST_MATCH
+                  if getattr(student, k) != getattr(cfg, k)}
+        if differ:
+            raise ValueError(f"the student {self.student_from} does not stream the teacher's latents; (student, "
+                             f"teacher): {differ}. Start it from a model built for the same tokenizer (model_for).")
         base = stages[0]
         frames = {f"teacher stage {i}": s.latent_frames for i, s in enumerate(stages)}
         frames |= {"ode_latents": self.ode_latents} | {f"dmd stage {i}": s.latent_frames for i, s in enumerate(self.dmd)}
@@ -287,6 +307,12 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
         load_weights(m, out / "teacher" / f"stage{i}.safetensors")
         return m
 
+    def student_at(i: int, weights: str | Path) -> WorldModel:
+        """The student, with teacher stage i's RoPE range, from `weights`."""
+        m = WorldModel(stage_config(recipe.student_model(), recipe.teacher.stages[i], base)).to(device)
+        load_weights(m, weights)
+        return m
+
     def stage_index(latent_frames: int) -> int:
         return next(i for i, s in enumerate(recipe.teacher.stages) if s.latent_frames >= latent_frames)
 
@@ -297,7 +323,8 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
         done("ode")
     if "hybrid" in stages and not (out / "hybrid.safetensors").exists():
         ti = stage_index(recipe.ode_latents)
-        student = teacher_at(ti).train()  # the student starts from the teacher's weights
+        start = out / "teacher" / f"stage{ti}.safetensors" if recipe.student_from is None else recipe.student_from
+        student = student_at(ti, start).train()  # by default from the teacher's weights
         ode = ODESet(out / "ode.safetensors")
         result = train(_runs(out, "hybrid", recipe.hybrid_train), student, hybrid_loss_fn(recipe.distill),
                        ode.batches(recipe.hybrid_train.batch_size, recipe.seed, device), resume=True)
@@ -311,8 +338,7 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
                 previous = path
                 continue
             teacher = teacher_at(st.teacher_stage)
-            student = WorldModel(teacher.cfg).to(device)
-            load_weights(student, previous)
+            student = student_at(st.teacher_stage, previous)
             critic = copy.deepcopy(teacher).train().requires_grad_(True)
             pair = DMDPair(student, critic)
             result = train(_runs(out, f"dmd{i}", recipe.dmd_train, st.steps), pair,
@@ -349,6 +375,8 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
     ap.add_argument("--device")
     ap.add_argument("--data", help="dataset directory (default: OUT/data)")
     ap.add_argument("--warm-start", help="teacher checkpoint the first teacher stage starts from")
+    ap.add_argument("--student-from", help="world-model checkpoint the student starts from instead of its teacher's "
+                    "weights, e.g. a narrower teacher trained beside it (the CPU budget); same tokenizer layout")
     ap.add_argument("--assets", help=f"where export writes the play assets (default OUT/assets; the shipped ones: {ASSETS})")
     ap.add_argument("--tokenizer", help=f"a trained tokenizer checkpoint (a split one's .wan_decoder part beside it) "
                     f"copied to OUT/{TOKENIZER} instead of training one; the model is built for its latent layout")
@@ -387,6 +415,8 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
         ap.error(str(err))
     if args.warm_start:
         recipe = dataclasses.replace(recipe, warm_start=args.warm_start)
+    if args.student_from:
+        recipe = dataclasses.replace(recipe, student_from=args.student_from)
     for name in ("episodes", "clips"):
         value = getattr(args, name)
         if value is not None:

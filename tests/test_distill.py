@@ -304,6 +304,18 @@ def test_a_smoke_recipe_with_a_trained_tokenizer_skips_the_tokenizer_stage(tmp_p
     other = tiny_tokenizer(tmp_path / "other.safetensors")  # new random weights
     with pytest.raises(ValueError, match="is another tokenizer than .*other.safetensors.* start a new --out"):
         main(argv[:-3] + [str(other)] + argv[-2:])
+    # a student narrower than its teacher, started from a checkpoint of its own; the teacher still scores it
+    narrow = WorldModel(dataclasses.replace(teacher.cfg, dim=32, heads=1, ffn_dim=64))
+    narrow.save(tmp_path / "narrow.safetensors")
+    main(argv[:-2] + ["--stages", "ode,hybrid,dmd,export", "--student-from", str(tmp_path / "narrow.safetensors"),
+                      "--assets", str(tmp_path / "assets")])
+    for path in (out / "hybrid.safetensors", out / "dmd" / "stage1.safetensors", tmp_path / "assets" / "student.safetensors"):
+        assert WorldModel.load(path).cfg.dim == 32
+    assert WorldModel.load(out / "teacher" / "stage1.safetensors").cfg.dim == 64
+    f8 = WorldModel(RecipeConfig.smoke().model).save(tmp_path / "f8.safetensors")  # 8x latents: not the teacher's
+    recipe, _ = recipe_from_cli(argv[:-2] + ["--student-from", str(f8)])
+    with pytest.raises(ValueError, match=r"does not stream the teacher's latents.*'spatial_down': \(8, 4\)"):
+        recipe.check()
 
 
 @pytest.mark.parametrize("split", [True, False])
