@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint
 from .controls import ControlsConfig, labels_from_poses, pose_vector, relative_to_first
+from .train import batch_rows
 
 
 @dataclass
@@ -49,7 +49,7 @@ class LatentClips:
 
     def batches(self, latent_frames: int, batch_size: int, seed: int, temporal_down: int = 4,
                 device: torch.device | str | None = None) -> Callable[[int], dict[str, Any]]:
-        """index -> a batch of clip prefixes of `latent_frames`, drawn by an RNG seeded with (seed, index)."""
+        """index -> a batch of clip prefixes of `latent_frames` at relickit.train.batch_rows."""
         frames = 1 + (latent_frames - 1) * temporal_down
         if frames > self.poses.shape[1] or not (self.starts_only or latent_frames <= self.latents.shape[2]):
             raise ValueError(f"clips hold {self.latents.shape[2]} latent frames; cannot train on {latent_frames}. Encode longer clips.")
@@ -58,7 +58,7 @@ class LatentClips:
         poses = torch.stack([p for _, p in table])
 
         def batch(index: int) -> dict[str, Any]:
-            rows = torch.from_numpy(np.random.default_rng([seed, index]).integers(len(self), size=batch_size))
+            rows = torch.from_numpy(batch_rows(len(self), batch_size, seed, index))
             return {"latents": self.latents[rows, :, :latent_frames].float().to(device),  # (B, C, 1, h, w) if starts_only
                     "actions": actions[rows].to(device), "poses": poses[rows].to(device),
                     "caption": [self.captions[int(r)] for r in rows]}

@@ -301,17 +301,16 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
         done("teacher")
     base = recipe.teacher.stages[0]
 
-    def teacher_at(i: int) -> WorldModel:
-        st = recipe.teacher.stages[i]
-        m = WorldModel(stage_config(cfg, st, base)).to(device).eval()
-        load_weights(m, out / "teacher" / f"stage{i}.safetensors")
-        return m
+    student_cfg = recipe.student_model()
 
-    def student_at(i: int, weights: str | Path) -> WorldModel:
-        """The student, with teacher stage i's RoPE range, from `weights`."""
-        m = WorldModel(stage_config(recipe.student_model(), recipe.teacher.stages[i], base)).to(device)
+    def model_at(arch: ModelConfig, i: int, weights: str | Path) -> WorldModel:
+        """A model of architecture `arch` with teacher stage i's RoPE range, from `weights`."""
+        m = WorldModel(stage_config(arch, recipe.teacher.stages[i], base)).to(device)
         load_weights(m, weights)
         return m
+
+    def teacher_at(i: int) -> WorldModel:
+        return model_at(cfg, i, out / "teacher" / f"stage{i}.safetensors").eval()
 
     def stage_index(latent_frames: int) -> int:
         return next(i for i, s in enumerate(recipe.teacher.stages) if s.latent_frames >= latent_frames)
@@ -324,7 +323,7 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
     if "hybrid" in stages and not (out / "hybrid.safetensors").exists():
         ti = stage_index(recipe.ode_latents)
         start = out / "teacher" / f"stage{ti}.safetensors" if recipe.student_from is None else recipe.student_from
-        student = student_at(ti, start).train()  # by default from the teacher's weights
+        student = model_at(student_cfg, ti, start).train()  # by default from the teacher's weights
         ode = ODESet(out / "ode.safetensors")
         result = train(_runs(out, "hybrid", recipe.hybrid_train), student, hybrid_loss_fn(recipe.distill),
                        ode.batches(recipe.hybrid_train.batch_size, recipe.seed, device), resume=True)
@@ -338,7 +337,7 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
                 previous = path
                 continue
             teacher = teacher_at(st.teacher_stage)
-            student = student_at(st.teacher_stage, previous)
+            student = model_at(student_cfg, st.teacher_stage, previous)
             critic = copy.deepcopy(teacher).train().requires_grad_(True)
             pair = DMDPair(student, critic)
             result = train(_runs(out, f"dmd{i}", recipe.dmd_train, st.steps), pair,

@@ -97,15 +97,20 @@ class NonFiniteLossError(RuntimeError):
 # ---------------------------------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------------------------------
+def batch_rows(count: int, batch_size: int, seed: int, index: int) -> np.ndarray:
+    """The rows of batch `index`: `batch_size` of `count` drawn (with replacement) by an RNG seeded with (seed,
+    index), so a batch depends on its index alone and resuming needs no sampler state."""
+    return np.random.default_rng([seed, index]).integers(count, size=batch_size)
+
+
 def random_batches(dataset: Any, batch_size: int, seed: int,
                    collate: Callable[[list[Any]], Any] = default_collate) -> Batches:
-    """index -> a batch of `batch_size` items drawn (with replacement) by an RNG seeded with (seed, index)."""
+    """index -> a batch of `batch_size` items at `batch_rows`, collated."""
     if len(dataset) == 0:
         raise ValueError("the dataset is empty; check its root directory and split.")
 
     def batch(index: int) -> Any:
-        rows = np.random.default_rng([seed, index]).integers(len(dataset), size=batch_size)
-        return collate([dataset[int(i)] for i in rows])
+        return collate([dataset[int(i)] for i in batch_rows(len(dataset), batch_size, seed, index)])
 
     return batch
 

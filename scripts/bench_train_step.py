@@ -121,7 +121,8 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     recipe = RecipeConfig()
     for size in a.sizes:
-        cfg = model_for(LAYOUTS[a.layout], *parse_size(size), rope_frames=max(a.latent_frames))
+        cfg = model_for(LAYOUTS[a.layout], *parse_size(size), rope_frames=max(a.latent_frames),
+                        sigma_data=recipe.model.sigma_data)
         params = sum(q.numel() for q in WorldModel(cfg).parameters()) / 1e6
         for f in a.latent_frames:
             clips = random_clips(cfg, a.batch, f)
