@@ -2,6 +2,10 @@
 
 A checkpoint is one `.safetensors` file whose metadata holds `kind` (what it is, e.g. "world_model") and
 `config` (the dataclass as JSON). Loading checks both and names the difference when they do not match.
+
+Two smaller copies of a checkpoint: `save_half` (fp16, what ships) and `save_int8` (blockwise absmax int8, a quarter
+of fp32: what a training campaign commits to continue from, where the GPU machine's 64 MiB carry must also hold the
+code and the packages). `load` reads all three back as floating-point tensors.
 """
 from __future__ import annotations
 
@@ -99,6 +103,8 @@ def load(path: str | os.PathLike, kind: str, config_type: type[C] | None = None,
     except Exception as err:
         raise ValueError(f"{path} is truncated or corrupt ({err}); re-save or re-download it.") from err
     # safetensors keeps no checksum: a damaged byte in the data goes unseen unless it makes a NaN or an inf
+    if meta.get(QUANTIZED) == INT8:
+        tensors = dequantize_int8(tensors)
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise ValueError(f"{path} holds NaN or inf in {bad[:3]}: the file is corrupt or was saved from a diverged "
@@ -142,4 +148,52 @@ def save_half(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 
     meta = read_metadata(src)
     tensors = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(src)).items()}
+    return atomic_write(dst, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+QUANTIZED = "quantized"  # the metadata key save_int8 sets
+INT8 = "int8-absmax"
+INT8_BLOCK = 64  # values sharing one fp16 scale: 1/32 byte of scale per value
+SCALE = ".int8_scale"  # suffix of a quantized tensor's scales
+
+
+def quantize_int8(x: torch.Tensor, block: int = INT8_BLOCK) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int8 values of x's shape, fp16 scale per block of `block` consecutive values): x ~ q * scale, each value off
+    by at most half its block's absmax / 127. x.numel() must be a multiple of `block`."""
+    rows = x.detach().float().reshape(-1, block)
+    scale = (rows.abs().amax(1, keepdim=True) / 127).half().float()  # the stored fp16 scale, used to round
+    q = torch.where(scale > 0, rows / scale.clamp_min(torch.finfo(torch.float32).tiny), 0).round().clamp(-127, 127)
+    return q.to(torch.int8).reshape(x.shape), scale.squeeze(1).half()
+
+
+def dequantize_int8(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The floating-point tensors of a save_int8 checkpoint's contents (fp32 where quantized, as stored elsewhere)."""
+    out = {}
+    for k, v in tensors.items():
+        if k.endswith(SCALE):
+            continue
+        scale = tensors.get(k + SCALE)
+        if scale is not None:
+            v = (v.float().reshape(scale.numel(), -1) * scale.float()[:, None]).reshape(v.shape)
+        out[k] = v
+    return out
+
+
+def save_int8(src: str | os.PathLike, dst: str | os.PathLike, block: int = INT8_BLOCK) -> Path:
+    """Copy a checkpoint with its weight matrices in blockwise absmax int8 (`block` values per fp16 scale) and its
+    other floating-point tensors (biases, norms, tensors not a multiple of `block`) in fp16: about a quarter of
+    fp32. The weights move by at most 1/254 of their block's largest value, below what a few optimizer steps change:
+    a continuation checkpoint, not the shipped format (save_half). `load` dequantizes it."""
+    from safetensors.torch import load_file
+
+    meta = read_metadata(src)
+    if meta.get(QUANTIZED):
+        raise ValueError(f"{src} is already quantized ({meta[QUANTIZED]}); save_int8 the full-precision checkpoint.")
+    tensors = {}
+    for k, v in load_file(str(src)).items():
+        if v.is_floating_point() and v.dim() >= 2 and v.numel() % block == 0:
+            tensors[k], tensors[k + SCALE] = quantize_int8(v, block)
+        else:
+            tensors[k] = v.half() if v.is_floating_point() else v
+    meta = {**meta, QUANTIZED: INT8}
     return atomic_write(dst, lambda tmp: save_file(tensors, tmp, metadata=meta))

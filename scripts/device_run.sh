@@ -3,8 +3,9 @@
 #
 #   bash scripts/device_run.sh launch STAGES        packages, carried state, then the recipe in the background
 #   bash scripts/device_run.sh wait N               up to N seconds while it runs, then the log's tail
-#   bash scripts/device_run.sh collect OUTPUT ...   each OUTPUT (a path under the run directory) -> $OUT in fp16,
-#                                                   split into 15 MB parts, with every training log
+#   bash scripts/device_run.sh collect OUTPUT ...   each OUTPUT (a path under the run directory) -> $OUT in fp16
+#                                                   (PRECISION=int8: relickit.checkpoint.save_int8, the campaign's
+#                                                   continuation format), split into 15 MB parts, with the logs
 #   bash scripts/device_run.sh run STAGES OUTPUT ...   all three in one call, for stages that end within it
 #   bash scripts/device_run.sh eval-teacher DIR ...  the held-out teacher evaluation of each run directory's last
 #                                                   teacher stage (CPU, side by side) -> $OUT/<dir>_teacher.{json,png}
@@ -62,8 +63,8 @@ collect() {
   for f in "$@"; do
     [ -e "$RUN/$f" ] || { echo "$f: not in $RUN"; continue; }
     mkdir -p "/tmp/half/$(dirname "$f")"
-    python3 -c "import sys; from relickit.checkpoint import save_half; save_half(sys.argv[1], sys.argv[2])" \
-      "$RUN/$f" "/tmp/half/$f"
+    python3 -c "import sys; from relickit import checkpoint; getattr(checkpoint, 'save_' + sys.argv[3])(*sys.argv[1:3])" \
+      "$RUN/$f" "/tmp/half/$f" "${PRECISION:-half}"
     split -b 15m -d "/tmp/half/$f" "$OUT/$(echo "$f" | tr / _).part"
   done
   cp "$LOG" "$OUT/recipe.log"

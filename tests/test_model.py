@@ -215,6 +215,35 @@ def test_checkpoint_roundtrip_and_refusal(tmp_path):
         WorldModel.load(tmp_path / "bad.safetensors")
 
 
+def test_int8_continuation_checkpoint_loads_within_its_rounding(tmp_path):
+    """save_int8 (the campaign's continuation format): every weight within half a quantization step of the fp32 one,
+    a quarter of the fp32 file or less, the same config, and the same predictions to the rounding's size."""
+    from relickit.checkpoint import INT8_BLOCK, save_int8
+
+    model = tiny_model()
+    path = model.save(tmp_path / "m.safetensors")
+    small = save_int8(path, tmp_path / "m.int8.safetensors")
+    assert small.stat().st_size < path.stat().st_size / 3.5
+    again = WorldModel.load(small)
+    assert again.cfg == model.cfg
+    quantized = 0
+    for (k, a), b in zip(model.state_dict().items(), again.state_dict().values()):
+        if a.dim() >= 2 and a.numel() % INT8_BLOCK == 0:
+            step = a.reshape(-1, INT8_BLOCK).abs().amax(1, keepdim=True) / 127
+            assert ((a - b).reshape(-1, INT8_BLOCK).abs() <= step / 2 * 1.01 + 1e-8).all(), k
+            quantized += a.numel()
+        else:
+            torch.testing.assert_close(b, a.half().float(), rtol=0, atol=0, msg=k)
+    assert quantized > 0.9 * sum(v.numel() for v in model.state_dict().values())
+    x, t, _, actions, poses = inputs(model, 7)
+    with torch.no_grad():
+        want, got = (m.eval()(x, t, m.encode_text(["a grey corridor"]), actions, poses, bidirectional_visibility(7))
+                     for m in (model, again))
+    assert (got - want).abs().max() < 0.05 * want.abs().max()
+    with pytest.raises(ValueError, match="already quantized"):
+        save_int8(small, tmp_path / "twice.safetensors")
+
+
 def test_step_flops_counts_what_torch_counts():
     """The compute floor of the speed benchmark: step_flops equals torch's own FLOP count of a cached step."""
     from torch.utils.flop_counter import FlopCounterMode
