@@ -3,9 +3,9 @@
 A checkpoint is one `.safetensors` file whose metadata holds `kind` (what it is, e.g. "world_model") and
 `config` (the dataclass as JSON). Loading checks both and names the difference when they do not match.
 
-Two smaller copies of a checkpoint: `save_half` (fp16, what ships) and `save_int8` (blockwise absmax int8, a quarter
-of fp32: what a training campaign commits to continue from, where the GPU machine's 64 MiB carry must also hold the
-code and the packages). `load` reads all three back as floating-point tensors.
+Two smaller copies of a checkpoint: `save_half` (fp16) and `save_int8` (blockwise absmax int8, a quarter of fp32):
+the shipped student and the campaign's continuation checkpoints are int8 (the GPU machine's 64 MiB carry holds the
+tree, the packages and that state; the wheel stays small). `load` reads all three back as floating-point tensors.
 """
 from __future__ import annotations
 
@@ -182,8 +182,9 @@ def dequantize_int8(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
 def save_int8(src: str | os.PathLike, dst: str | os.PathLike, block: int = INT8_BLOCK) -> Path:
     """Copy a checkpoint with its weight matrices in blockwise absmax int8 (`block` values per fp16 scale) and its
     other floating-point tensors (biases, norms, tensors not a multiple of `block`) in fp16: about a quarter of
-    fp32. The weights move by at most 1/254 of their block's largest value, below what a few optimizer steps change:
-    a continuation checkpoint, not the shipped format (save_half). `load` dequantizes it."""
+    fp32. The weights move by at most 1/254 of their block's largest value, less than a few optimizer steps change
+    them; 3 s of play from the int8 copy of the shipped student stay within 55 dB PSNR of the fp16 one's, where
+    another seed is 25 dB away (docs/model_card.md). `load` dequantizes it."""
     from safetensors.torch import load_file
 
     meta = read_metadata(src)

@@ -8,8 +8,8 @@
     RELICKIT_SMOKE=1 python -m relickit.recipe --out /tmp/smoke           # every stage, a few steps, on CPU
 
 Stage outputs live in `out/` (data/, tokenizer.safetensors, latents.safetensors, teacher/stage*.safetensors,
-ode.safetensors, hybrid.safetensors, dmd/stage*.safetensors); `export` writes the shipped assets (fp16 student,
-tokenizer without the Wan decoder) into relickit/assets/. `--tokenizer` copies a trained tokenizer in as
+ode.safetensors, hybrid.safetensors, dmd/stage*.safetensors); `export` writes the shipped assets (int8 student,
+fp16 tokenizer without the Wan decoder) into relickit/assets/. `--tokenizer` copies a trained tokenizer in as
 out/tokenizer.safetensors (the tokenizer stage is then skipped) and builds the model for its latent layout;
 `--size` sets the model's width and depth (relickit.config.model_for); `--minutes` sets the stages' time limits;
 `--student-from` starts the student from another checkpoint than its teacher (a narrower model for the CPU).
@@ -356,12 +356,12 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
 
 
 def export(student_path: Path, tokenizer_path: Path, assets: Path) -> None:
-    """Write the shipped default model: the student and the tokenizer in fp16, the tokenizer without its Wan
-    decoder (play decodes with the tiny decoder), whether it was saved whole or split."""
-    from .checkpoint import save_half
+    """Write the shipped default model: the student in blockwise int8 (checkpoint.save_int8), the tokenizer in
+    fp16 without its Wan decoder (play decodes with the tiny decoder), whether it was saved whole or split."""
+    from .checkpoint import save_int8
     from .vae import Tokenizer
 
-    save_half(student_path, assets / "student.safetensors")
+    save_int8(student_path, assets / "student.safetensors")
     Tokenizer.load(tokenizer_path).save(assets / TOKENIZER, wan_decoder=False, half=True)
 
 

@@ -441,15 +441,17 @@ class Tokenizer(nn.Module):
     @classmethod
     def load(cls, path: str | os.PathLike, expect: VAEConfig | None = None,
              device: str | torch.device = "cpu") -> "Tokenizer":
-        """Build a tokenizer from its checkpoint; with `expect`, refuse one trained with another config. A split
-        checkpoint's Wan decoder is loaded from its part file when that file is there."""
+        """Build a tokenizer from its checkpoint; with `expect`, refuse one trained with another config. A checkpoint
+        without its Wan decoder (split, or a play export) is joined with the Wan decoder part beside `path` (as named,
+        not resolved: a link to the shipped play export beside a trained part is a whole tokenizer) when that part
+        is there and was saved with the same config."""
         tensors, cfg, meta = checkpoint.load(path, CHECKPOINT_KIND, VAEConfig, expect=expect)
         tok = cls(cfg)
-        stored = meta.get("wan_decoder", "1")
-        if stored == "split" and wan_decoder_part(path).exists():
-            tensors.update(checkpoint.load(wan_decoder_part(path), CHECKPOINT_KIND + "_wan_decoder", VAEConfig,
-                                           expect=cfg)[0])
-        tok.has_wan_decoder = stored == "1" or (stored == "split" and wan_decoder_part(path).exists())
+        part = wan_decoder_part(path)
+        joined = meta.get("wan_decoder", "1") != "1" and part.exists()
+        if joined:
+            tensors.update(checkpoint.load(part, CHECKPOINT_KIND + "_wan_decoder", VAEConfig, expect=cfg)[0])
+        tok.has_wan_decoder = meta.get("wan_decoder", "1") == "1" or joined
         tensors = {k: v.to(tok.dtype) if v.is_floating_point() else v for k, v in tensors.items()}
         missing = tok.load_state_dict(tensors, strict=tok.has_wan_decoder).missing_keys
         if any(not k.startswith(WAN_DECODER) for k in missing):

@@ -2,13 +2,17 @@
 # Recipe stages on a GPU machine of the device tool, in phases that fit its 10-minute commands:
 #
 #   bash scripts/device_run.sh launch STAGES        packages, carried state, then the recipe in the background
-#   bash scripts/device_run.sh wait N               up to N seconds while it runs, then the log's tail
+#   bash scripts/device_run.sh wait N [RUN ...]     up to N seconds while this RUN's recipe (or each named run's)
+#                                                   runs, then the logs' tails; fails at once on a fresh machine
 #   bash scripts/device_run.sh collect OUTPUT ...   each OUTPUT (a path under the run directory) -> $OUT in fp16
 #                                                   (PRECISION=int8: relickit.checkpoint.save_int8, the campaign's
 #                                                   continuation format), split into 15 MB parts, with the logs
 #   bash scripts/device_run.sh run STAGES OUTPUT ...   all three in one call, for stages that end within it
 #   bash scripts/device_run.sh eval-teacher DIR ...  the held-out teacher evaluation of each run directory's last
 #                                                   teacher stage (CPU, side by side) -> $OUT/<dir>_teacher.{json,png}
+#   bash scripts/device_run.sh collect-teachers DIR ...  each run directory's last teacher stage -> $OUT/<dir>.int8
+#                                                   .safetensors (the campaign's continuation format), the logs ->
+#                                                   $OUT/teacher_logs.tgz
 #   bash scripts/device_run.sh stop                 end this RUN's recipe (its checkpoints stay)
 #
 # RUN (default /tmp/run) names the run directory, so runs can go side by side (a small model leaves most of the GPU
@@ -49,13 +53,32 @@ launch() {
   fi
 }
 
-wait_for() {
-  [ -e "$LOG" ] || { echo "no recipe on this machine: it is a fresh one (the last went back)"; return 1; }
-  local end=$((SECONDS + $1))
-  while [ $SECONDS -lt $end ] && ! grep -qE '^(DONE|FAILED)$' "$LOG"; do sleep 10; done
+last_stage() { ls "$1"/teacher/stage*.safetensors 2>/dev/null | sort | tail -n 1; }
+
+wait_for() {  # wait_for SECONDS [RUN ...]: until every run's recipe has ended or the time is up
+  local end=$((SECONDS + $1)) logs=() r; shift
+  for r in "${@:-$RUN}"; do
+    [ -e "$r.log" ] || { echo "no recipe $r on this machine: it is a fresh one (the last went back)"; return 1; }
+    logs+=("$r.log")
+  done
+  while [ $SECONDS -lt $end ] && [ "$(grep -lxE 'DONE|FAILED' "${logs[@]}" | wc -l)" -lt ${#logs[@]} ]; do sleep 10; done
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
-  tail -c 1500 "$LOG"; echo
-  ! grep -qx FAILED "$LOG"
+  for r in "${logs[@]}"; do echo "== $r"; tail -c $((1500 / ${#logs[@]})) "$r" | tr '\r' '\n' | tail -n 3; done
+  ! grep -qx FAILED "${logs[@]}"
+}
+
+collect_teachers() {  # the last teacher stage of each run directory in int8, and every run's logs
+  mkdir -p "$OUT"
+  local dir last
+  for dir in "$@"; do
+    last=$(last_stage "$dir")
+    [ -n "$last" ] || { echo "$dir: no teacher stage (a fresh machine, or the run had not finished a stage)"; continue; }
+    python3 -c "import sys; from relickit.checkpoint import save_int8; save_int8(*sys.argv[1:])" "$last" \
+      "$OUT/$(basename "$dir").int8.safetensors" && echo "$dir: $last"
+  done
+  tar czf "$OUT/teacher_logs.tgz" $(for dir in "$@"; do ls "$dir.log" 2>/dev/null; find "$dir" -name log.jsonl; done) \
+    2>/dev/null || true
+  ls -la "$OUT"
 }
 
 collect() {
@@ -77,7 +100,7 @@ eval_teacher() {  # the last teacher stage of each run directory, evaluated side
   mkdir -p "$OUT"
   for dir in "$@"; do
     local name last
-    name=$(basename "$dir") last=$(ls "$dir"/teacher/stage*.safetensors 2>/dev/null | sort | tail -n 1)
+    name=$(basename "$dir") last=$(last_stage "$dir")
     [ -n "$last" ] || { echo "$dir: no teacher stage yet"; continue; }
     (python3 -m relickit.evaluate.teacher --teacher "$last" --tokenizer "$dir/tokenizer.safetensors" --no-figures \
        --threads 4 --out "/tmp/eval_$name/teacher.json" > "/tmp/eval_$name.log" 2>&1 || tail -n 5 "/tmp/eval_$name.log"
@@ -89,11 +112,13 @@ eval_teacher() {  # the last teacher stage of each run directory, evaluated side
 
 case $phase in
   launch) launch "$1" && { sleep 20; tail -c 800 "$LOG"; } ;;
-  wait) wait_for "$1" ;;
+  wait) wait_for "$@" ;;
+  collect-teachers) collect_teachers "$@" ;;
   collect) collect "$@" ;;
   run) stages=$1; shift; launch "$stages" && wait_for 100000 && collect "$@" ;;
   eval-teacher) eval_teacher "$@" ;;
   stop) pkill -f -- "relickit.recipe --out $RUN --data" && echo "stopped the recipe in $RUN" ;;
-  *) echo "usage: $0 launch STAGES | wait SECONDS | collect OUTPUT ... | run STAGES OUTPUT ... | eval-teacher DIR ... | stop" >&2
+  *) echo "usage: $0 launch STAGES | wait SECONDS [RUN ...] | collect OUTPUT ... | run STAGES OUTPUT ... |" \
+       "eval-teacher DIR ... | collect-teachers DIR ... | stop" >&2
      exit 2 ;;
 esac

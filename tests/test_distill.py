@@ -8,7 +8,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from safetensors.torch import load_file
 
-from relickit.checkpoint import read_metadata
+from relickit.checkpoint import INT8, QUANTIZED, read_metadata
 from relickit.config import MemoryConfig, model_for
 from relickit.diffusion import SamplerConfig, chunk_slices, rollout, sample_teacher
 from relickit.distill import (DistillConfig, dmd_gradient, dmd_loss_fn, dmd_surrogate, generator_step,
@@ -311,6 +311,7 @@ def test_a_smoke_recipe_with_a_trained_tokenizer_skips_the_tokenizer_stage(tmp_p
                       "--assets", str(tmp_path / "assets")])
     for path in (out / "hybrid.safetensors", out / "dmd" / "stage1.safetensors", tmp_path / "assets" / "student.safetensors"):
         assert WorldModel.load(path).cfg.dim == 32
+    assert read_metadata(tmp_path / "assets" / "student.safetensors")[QUANTIZED] == INT8  # shipped in int8
     assert WorldModel.load(out / "teacher" / "stage1.safetensors").cfg.dim == 64
     f8 = WorldModel(RecipeConfig.smoke().model).save(tmp_path / "f8.safetensors")  # 8x latents: not the teacher's
     recipe, _ = recipe_from_cli(argv[:-2] + ["--student-from", str(f8)])

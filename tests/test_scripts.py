@@ -112,3 +112,44 @@ def test_pack_gpu_wheels_silences_a_wad_and_keeps_every_other_lump_byte_for_byte
     wad = _wad(kept[:2] + dropped[:1] + kept[2:3] + dropped[1:] + kept[3:])
     assert _lumps(silence_wad(wad)) == kept  # the empty DS marker stays; lumps with sound or music go
     assert silence_wad(silence_wad(wad)) == silence_wad(wad)
+
+
+def _device_run(*args, out: Path):
+    """scripts/device_run.sh as a device call runs it: from the repository's root, writing to $OUT."""
+    import os
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "OUT": str(out)}
+    return subprocess.run(["bash", str(ROOT / "scripts" / "device_run.sh"), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_device_run_waits_for_side_by_side_teachers_and_collects_them_in_int8(tmp_path):
+    """The GPU campaign's phases: `wait` on a machine without the runs (a fresh one: the last went back) fails at
+    once instead of sleeping the budget away; with the runs it returns when every recipe has ended; and
+    `collect-teachers` brings back each run's last teacher stage in the int8 continuation format, loadable as it was."""
+    from relickit.model import WorldModel
+
+    runs = [tmp_path / "ta", tmp_path / "tb"]
+    out = tmp_path / "out"
+    fresh = _device_run("wait", "300", *map(str, runs), out=out)
+    assert fresh.returncode != 0 and "fresh one" in fresh.stdout
+    model = WorldModel(preset("tiny", layers=1, dim=64, heads=1, ffn_dim=128, text_dim=32, text_len=8))
+    for run in runs:
+        (run / "teacher").mkdir(parents=True)
+        model.save(run / "teacher" / "stage0.safetensors")
+        model.save(run / "teacher" / "stage1.safetensors")
+        (run / "teacher" / "stage1").mkdir()
+        (run / "teacher" / "stage1" / "log.jsonl").write_text('{"step": 1}\n')
+        run.with_suffix(".log").write_text("training\nDONE\n")
+    done = _device_run("wait", "300", *map(str, runs), out=out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    got = _device_run("collect-teachers", *map(str, runs), out=out)
+    assert got.returncode == 0, got.stdout + got.stderr
+    for run in runs:
+        assert f"{run}: {run}/teacher/stage1.safetensors" in got.stdout
+        back = WorldModel.load(out / f"{run.name}.int8.safetensors")
+        assert back.cfg == model.cfg
+    import tarfile
+
+    names = tarfile.open(out / "teacher_logs.tgz").getnames()
+    assert sum(n.endswith("log.jsonl") for n in names) == 2 and sum(n.endswith(".log") for n in names) == 2

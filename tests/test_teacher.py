@@ -57,6 +57,21 @@ def test_short_stage_checkpoint_loads_into_long_stage(tmp_path):
         load_weights(other, path)
 
 
+def test_a_campaign_warm_starts_from_the_int8_copy_of_its_last_stage(tmp_path):
+    """The world-model campaign commits the last (long) teacher stage in int8; the next run's first (short) stage
+    starts from it (`--warm-start`): the dequantized weights, whatever the RoPE range they were saved with."""
+    from relickit.checkpoint import save_int8
+
+    long = WorldModel(stage_config(CFG, Stage(10, 1), Stage(4, 1)))
+    committed = save_int8(long.save(tmp_path / "stage2.safetensors"), tmp_path / "teacher.safetensors")
+    data = clips(latent_frames=4)
+    cfg = TeacherConfig(stages=(Stage(4, 1),), train=TrainConfig(batch_size=2, lr=0.0, warmup=0, out_dir=str(tmp_path)))
+    (path,) = train_teacher(CFG, lambda f: data.batches(f, 2, seed=0), cfg, inits=[committed])
+    started = WorldModel.load(path)
+    for (k, a), b in zip(WorldModel.load(committed).state_dict().items(), started.state_dict().values()):
+        torch.testing.assert_close(b, a, msg=k)  # lr 0: the step kept what it started from
+
+
 def test_teacher_loss_goes_down_on_a_tiny_batch():
     torch.manual_seed(0)
     model = WorldModel(CFG)

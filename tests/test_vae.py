@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -169,6 +170,33 @@ def test_split_half_checkpoint_joins_its_wan_decoder(tok, tmp_path):
     play = Tokenizer.load(path)
     assert not play.has_wan_decoder
     torch.testing.assert_close(play.decode_tiny(latents(4)), back.decode_tiny(latents(4)))
+
+
+def test_a_link_to_a_play_export_joins_the_wan_decoder_beside_the_link(tok, tmp_path):
+    """The campaign's state (data/weights/tokenizer): a link to the shipped play export, named like a split
+    checkpoint, with the trained Wan decoder part beside the link, loads as the whole tokenizer."""
+    from relickit.vae import wan_decoder_part
+
+    whole = tmp_path / "whole" / "tok.safetensors"
+    whole.parent.mkdir()
+    tok.save(whole, split=True, half=True)
+    play = tmp_path / "assets" / "tokenizer.safetensors"
+    play.parent.mkdir()
+    Tokenizer.load(whole).save(play, wan_decoder=False, half=True)
+    assert not Tokenizer.load(play).has_wan_decoder
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "tok.safetensors").symlink_to(Path("..") / "assets" / "tokenizer.safetensors")
+    wan_decoder_part(whole).rename(wan_decoder_part(state / "tok.safetensors"))
+    joined = Tokenizer.load(state / "tok.safetensors", expect=SMALL)
+    assert joined.has_wan_decoder
+    for k, v in tok.state_dict().items():
+        torch.testing.assert_close(joined.state_dict()[k], v.half().float(), msg=k)
+    other = dataclasses.replace(SMALL, base_dim=SMALL.base_dim * 2)
+    Tokenizer(other).save(tmp_path / "other.safetensors", split=True)
+    wan_decoder_part(tmp_path / "other.safetensors").replace(wan_decoder_part(state / "tok.safetensors"))
+    with pytest.raises(ValueError, match="another config"):
+        Tokenizer.load(state / "tok.safetensors")
 
 
 def test_bad_latents_and_chunks_are_refused(tok):
