@@ -48,6 +48,7 @@ SHIPPED_SIZE = (192, 8)
 # what a student must share with its teacher to be distilled from it: the latents it streams and the chunk it denoises
 STUDENT_MUST_MATCH = ("height", "width", "fps", "latent_channels", "spatial_down", "temporal_down", "chunk", "controls")
 
+COMPILE_BACKEND = "inductor"  # --compile's torch.compile backend
 STAGES = ("data", "tokenizer", "latents", "teacher", "ode", "hybrid", "dmd", "export")
 ASSETS = Path(__file__).parent / "assets"
 TOKENIZER = "tokenizer.safetensors"  # the run's tokenizer, in out/
@@ -386,6 +387,9 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
     ap.add_argument("--episodes", type=int, help=f"exploration episodes the data stage generates "
                     f"(default {RecipeConfig.episodes})")
     ap.add_argument("--clips", type=int, help=f"long clips the latents stage encodes (default {RecipeConfig.clips})")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the blocks of the teacher and of the "
+                    "hybrid-forcing student while they train (TrainConfig.compile: inductor; measure it first with "
+                    "scripts/bench_train_step.py --compile)")
     ap.add_argument("--minutes", nargs="+", default=[], metavar="KEY=M",
                     help="time limits in minutes, e.g. teacher=12 hybrid=3 dmd=4; keys: "
                     + "; ".join(f"{k}: {v}" for k, v in MINUTES.items()))
@@ -412,6 +416,11 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
         recipe = with_minutes(dataclasses.replace(recipe, model=model), parse_minutes(args.minutes))
     except (ValueError, FileNotFoundError) as err:
         ap.error(str(err))
+    if args.compile:
+        recipe = dataclasses.replace(
+            recipe, teacher=dataclasses.replace(recipe.teacher, train=dataclasses.replace(recipe.teacher.train,
+                                                                                        compile=COMPILE_BACKEND)),
+            hybrid_train=dataclasses.replace(recipe.hybrid_train, compile=COMPILE_BACKEND))
     if args.warm_start:
         recipe = dataclasses.replace(recipe, warm_start=args.warm_start)
     if args.student_from:

@@ -69,6 +69,9 @@ class TrainConfig:
     keep_checkpoints: int = 2  # older checkpoint directories are deleted
     time_limit_s: float = 0.0  # stop early (checkpointed, resumable) after this much wall time; 0 = no limit
     out_dir: str = "runs/train"
+    # a torch.compile backend for the trained model's blocks (its compile_blocks: the element-wise work around
+    # attention fused), e.g. "inductor" on a GPU; "" = eager. The EMA copy is taken before and stays eager.
+    compile: str = ""
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.grad_accum < 1 or self.batch_size < 1 or self.log_every < 1:
@@ -269,6 +272,11 @@ def train(cfg: TrainConfig, model: nn.Module, loss_fn: LossFn, batches: Batches,
     if cfg.ema_decay > 0:
         ema = ema_model if ema_model is not None else copy.deepcopy(model)
         ema.requires_grad_(False).eval().to(acc.device)
+    if cfg.compile:
+        if not hasattr(model, "compile_blocks"):
+            raise ValueError(f"TrainConfig.compile={cfg.compile!r} compiles a model's blocks (WorldModel.compile_blocks); "
+                             f"a {type(model).__name__} has none: set compile=''.")
+        model.compile_blocks(backend=cfg.compile)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     model, optimizer = acc.prepare(model, optimizer)

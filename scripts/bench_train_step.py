@@ -2,6 +2,8 @@
 
     python scripts/bench_train_step.py --stages teacher hybrid dmd --sizes 192x8 --latent-frames 13 25 \
         --batch 64 --layout f4c16
+    python scripts/bench_train_step.py --stages teacher --sizes 384x3 --latent-frames 13 --batch 128 \
+        --modes eager compiled                                     # is the recipe's --compile worth it here?
 
 Each stage is built from the library as relickit.recipe.run builds it, with RecipeConfig's configs, random weights
 and random clips, and trained by relickit.train.train (the recipe's loop: AdamW, grad clipping, EMA, bf16 autocast on
@@ -40,12 +42,13 @@ from relickit.controls import ACTION_DIM, accumulate, pose_vector  # noqa: E402
 from relickit.distill import DMDPair, ODESet, dmd_loss_fn, hybrid_loss_fn, make_ode_set  # noqa: E402
 from relickit.latents import LatentClips  # noqa: E402
 from relickit.model import WorldModel  # noqa: E402
-from relickit.recipe import RecipeConfig  # noqa: E402
+from relickit.recipe import COMPILE_BACKEND, RecipeConfig  # noqa: E402
 from relickit.teacher import teacher_loss  # noqa: E402
 from relickit.train import TrainConfig, train  # noqa: E402
 from relickit.vae import LAYOUTS  # noqa: E402
 
 STAGES = ("teacher", "hybrid", "dmd")
+MODES = ("eager", "compiled")
 WARMUP = 2  # untimed steps of teacher and hybrid
 
 
@@ -92,7 +95,7 @@ def data_ms(batches, device: torch.device, count: int) -> float:
 
 
 def step_times(stage: str, recipe: RecipeConfig, cfg: ModelConfig, clips: LatentClips, latent_frames: int,
-               batch: int, steps: int, device: torch.device) -> tuple[list[float], int, float]:
+               batch: int, steps: int, device: torch.device, compile: bool = False) -> tuple[list[float], int, float]:
     """ms of each timed training step (as relickit.train logs them, one record per step), the index of the first
     timed step, and the data ms per step."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +105,8 @@ def step_times(stage: str, recipe: RecipeConfig, cfg: ModelConfig, clips: Latent
             steps = -(-steps // warmup) * warmup
         tcfg = dataclasses.replace(tcfg, steps=warmup + steps, batch_size=batch, log_every=1, ckpt_every=0,
                                    time_limit_s=0, out_dir=str(Path(tmp) / "run"),
-                                   mixed_precision=tcfg.mixed_precision if device.type == "cuda" else "no")
+                                   mixed_precision=tcfg.mixed_precision if device.type == "cuda" else "no",
+                                   compile=COMPILE_BACKEND if compile and stage != "dmd" else "")
         log = train(tcfg, module, loss_fn, batches).log
         ms = [batch / r["items_per_s"] * 1000 for r in log[warmup:]]
         return ms, warmup, data_ms(batches, device, min(steps, 3))
@@ -116,6 +120,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--layout", choices=sorted(LAYOUTS), default="f4c16")
     p.add_argument("--steps", type=int, default=10, help="timed steps (DMD: rounded up to whole cycles)")
+    p.add_argument("--modes", nargs="+", choices=MODES, default=["eager"], help="compiled: teacher and hybrid with "
+                   "their blocks compiled, as the recipe's --compile trains them (the first, untimed steps compile)")
     a = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -126,11 +132,11 @@ def main() -> None:
         params = sum(q.numel() for q in WorldModel(cfg).parameters()) / 1e6
         for f in a.latent_frames:
             clips = random_clips(cfg, a.batch, f)
-            for stage in a.stages:
+            for stage, mode in [(s, m) for s in a.stages for m in a.modes if m == "eager" or s != "dmd"]:
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
                     torch.cuda.reset_peak_memory_stats()
-                ms, first, data = step_times(stage, recipe, cfg, clips, f, a.batch, a.steps, device)
+                ms, first, data = step_times(stage, recipe, cfg, clips, f, a.batch, a.steps, device, mode == "compiled")
                 peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
                 mean = statistics.fmean(ms)
                 extra = ""
@@ -140,7 +146,8 @@ def main() -> None:
                     critic = [t for i, t in enumerate(ms, first) if i % k]
                     extra = f", generator step {statistics.fmean(gen):.1f} ms" + (
                         f", critic step {statistics.fmean(critic):.1f} ms" if critic else "")
-                print(f"{stage:7s} {a.layout} {size:>7} ({params:5.1f}M)  batch {a.batch} x {f:2d} latent frames: "
+                print(f"{stage:7s} {mode:8s} {a.layout} {size:>7} ({params:5.1f}M)  batch {a.batch} x {f:2d} latent "
+                      "frames: "
                       f"{mean:8.1f} ms/step, {a.batch / mean * 1000:7.1f} clips/s, peak {peak:5.1f} GiB, "
                       f"data {data:6.1f} ms{extra}  ({device.type}, {torch.__version__})", flush=True)
 

@@ -45,6 +45,7 @@ launch() {
        mkdir -p "$RUN/$(dirname "$f")" && cat "$f".part* > "$RUN/$f"; done)
   fi
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+  [ -s "$LOG" ] && cat "$LOG" >> "$RUN.earlier.log"  # an earlier launch's log (its DONE would end a wait at once)
   : > "$LOG"
   setsid nohup bash -c "python3 -m relickit.recipe --out $RUN --data $DATA --stages $1 ${RECIPE_ARGS:-} && echo DONE \
     || echo FAILED" > "$LOG" 2>&1 < /dev/null &
@@ -76,7 +77,7 @@ collect_teachers() {  # the last teacher stage of each run directory in int8, an
     python3 -c "import sys; from relickit.checkpoint import save_int8; save_int8(*sys.argv[1:])" "$last" \
       "$OUT/$(basename "$dir").int8.safetensors" && echo "$dir: $last"
   done
-  tar czf "$OUT/teacher_logs.tgz" $(for dir in "$@"; do ls "$dir.log" 2>/dev/null; find "$dir" -name log.jsonl; done) \
+  tar czf "$OUT/teacher_logs.tgz" $(for dir in "$@"; do ls "$dir".*log* 2>/dev/null; find "$dir" -name log.jsonl; done) \
     2>/dev/null || true
   ls -la "$OUT"
 }

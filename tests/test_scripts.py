@@ -57,9 +57,9 @@ def test_bench_train_step_times_each_stage_for_a_size_and_layout():
                          cwd=ROOT, capture_output=True, text=True, check=True, timeout=600).stdout
     params = sum(p.numel() for p in WorldModel(model_for(LAYOUTS["f4c16"], 64, 2)).parameters()) / 1e6
     lines = out.splitlines()
-    assert [line.split()[0] for line in lines] == ["teacher", "hybrid", "dmd"]
+    assert [line.split()[:2] for line in lines] == [["teacher", "eager"], ["hybrid", "eager"], ["dmd", "eager"]]
     for line in lines:
-        assert line.split(maxsplit=1)[1].startswith(f"f4c16    64x2 ({params:5.1f}M)  batch 2 x  7 latent frames:")
+        assert line.split(maxsplit=2)[2].startswith(f"f4c16    64x2 ({params:5.1f}M)  batch 2 x  7 latent frames:")
         assert float(line.split(" ms/step")[0].split()[-1]) > 0
     assert "generator step" in lines[2] and "critic step" in lines[2]
 

@@ -72,6 +72,30 @@ def test_a_campaign_warm_starts_from_the_int8_copy_of_its_last_stage(tmp_path):
         torch.testing.assert_close(b, a, msg=k)  # lr 0: the step kept what it started from
 
 
+def test_compiled_blocks_train_as_the_eager_ones(tmp_path):
+    """TrainConfig.compile (the recipe's --compile): the blocks' halves compiled, the same losses and weights as
+    eager steps, the EMA copy left eager, the checkpoint's keys unchanged; a model without blocks is refused."""
+    from relickit.train import train
+
+    data = clips(latent_frames=4)
+    cfg = TrainConfig(steps=2, batch_size=2, log_every=1, ema_decay=0.5)
+    runs = {}
+    for backend in ("", "aot_eager"):  # aot_eager: compiled forward and backward graphs, no code generation
+        torch.manual_seed(0)
+        model = WorldModel(stage_config(CFG, Stage(4, 1), Stage(4, 1)))
+        runs[backend] = train(dataclasses.replace(cfg, compile=backend, out_dir=str(tmp_path / (backend or "eager"))),
+                              model, teacher_loss(TeacherConfig()), data.batches(4, 2, seed=0))
+    eager, compiled = runs[""], runs["aot_eager"]
+    assert "attn_in" in vars(compiled.model.blocks[0]) and "attn_in" not in vars(compiled.ema_model.blocks[0])
+    assert [r["loss"] for r in compiled.log] == pytest.approx([r["loss"] for r in eager.log], rel=1e-5)
+    assert compiled.model.state_dict().keys() == eager.model.state_dict().keys()
+    for k, v in eager.model.state_dict().items():
+        torch.testing.assert_close(compiled.model.state_dict()[k], v, rtol=1e-4, atol=1e-6, msg=k)
+    with pytest.raises(ValueError, match="compile_blocks"):
+        train(dataclasses.replace(cfg, compile="aot_eager", out_dir=str(tmp_path / "linear")), torch.nn.Linear(2, 2),
+              lambda m, b, s: (m(b).sum(), {}), lambda i: torch.ones(1, 2))
+
+
 def test_teacher_loss_goes_down_on_a_tiny_batch():
     torch.manual_seed(0)
     model = WorldModel(CFG)
