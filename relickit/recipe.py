@@ -110,7 +110,7 @@ class RecipeConfig:
     dmd_train: TrainConfig = field(default_factory=lambda: TrainConfig(
         lr=5e-5, betas=(0.0, 0.999), batch_size=32, ema_decay=0.99, log_every=10, ckpt_every=200,
         time_limit_s=45, mixed_precision="bf16"))
-    seed: int = 0
+    seed: int = 0  # episodes, clips and batches; a campaign run that continues a teacher takes a new one (new data)
 
     def student_model(self) -> ModelConfig:
         """The student's architecture: the teacher's, or that of the checkpoint in `student_from`."""
@@ -386,6 +386,8 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
                     f"{LATENT_SIGMA}); 0 turns it off, as in models trained before 2026-12-02 (to warm-start from one)")
     ap.add_argument("--episodes", type=int, help=f"exploration episodes the data stage generates "
                     f"(default {RecipeConfig.episodes})")
+    ap.add_argument("--seed", type=int, help="seed of the episodes, clips and batches (default 0); a run that "
+                    "continues a committed teacher takes another, so the campaign sees new episodes each run")
     ap.add_argument("--clips", type=int, help=f"long clips the latents stage encodes (default {RecipeConfig.clips})")
     ap.add_argument("--compile", action="store_true", help="torch.compile the blocks of the teacher and of the "
                     "hybrid-forcing student while they train (TrainConfig.compile: inductor; measure it first with "
@@ -425,6 +427,8 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
         recipe = dataclasses.replace(recipe, warm_start=args.warm_start)
     if args.student_from:
         recipe = dataclasses.replace(recipe, student_from=args.student_from)
+    if args.seed is not None:
+        recipe = dataclasses.replace(recipe, seed=args.seed)
     for name in ("episodes", "clips"):
         value = getattr(args, name)
         if value is not None:

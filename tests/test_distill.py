@@ -279,6 +279,7 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     recipe_from_cli(["--warm-start", str(DEFAULT_MODEL), "--sigma-data", "0"])[0].check()
     more = recipe_from_cli(["--episodes", "600", "--clips", "8192"])[0]
     assert (more.episodes, more.clips) == (600, 8192) and more.model == default.model
+    assert recipe_from_cli(["--seed", "3"])[0] == dataclasses.replace(default, seed=3)
     fused = recipe_from_cli(["--compile"])[0]  # the teacher and the hybrid student train compiled; DMD stays eager
     assert (fused.teacher.train.compile, fused.hybrid_train.compile, fused.dmd_train.compile) == ("inductor", "inductor", "")
     assert dataclasses.replace(fused.teacher, train=default.teacher.train) == default.teacher
