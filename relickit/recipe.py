@@ -391,7 +391,7 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
     ap.add_argument("--clips", type=int, help=f"long clips the latents stage encodes (default {RecipeConfig.clips})")
     ap.add_argument("--compile", action="store_true", help="torch.compile the blocks of the teacher and of the "
                     "hybrid-forcing student while they train (TrainConfig.compile: inductor; measure it first with "
-                    "scripts/bench_train_step.py --compile)")
+                    "scripts/bench_train_step.py --modes eager compiled)")
     ap.add_argument("--minutes", nargs="+", default=[], metavar="KEY=M",
                     help="time limits in minutes, e.g. teacher=12 hybrid=3 dmd=4; keys: "
                     + "; ".join(f"{k}: {v}" for k, v in MINUTES.items()))

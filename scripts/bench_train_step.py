@@ -146,9 +146,8 @@ def main() -> None:
                     critic = [t for i, t in enumerate(ms, first) if i % k]
                     extra = f", generator step {statistics.fmean(gen):.1f} ms" + (
                         f", critic step {statistics.fmean(critic):.1f} ms" if critic else "")
-                print(f"{stage:7s} {mode:8s} {a.layout} {size:>7} ({params:5.1f}M)  batch {a.batch} x {f:2d} latent "
-                      "frames: "
-                      f"{mean:8.1f} ms/step, {a.batch / mean * 1000:7.1f} clips/s, peak {peak:5.1f} GiB, "
+                print(f"{stage:7s} {mode:8s} {a.layout} {size:>7} ({params:5.1f}M)  batch {a.batch} x {f:2d} "
+                      f"latent frames: {mean:8.1f} ms/step, {a.batch / mean * 1000:7.1f} clips/s, peak {peak:5.1f} GiB, "
                       f"data {data:6.1f} ms{extra}  ({device.type}, {torch.__version__})", flush=True)
 
 
