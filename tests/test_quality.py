@@ -172,7 +172,7 @@ def test_teacher_vs_student_scores_both_beside_the_references(tmp_path):
     result = teacher_vs_student(student, tok, teacher, cfg=cfg)
     report = result.report
     assert len(report["rows"]) == 2 and report["rows"][0]["clip"] == 0
-    assert set(report["summary"]) == {"student", "teacher"}
+    assert set(report["summary"]) == {"student", "teacher", "teacher_one_step"}
     s = report["summary"]["student"]
     assert s["model"]["frames"] == 2 * 12 and len(s["model"]["per_second"]["psnr"]) == 1  # 12 frames at 16 FPS
     assert s["frozen_start"] == report["summary"]["teacher"]["frozen_start"]  # the same truth, the same reference
@@ -183,9 +183,28 @@ def test_teacher_vs_student_scores_both_beside_the_references(tmp_path):
     reliance = report["teacher_start_frame_reliance"]
     assert set(reliance) == {str(s) for s in cfg.reliance_sigmas} and set(reliance["1.0"]) == {"own", "other", "zero"}
     assert alone.report["teacher_start_frame_reliance"] == {}  # no teacher, nothing to ask
-    # the strip: per drawn clip (cfg.strip_clips, at most the clips scored) truth, teacher, student, ceiling rows
+    # the strip: per drawn clip (cfg.strip_clips, at most the clips scored) truth, teacher, teacher in one step,
+    # student and ceiling rows; without a teacher truth, student and ceiling
     height = student.cfg.height + 2
-    assert result.strip.shape[0] == 2 * (14 + 4 * height + 6) and alone.strip.shape[0] == 2 * (14 + 3 * height + 6)
+    assert result.strip.shape[0] == 2 * (14 + 5 * height + 6) and alone.strip.shape[0] == 2 * (14 + 3 * height + 6)
+
+
+def test_one_step_clip_is_x_minus_v_at_sigma_one_after_the_clean_first_frame():
+    """Known answer: a model whose velocity is x - target returns the target in one step, after the first frame as
+    given; the model sees sigma 1 (timestep 1000) on every frame but the first (0)."""
+    from relickit.evaluate.teacher import one_step_clip
+
+    first, noise, target = torch.randn(2, 16, 1, 3, 4), torch.randn(2, 16, 5, 3, 4), torch.randn(2, 16, 5, 3, 4)
+    seen = {}
+
+    def model(x, t, context, actions, poses, visibility):
+        seen["t"] = t
+        return x - target
+
+    out = one_step_clip(model, first, noise, None, None, None)
+    assert torch.equal(out[:, :, :1], first)
+    torch.testing.assert_close(out[:, :, 1:], target[:, :, 1:])
+    assert (seen["t"][:, 0] == 0).all() and (seen["t"][:, 1:] == 1000).all()
 
 
 def test_gallery_strips_gifs_and_index(tmp_path):

@@ -8,7 +8,9 @@ held-out MAP21 and E1M1), with their true actions and poses. The teacher samples
 `teacher_steps`) from its first frame, caption, actions and poses; the student rolls it out chunk by chunk with
 compressed memory (4 steps per chunk) from the same conditions. Both are decoded by the tiny decoder and scored on
 frames 1.. against the truth, beside the frozen start frame and the tokenizer ceiling, per clip and per second,
-and the first `strip_clips` clips drawn as a PNG strip to look at (truth, teacher, student, tokenizer ceiling).
+and the first `strip_clips` clips drawn as a PNG strip to look at (truth, teacher, student, tokenizer ceiling). With a
+teacher, its clip in one step from pure noise is scored and drawn too (`one_step_clip`): a blur is the mean it has
+learnt, speckle is noise it hands back instead of removing.
 With a teacher, `start_frame_reliance` asks whether it uses its start frame at all: its flow-matching loss on the
 clips at fixed noise levels with each clip's own clean first latent frame, another clip's, and zeros.
 """
@@ -31,6 +33,10 @@ from .report import clean, pictures_over_time_figure, write_report
 from .scoring import compare, mean_pictures, references
 
 
+ONE_STEP = "teacher_one_step"  # the teacher's clip in one step from pure noise (one_step_clip)
+STRIP_ROWS = ("truth", "teacher", ONE_STEP, "student", "tokenizer_ceiling")
+
+
 @dataclass(frozen=True)
 class TeacherEvalConfig:
     clips: int = 8  # evenly spaced over the dataset's clips
@@ -47,7 +53,7 @@ class TeacherEvalConfig:
 class TeacherEval:
     report: dict
     figures: dict  # plotly figures
-    strip: np.ndarray  # (H, W, 3) uint8: per strip clip, rows truth / teacher / student / tokenizer ceiling
+    strip: np.ndarray  # (H, W, 3) uint8: per strip clip, the rows of STRIP_ROWS there are
 
 
 @torch.no_grad()
@@ -72,6 +78,23 @@ def start_frame_reliance(model, latents: torch.Tensor, context: torch.Tensor, ac
                                                 poses, vis, sigma=sigma, noise=noise).item()
                        for name, first in firsts.items()}
     return out
+
+
+@torch.no_grad()
+def one_step_clip(model, first: torch.Tensor, noise: torch.Tensor, context: torch.Tensor, actions: torch.Tensor,
+                  poses: torch.Tensor) -> torch.Tensor:
+    """The bidirectional model's clip (B, C, F, h, w) in one Euler step from pure noise: the clean `first` latent
+    frame (B, C, 1, h, w), every later frame noise[:, :, 1:] at sigma 1, then x0 = x - v. A model that removes the
+    noise returns its blurred mean of the clip; one too narrow to carry the noise through (the width finding of
+    docs/runs/campaign.md) returns speckle."""
+    from ..diffusion import timesteps
+    from ..memory import bidirectional_visibility
+
+    x = torch.cat([first, noise[:, :, 1:]], 2)
+    sigma = torch.ones(x.shape[0], x.shape[2])
+    sigma[:, 0] = 0.0
+    v = model(x, timesteps(sigma), context, actions, poses, bidirectional_visibility(x.shape[2]))
+    return torch.cat([first, (x - v)[:, :, 1:]], 2)
 
 
 @torch.no_grad()
@@ -107,18 +130,19 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
             context = teacher.encode_text([clip["caption"]])
             latents["teacher"], _ = sample_teacher(teacher, lat[:, :, :1], cfg.latent_frames, context, acts, poses,
                                                    SamplerConfig(teacher_steps=cfg.teacher_steps), noise=noise)
+            latents[ONE_STEP] = one_step_clip(teacher, lat[:, :, :1], noise, context, acts, poses)
             inputs.append((lat, context, acts, poses))
         refs = references(SimpleNamespace(tokenizer=tokenizer, decoder="tiny"), truth)
         videos = {name: to_uint8(tokenizer.decode_tiny(z)[0].float()) for name, z in latents.items()}
         scores = {name: compare({"model": v, **refs}, truth, fps=fps) for name, v in videos.items()}
         rows.append({"clip": int(i), "map": clip["map"], "episode": clip["episode"], "start": clip["start"], **scores})
         if len(strips) < cfg.strip_clips:
-            names = ("truth", *reversed(list(videos)), "tokenizer_ceiling")  # truth, teacher, student, ceiling
+            names = [n for n in STRIP_ROWS if n in videos or n in ("truth", "tokenizer_ceiling")]
             drawn = Rendered(None, None, {"truth": truth, **videos, "tokenizer_ceiling": refs["tokenizer_ceiling"]},
                              {**{n: s["model"] for n, s in scores.items()},
                               "tokenizer_ceiling": scores["student"]["tokenizer_ceiling"]})
             strips.append(strip(drawn, GalleryConfig(every=8), names))
-    summary = {name: mean_pictures([r[name] for r in rows]) for name in models}
+    summary = {name: mean_pictures([r[name] for r in rows]) for name in latents}
     reliance = {}
     if len(inputs) > 1:  # a teacher, and clips to swap first frames between
         lat, ctx, acts, poses = (torch.cat(x) for x in zip(*inputs))
@@ -131,9 +155,11 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
                         "per_second: second k holds frames 1 + k * fps .. of the clip.",
                         "both models start from the encoded true first frame, with the clip's caption, actions and "
                         "poses; the student's noise is the same with or without a teacher.",
+                        f"{ONE_STEP}: the teacher's clip in one step from pure noise (one_step_clip), from the "
+                        "noise its sampler starts from.",
                         "teacher_start_frame_reliance: the teacher's flow-matching loss per noise level with each "
                         "clip's own first latent frame, another clip's and zeros (start_frame_reliance)."]}
-    curves = {name: {v: summary[name][v] for v in ("model", "frozen_start", "tokenizer_ceiling")} for name in models}
+    curves = {name: {v: summary[name][v] for v in ("model", "frozen_start", "tokenizer_ceiling")} for name in summary}
     figs = {"teacher_pictures": pictures_over_time_figure(
         curves, "Teacher and student on held-out clips (solid: the model; dashed: references)")} if figures else {}
     width = max((x.shape[1] for x in strips), default=0)
@@ -172,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
         if result.strip.size:
             Image.fromarray(result.strip).save(out.with_name(f"{out.stem}_strip.png"))
     for name, s in report["summary"].items():
-        print(json.dumps({"model": name, **{v: {k: s[v][k] for k in ("psnr", "ssim", "sharpness", "brightness")}
+        print(json.dumps({"name": name, **{v: {k: s[v][k] for k in ("psnr", "ssim", "sharpness", "brightness")}
                                              for v in ("model", "frozen_start", "tokenizer_ceiling")},
                           "gain_over_frozen_db": s["gain_over_frozen_db"], "to_ceiling_db": s["to_ceiling_db"]}))
     if report["teacher_start_frame_reliance"]:
