@@ -87,14 +87,14 @@ def one_step_clip(model, first: torch.Tensor, noise: torch.Tensor, context: torc
     frame (B, C, 1, h, w), every later frame noise[:, :, 1:] at sigma 1, then x0 = x - v. A model that removes the
     noise returns its blurred mean of the clip; one too narrow to carry the noise through (the width finding of
     docs/runs/campaign.md) returns speckle."""
-    from ..diffusion import timesteps
+    from ..diffusion import timesteps, x0_from_velocity
     from ..memory import bidirectional_visibility
 
     x = torch.cat([first, noise[:, :, 1:]], 2)
     sigma = torch.ones(x.shape[0], x.shape[2])
-    sigma[:, 0] = 0.0
+    sigma[:, 0] = 0.0  # the clean first frame comes back as it is
     v = model(x, timesteps(sigma), context, actions, poses, bidirectional_visibility(x.shape[2]))
-    return torch.cat([first, (x - v)[:, :, 1:]], 2)
+    return x0_from_velocity(x, v, sigma)
 
 
 @torch.no_grad()
