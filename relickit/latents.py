@@ -54,13 +54,18 @@ class LatentClips:
         if frames > self.poses.shape[1] or not (self.starts_only or latent_frames <= self.latents.shape[2]):
             raise ValueError(f"clips hold {self.latents.shape[2]} latent frames; cannot train on {latent_frames}. Encode longer clips.")
         table = [self.targets(i, frames) for i in range(len(self))]  # labels once per stage, not per step
+        # the stage's prefixes, moved to the device once: on an H200 a per-step gather and host copy of a
+        # 128-clip batch (80 MB) took as long as the 384 x 3 teacher's step itself (docs/runs/campaign.md, run 4)
+        latents = self.latents[:, :, :latent_frames]  # (N, C, 1, h, w) if starts_only
         actions = torch.stack([a for a, _ in table])
         poses = torch.stack([p for _, p in table])
+        if device is not None:
+            latents, actions, poses = latents.to(device), actions.to(device), poses.to(device)
 
         def batch(index: int) -> dict[str, Any]:
             rows = torch.from_numpy(batch_rows(len(self), batch_size, seed, index))
-            return {"latents": self.latents[rows, :, :latent_frames].float().to(device),  # (B, C, 1, h, w) if starts_only
-                    "actions": actions[rows].to(device), "poses": poses[rows].to(device),
+            picked = rows.to(latents.device)
+            return {"latents": latents[picked].float(), "actions": actions[picked], "poses": poses[picked],
                     "caption": [self.captions[int(r)] for r in rows]}
 
         return batch

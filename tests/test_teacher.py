@@ -7,7 +7,7 @@ from relickit.config import preset
 from relickit.latents import LatentClips
 from relickit.model import WorldModel
 from relickit.teacher import Stage, TeacherConfig, load_weights, stage_config, teacher_loss, train_teacher
-from relickit.train import TrainConfig
+from relickit.train import TrainConfig, batch_rows
 
 CFG = preset("tiny", layers=2, dim=64, heads=2, ffn_dim=128, text_dim=32, text_len=8, rope_frames=4)
 
@@ -94,6 +94,19 @@ def test_compiled_blocks_train_as_the_eager_ones(tmp_path):
     with pytest.raises(ValueError, match="compile_blocks"):
         train(dataclasses.replace(cfg, compile="aot_eager", out_dir=str(tmp_path / "linear")), torch.nn.Linear(2, 2),
               lambda m, b, s: (m(b).sum(), {}), lambda i: torch.ones(1, 2))
+
+
+def test_clip_batches_are_prefixes_of_their_rows_with_the_prefixes_own_labels():
+    data = clips(n=5, latent_frames=10)
+    data.captions = [f"hall {i}" for i in range(5)]
+    rows = batch_rows(5, 3, 2, 4)
+    for device in (None, "cpu"):
+        batch = data.batches(7, 3, seed=2, device=device)(4)
+        assert torch.equal(batch["latents"], data.latents[rows, :, :7].float())
+        for b, r in enumerate(rows):
+            actions, poses = data.targets(int(r), CFG.video_frames(7))
+            assert torch.equal(batch["actions"][b], actions) and torch.equal(batch["poses"][b], poses)
+        assert batch["caption"] == [f"hall {r}" for r in rows]
 
 
 def test_teacher_loss_goes_down_on_a_tiny_batch():
