@@ -183,6 +183,7 @@ def test_teacher_vs_student_scores_both_beside_the_references(tmp_path):
     reliance = report["teacher_start_frame_reliance"]
     assert set(reliance) == {str(s) for s in cfg.reliance_sigmas} and set(reliance["1.0"]) == {"own", "other", "zero"}
     assert alone.report["teacher_start_frame_reliance"] == {}  # no teacher, nothing to ask
+    assert report["teacher_held_out_loss"] > 0 and alone.report["teacher_held_out_loss"] is None
     # the strip: per drawn clip (cfg.strip_clips, at most the clips scored) truth, teacher, teacher in one step,
     # student and ceiling rows; without a teacher truth, student and ceiling
     height = student.cfg.height + 2
@@ -248,6 +249,28 @@ def test_action_suite_scores_frames_and_a_still_photo_through_the_estimator():
     assert overall["pictures"]["model"]["frames"] == forward["pictures"]["model"]["frames"]  # static left out
     assert overall["frozen_rot"] == pytest.approx((forward["frozen_rot"] + static["frozen_rot"]) / 2, rel=1e-5)
     assert forward["rpe_rot"] == pytest.approx(forward["floor_rot"])  # the truth through the estimator is the floor
+
+
+def test_held_out_loss_averages_the_shifted_quantile_midpoints_of_the_training_noise():
+    """Known answer: a model that always says v = 0 on clean zero clips loses the noise's mean square; it sees each
+    level's shifted midpoint on every frame but the clean first (timestep 0)."""
+    from relickit.diffusion import shift_sigma
+    from relickit.evaluate.teacher import held_out_loss
+
+    seen = []
+
+    def model(x, t, context, actions, poses, visibility, mem=None):
+        seen.append(t / 1000)
+        return torch.zeros_like(x)
+
+    lat = torch.zeros(2, 16, 5, 3, 4)
+    loss = held_out_loss(model, lat, None, None, None, shift=3.0, levels=4, seed=1)
+    gen = torch.Generator().manual_seed(1)
+    noises = [torch.randn(lat.shape, generator=gen) for _ in range(4)]
+    assert loss == pytest.approx(sum(float((n[:, :, 1:] ** 2).mean()) for n in noises) / 4, rel=1e-5)
+    for k, t in enumerate(seen):
+        assert torch.all(t[:, 0] == 0)
+        assert torch.allclose(t[:, 1:], shift_sigma(torch.tensor((k + 0.5) / 4), 3.0).expand(2, 4))
 
 
 def test_start_frame_reliance_compares_the_same_noise_with_three_first_frames():

@@ -12,7 +12,8 @@ and the first `strip_clips` clips drawn as a PNG strip to look at (truth, teache
 teacher, its clip in one step from pure noise is scored and drawn too (`one_step_clip`): a blur is the mean it has
 learnt, speckle is noise it hands back instead of removing.
 With a teacher, `start_frame_reliance` asks whether it uses its start frame at all: its flow-matching loss on the
-clips at fixed noise levels with each clip's own clean first latent frame, another clip's, and zeros.
+clips at fixed noise levels with each clip's own clean first latent frame, another clip's, and zeros; and
+`held_out_loss` is its loss on the clips over the training noise distribution, beside the training log's.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import torch
 from PIL import Image
 
 from ..config import MemoryConfig
+from ..teacher import TeacherConfig
 from .report import clean, pictures_over_time_figure, write_report
 from .scoring import compare, mean_pictures, references
 
@@ -47,6 +49,8 @@ class TeacherEvalConfig:
     strip_clips: int = 3  # clips drawn in the PNG strip (0: none)
     # noise levels of start_frame_reliance; its `own` column at every level is the teacher's held-out loss curve
     reliance_sigmas: tuple[float, ...] = (0.2, 0.5, 0.8, 0.95, 1.0)
+    train_shift: float = TeacherConfig.shift  # held_out_loss's noise distribution, as the teacher trains
+    loss_levels: int = 16
 
 
 @dataclass
@@ -78,6 +82,25 @@ def start_frame_reliance(model, latents: torch.Tensor, context: torch.Tensor, ac
                                                 poses, vis, sigma=sigma, noise=noise).item()
                        for name, first in firsts.items()}
     return out
+
+
+@torch.no_grad()
+def held_out_loss(model, latents: torch.Tensor, context: torch.Tensor, actions: torch.Tensor, poses: torch.Tensor,
+                  shift: float, levels: int = 16, seed: int = 0) -> float:
+    """The flow-matching loss on clips (B, C, F, h, w) averaged over the training noise distribution (uniform,
+    shifted by `shift` as relickit.teacher.teacher_loss draws it), at `levels` quantile midpoints: the held-out
+    number to set beside the training log's loss. A gap that grows from run to run is over-fitting."""
+    from ..diffusion import flow_matching_loss, shift_sigma
+    from ..memory import bidirectional_visibility
+
+    gen = torch.Generator().manual_seed(seed)
+    vis = bidirectional_visibility(latents.shape[2])
+    total = 0.0
+    for k in range(levels):
+        sigma = shift_sigma(torch.full((latents.shape[0], latents.shape[2]), (k + 0.5) / levels), shift)
+        noise = torch.randn(latents.shape, generator=gen)
+        total += flow_matching_loss(model, latents, context, actions, poses, vis, sigma=sigma, noise=noise).item()
+    return total / levels
 
 
 @torch.no_grad()
@@ -143,13 +166,15 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
                               "tokenizer_ceiling": scores["student"]["tokenizer_ceiling"]})
             strips.append(strip(drawn, GalleryConfig(every=8), names))
     summary = {name: mean_pictures([r[name] for r in rows]) for name in latents}
-    reliance = {}
+    reliance, loss = {}, None
     if len(inputs) > 1:  # a teacher, and clips to swap first frames between
         lat, ctx, acts, poses = (torch.cat(x) for x in zip(*inputs))
         reliance = start_frame_reliance(teacher, lat.float(), ctx, acts, poses, cfg.reliance_sigmas, cfg.seed)
+        loss = held_out_loss(teacher, lat.float(), ctx, acts, poses, cfg.train_shift, cfg.loss_levels, cfg.seed)
     report = {"settings": {**dataclasses.asdict(cfg), "models": list(models), "fps": fps,
                            "data": str(data_root or "data/sample/eval")},
               "rows": rows, "summary": summary, "teacher_start_frame_reliance": reliance,
+              "teacher_held_out_loss": loss,
               "notes": ["each model's frames 1.. against the true clip, beside the frozen start frame (the clip's "
                         "first frame repeated) and the tokenizer ceiling (the clip through encoder + tiny decoder); "
                         "per_second: second k holds frames 1 + k * fps .. of the clip.",
@@ -158,7 +183,9 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
                         f"{ONE_STEP}: the teacher's clip in one step from pure noise (one_step_clip), from the "
                         "noise its sampler starts from.",
                         "teacher_start_frame_reliance: the teacher's flow-matching loss per noise level with each "
-                        "clip's own first latent frame, another clip's and zeros (start_frame_reliance)."]}
+                        "clip's own first latent frame, another clip's and zeros (start_frame_reliance).",
+                        "teacher_held_out_loss: its flow-matching loss on the clips over the training noise "
+                        "distribution (held_out_loss), to set beside the training log's loss."]}
     curves = {name: {v: summary[name][v] for v in ("model", "frozen_start", "tokenizer_ceiling")} for name in summary}
     figs = {"teacher_pictures": pictures_over_time_figure(
         curves, "Teacher and student on held-out clips (solid: the model; dashed: references)")} if figures else {}
@@ -202,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
                                              for v in ("model", "frozen_start", "tokenizer_ceiling")},
                           "gain_over_frozen_db": s["gain_over_frozen_db"], "to_ceiling_db": s["to_ceiling_db"]}))
     if report["teacher_start_frame_reliance"]:
-        print(json.dumps({"teacher_start_frame_reliance": report["teacher_start_frame_reliance"]}))
+        print(json.dumps({k: report[k] for k in ("teacher_start_frame_reliance", "teacher_held_out_loss")}))
     return report
 
 
