@@ -190,6 +190,23 @@ def test_teacher_vs_student_scores_both_beside_the_references(tmp_path):
     assert result.strip.shape[0] == 2 * (14 + 5 * height + 6) and alone.strip.shape[0] == 2 * (14 + 3 * height + 6)
 
 
+def test_teacher_cli_scores_one_clip_on_each_held_out_map(tmp_path):
+    from relickit.evaluate.teacher import main as teacher_main
+
+    student, tok = random_assets()
+    teacher, _ = random_assets(seed=1)
+    tok.save(tmp_path / "tokenizer.safetensors")
+    files = ["--student", str(student.save(tmp_path / "student.safetensors")),
+             "--teacher", str(teacher.save(tmp_path / "teacher.safetensors")),
+             "--tokenizer", str(tmp_path / "tokenizer.safetensors"), "--steps", "1", "--no-figures"]
+    held = tmp_path / "held_out"
+    report = teacher_main([*files, "--held-out", str(held), "--maps", "MAP21,MAP22"])
+    assert [r["map"] for r in report["rows"]] == ["MAP21", "MAP22"] and report["settings"]["data"] == str(held)
+    assert report["settings"]["clips"] == 2 and report["teacher_held_out_loss"] > 0
+    with pytest.raises(SystemExit):  # two datasets asked for
+        teacher_main([*files, "--held-out", str(held), "--data", str(held)])
+
+
 def test_one_step_clip_is_x_minus_v_at_sigma_one_after_the_clean_first_frame():
     """Known answer: a model whose velocity is x - target returns the target in one step, after the first frame as
     given; the model sees sigma 1 (timestep 1000) on every frame but the first (0)."""

@@ -2,15 +2,17 @@
 
     python -m relickit.evaluate.teacher --teacher runs/default/teacher/stage2.safetensors --out eval/tvs.json
     python -m relickit.evaluate.teacher --out eval/student.json     # the student alone (no teacher is shipped)
+    python -m relickit.evaluate.teacher --teacher T --held-out data/eval_tokenizer_f2 --out R  # 12 held-out maps
 
 Clips of `latent_frames` latent frames (13: 49 frames, 3 s) from an eval-split dataset (default data/sample/eval:
-held-out MAP21 and E1M1), with their true actions and poses. The teacher samples each clip whole (Euler,
-`teacher_steps`) from its first frame, caption, actions and poses; the student rolls it out chunk by chunk with
-compressed memory (4 steps per chunk) from the same conditions. Both are decoded by the tiny decoder and scored on
-frames 1.. against the truth, beside the frozen start frame and the tokenizer ceiling, per clip and per second,
-and the first `strip_clips` clips drawn as a PNG strip to look at (truth, teacher, student, tokenizer ceiling). With a
-teacher, its clip in one step from pure noise is scored and drawn too (`one_step_clip`): a blur is the mean it has
-learnt, speckle is noise it hands back instead of removing.
+held-out MAP21 and E1M1; `--held-out`: one episode on each of twelve held-out maps), with their true actions and
+poses. The teacher samples each clip whole (Euler, `teacher_steps`) from its first frame, caption, actions and
+poses; the student rolls it out chunk by chunk with compressed memory (4 steps per chunk) from the same
+conditions. Both are decoded by the tiny decoder and scored on frames 1.. against the truth, beside the frozen start
+frame and the tokenizer ceiling, per clip and per second, and the first `strip_clips` clips drawn as a PNG strip to
+look at (truth, teacher, student, tokenizer ceiling). With a teacher, its clip in one step from pure noise is
+scored and drawn too (`one_step_clip`): a blur is the mean it has learnt, speckle is noise it hands back instead of
+removing.
 With a teacher, `start_frame_reliance` asks whether it uses its start frame at all: its flow-matching loss on the
 clips at fixed noise levels with each clip's own clean first latent frame, another clip's, and zeros; and
 `held_out_loss` is its loss on the clips over the training noise distribution, beside the training log's.
@@ -33,6 +35,9 @@ from ..config import MemoryConfig
 from ..teacher import TeacherConfig
 from .report import clean, pictures_over_time_figure, write_report
 from .scoring import compare, mean_pictures, references
+from .tokenizer import HELD_OUT, TokenizerEvalConfig, held_out_episodes
+
+HELD_OUT_FREEDOOM2 = tuple(m for m in HELD_OUT if m.startswith("MAP"))  # the tokenizer runs' set (freedoom2.wad)
 
 
 ONE_STEP = "teacher_one_step"  # the teacher's clip in one step from pure noise (one_step_clip)
@@ -204,7 +209,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--student", default=str(DEFAULT_MODEL))
     ap.add_argument("--tokenizer", default=str(DEFAULT_TOKENIZER))
     ap.add_argument("--data", help="an eval-split dataset (default data/sample/eval)")
-    ap.add_argument("--clips", type=int, default=TeacherEvalConfig.clips)
+    ap.add_argument("--held-out", metavar="DIR", help="instead of --data: one episode per map of --maps, generated "
+                    "into DIR on first use (relickit.evaluate.tokenizer.held_out_episodes: the tokenizer "
+                    "evaluation's clips), one clip scored from each")
+    ap.add_argument("--maps", default=",".join(HELD_OUT_FREEDOOM2), help="--held-out's comma-separated maps "
+                    "(default Freedoom2 MAP21-MAP32); each DIR belongs to one list of maps")
+    ap.add_argument("--workers", type=int, default=1, help="engine processes generating --held-out's episodes")
+    ap.add_argument("--clips", type=int, help=f"clips scored (default {TeacherEvalConfig.clips}; with --held-out "
+                    "one per map)")
     ap.add_argument("--steps", type=int, default=TeacherEvalConfig.teacher_steps, help="teacher Euler steps")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, help="torch CPU threads")
@@ -213,10 +225,17 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.held_out and args.data:
+        ap.error("--held-out generates its own dataset: drop --data, or --held-out to read --data")
     teacher = WorldModel.load(args.teacher) if args.teacher else None
-    cfg = TeacherEvalConfig(clips=args.clips, teacher_steps=args.steps, seed=args.seed)
-    result = teacher_vs_student(WorldModel.load(args.student), Tokenizer.load(args.tokenizer), teacher, args.data,
-                                cfg, figures=not args.no_figures)
+    data, clips = args.data, args.clips or TeacherEvalConfig.clips
+    if args.held_out:
+        maps = tuple(args.maps.split(","))
+        data = held_out_episodes(args.held_out, TokenizerEvalConfig(maps=maps), args.workers)
+        clips = args.clips or len(maps)
+    cfg = TeacherEvalConfig(clips=clips, teacher_steps=args.steps, seed=args.seed)
+    result = teacher_vs_student(WorldModel.load(args.student), Tokenizer.load(args.tokenizer), teacher, data, cfg,
+                                figures=not args.no_figures)
     report = clean({**result.report, "model": {"student": args.student, "teacher": args.teacher,
                                                "tokenizer": args.tokenizer}})
     if args.out:

@@ -63,13 +63,20 @@ class TokenizerEvalConfig:
     decoders: tuple[str, ...] = field(default=("tiny", "vae"))  # the play decoder and the full Wan decoder
 
 
-def held_out_clips(root: str | Path, cfg: TokenizerEvalConfig, workers: int = 1) -> np.ndarray:
-    """(N, T, H, W, 3) uint8: one exploration clip per held-out map, generated into `root` on first use."""
-    from ..dataset import generate, load_episodes
+def held_out_episodes(root: str | Path, cfg: TokenizerEvalConfig, workers: int = 1) -> Path:
+    """The folder `root` holding one exploration episode per held-out map (an eval-split dataset with actions and
+    poses, which the teacher evaluation reads too), generated there on first use."""
+    from ..dataset import generate
 
-    generate(root, cfg.maps, episodes=len(cfg.maps), frames_per_episode=cfg.frames, seed=cfg.seed, split="eval",
-             workers=workers, progress=False)
-    return np.stack([e.frames() for e in load_episodes(root)])
+    return generate(root, cfg.maps, episodes=len(cfg.maps), frames_per_episode=cfg.frames, seed=cfg.seed,
+                    split="eval", workers=workers, progress=False)
+
+
+def held_out_clips(root: str | Path, cfg: TokenizerEvalConfig, workers: int = 1) -> np.ndarray:
+    """(N, T, H, W, 3) uint8: the frames of `held_out_episodes`."""
+    from ..dataset import load_episodes
+
+    return np.stack([e.frames() for e in load_episodes(held_out_episodes(root, cfg, workers))])
 
 
 def score(recon: np.ndarray, truth: np.ndarray) -> dict[str, Any]:

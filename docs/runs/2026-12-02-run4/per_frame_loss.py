@@ -2,9 +2,13 @@
 high noise with each clip's own first latent frame and with another clip's, beside the loss of copying the first
 frame forward (x0 error) and each frame's variance (the loss of predicting the mean).
 
-    python docs/runs/2026-12-02-run4/per_frame_loss.py data/weights/world/teacher.safetensors
+    python docs/runs/2026-12-02-run4/per_frame_loss.py data/weights/world/teacher.safetensors [DATA]
+
+DATA: an eval-split dataset, one clip per episode (e.g. data/eval_tokenizer_f2, the twelve held-out maps of
+`relickit.evaluate.teacher --held-out`); default the teacher evaluation's 8 clips of data/sample/eval.
 """
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,9 +24,10 @@ from relickit.vae import Tokenizer
 cfg = TeacherEvalConfig()
 model = WorldModel.load(sys.argv[1]).float().eval()
 tok = Tokenizer.load("relickit/assets/tokenizer.safetensors")
-data = ClipDataset(sample_data("eval"), frames=model.cfg.video_frames(cfg.latent_frames), split="eval",
-                   stride=cfg.stride)
-clips = [data[int(i)] for i in np.linspace(0, len(data) - 1, cfg.clips).round().astype(int)]  # the evaluation's
+root = Path(sys.argv[2]) if len(sys.argv) > 2 else sample_data("eval")
+count = len(list(root.glob("ep*.npz"))) if len(sys.argv) > 2 else cfg.clips
+data = ClipDataset(root, frames=model.cfg.video_frames(cfg.latent_frames), split="eval", stride=cfg.stride)
+clips = [data[int(i)] for i in np.linspace(0, len(data) - 1, count).round().astype(int)]  # as the evaluation picks
 with torch.no_grad():
     lat = torch.cat([tok.encode(c["frames"][None].transpose(1, 2).to(tok.dtype)).float() for c in clips])
     ctx = torch.cat([model.encode_text([c["caption"]]) for c in clips])
