@@ -89,7 +89,9 @@ class RecipeConfig:
         tiny_train=TrainConfig(steps=10_000, lr=1e-3, batch_size=8, warmup=100, log_every=50, ckpt_every=1000,
                                time_limit_s=100, mixed_precision="bf16")))
     teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(
-        stages=(Stage(13, 20_000), Stage(25, 20_000), Stage(49, 20_000)),
+        # step caps far above what a time limit allows: with the batch gathered on the GPU, the 384 x 3 teacher
+        # could pass 20,000 steps in one 19-minute campaign run and end early with device time left
+        stages=(Stage(13, 1_000_000), Stage(25, 1_000_000), Stage(49, 1_000_000)),
         train=TrainConfig(lr=3e-4, betas=(0.9, 0.99), weight_decay=0.01, warmup=200, ema_decay=0.999, batch_size=128,
                           log_every=50, ckpt_every=1000, time_limit_s=45, mixed_precision="bf16")))
     teacher_first_stage_s: float = 120  # the first (short) stage gets more time than the fine-tuning stages
