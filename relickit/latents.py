@@ -54,8 +54,8 @@ class LatentClips:
         if frames > self.poses.shape[1] or not (self.starts_only or latent_frames <= self.latents.shape[2]):
             raise ValueError(f"clips hold {self.latents.shape[2]} latent frames; cannot train on {latent_frames}. Encode longer clips.")
         table = [self.targets(i, frames) for i in range(len(self))]  # labels once per stage, not per step
-        # the stage's prefixes, moved to the device once: on an H200 a per-step gather and host copy of a
-        # 128-clip batch (80 MB) took as long as the 384 x 3 teacher's step itself (docs/runs/campaign.md, run 4)
+        # the stage's prefixes, moved to the device once: on an H200 a per-step host gather and copy of a 128-clip
+        # batch (80 MB) took 96 ms beside the 384 x 3 teacher's 197 ms step (docs/runs/campaign.md, run 4)
         latents = self.latents[:, :, :latent_frames]  # (N, C, 1, h, w) if starts_only
         actions = torch.stack([a for a, _ in table])
         poses = torch.stack([p for _, p in table])
