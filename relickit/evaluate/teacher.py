@@ -49,6 +49,7 @@ class TeacherEvalConfig:
     clips: int = 8  # evenly spaced over the dataset's clips
     latent_frames: int = 13
     teacher_steps: int = 32
+    guidance: float = 1.0  # the teacher sampler's classifier-free guidance on text (SamplerConfig.guidance; 1: off)
     stride: int = 4  # clip start stride in frames
     seed: int = 0
     strip_clips: int = 3  # clips drawn in the PNG strip (0: none)
@@ -156,8 +157,10 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
                                       SamplerConfig().sigmas, lambda j, k: table[j][k]).latents}
         if teacher is not None:
             context = teacher.encode_text([clip["caption"]])
-            latents["teacher"], _ = sample_teacher(teacher, lat[:, :, :1], cfg.latent_frames, context, acts, poses,
-                                                   SamplerConfig(teacher_steps=cfg.teacher_steps), noise=noise)
+            latents["teacher"], _ = sample_teacher(
+                teacher, lat[:, :, :1], cfg.latent_frames, context, acts, poses,
+                SamplerConfig(teacher_steps=cfg.teacher_steps, guidance=cfg.guidance),
+                null_context=teacher.encode_text([""]) if cfg.guidance != 1.0 else None, noise=noise)
             latents[ONE_STEP] = one_step_clip(teacher, lat[:, :, :1], noise, context, acts, poses)
             inputs.append((lat, context, acts, poses))
         refs = references(SimpleNamespace(tokenizer=tokenizer, decoder="tiny"), truth)
@@ -218,6 +221,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--clips", type=int, help=f"clips scored (default {TeacherEvalConfig.clips}; with --held-out "
                     "one per map)")
     ap.add_argument("--steps", type=int, default=TeacherEvalConfig.teacher_steps, help="teacher Euler steps")
+    ap.add_argument("--guidance", type=float, default=TeacherEvalConfig.guidance,
+                    help="the teacher's classifier-free guidance on text (1: off)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, help="torch CPU threads")
     ap.add_argument("--out", help="report path (.json; figures beside it)")
@@ -233,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict:
         maps = tuple(args.maps.split(","))
         data = held_out_episodes(args.held_out, TokenizerEvalConfig(maps=maps), args.workers)
         clips = args.clips or len(maps)
-    cfg = TeacherEvalConfig(clips=clips, teacher_steps=args.steps, seed=args.seed)
+    cfg = TeacherEvalConfig(clips=clips, teacher_steps=args.steps, guidance=args.guidance, seed=args.seed)
     result = teacher_vs_student(WorldModel.load(args.student), Tokenizer.load(args.tokenizer), teacher, data, cfg,
                                 figures=not args.no_figures)
     report = clean({**result.report, "model": {"student": args.student, "teacher": args.teacher,
