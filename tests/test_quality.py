@@ -203,6 +203,9 @@ def test_teacher_cli_scores_one_clip_on_each_held_out_map(tmp_path):
     report = teacher_main([*files, "--held-out", str(held), "--maps", "MAP21,MAP22"])
     assert [r["map"] for r in report["rows"]] == ["MAP21", "MAP22"] and report["settings"]["data"] == str(held)
     assert report["settings"]["clips"] == 2 and report["teacher_held_out_loss"] > 0
+    guided = teacher_main([*files, "--held-out", str(held), "--maps", "MAP21,MAP22", "--guidance", "2"])
+    assert guided["settings"]["guidance"] == 2 and guided["rows"][0]["student"] == report["rows"][0]["student"]
+    assert guided["rows"][0]["teacher"]["model"] != report["rows"][0]["teacher"]["model"]  # the caption now pushes
     with pytest.raises(SystemExit):  # two datasets asked for
         teacher_main([*files, "--held-out", str(held), "--data", str(held)])
 
