@@ -447,11 +447,11 @@ class Tokenizer(nn.Module):
         is there and was saved with the same config."""
         tensors, cfg, meta = checkpoint.load(path, CHECKPOINT_KIND, VAEConfig, expect=expect)
         tok = cls(cfg)
-        part = wan_decoder_part(path)
-        joined = meta.get("wan_decoder", "1") != "1" and part.exists()
+        part, whole = wan_decoder_part(path), meta.get("wan_decoder", "1") == "1"
+        joined = not whole and part.exists()
         if joined:
             tensors.update(checkpoint.load(part, CHECKPOINT_KIND + "_wan_decoder", VAEConfig, expect=cfg)[0])
-        tok.has_wan_decoder = meta.get("wan_decoder", "1") == "1" or joined
+        tok.has_wan_decoder = whole or joined
         tensors = {k: v.to(tok.dtype) if v.is_floating_point() else v for k, v in tensors.items()}
         missing = tok.load_state_dict(tensors, strict=tok.has_wan_decoder).missing_keys
         if any(not k.startswith(WAN_DECODER) for k in missing):

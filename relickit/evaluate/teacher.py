@@ -92,7 +92,7 @@ def start_frame_reliance(model, latents: torch.Tensor, context: torch.Tensor, ac
 
 @torch.no_grad()
 def held_out_loss(model, latents: torch.Tensor, context: torch.Tensor, actions: torch.Tensor, poses: torch.Tensor,
-                  shift: float, levels: int = 16, seed: int = 0) -> float:
+                  shift: float, levels: int = TeacherEvalConfig.loss_levels, seed: int = 0) -> float:
     """The flow-matching loss on clips (B, C, F, h, w) averaged over the training noise distribution (uniform,
     shifted by `shift` as relickit.teacher.teacher_loss draws it), at `levels` quantile midpoints: the held-out
     number to set beside the training log's loss. A gap that grows from run to run is over-fitting."""
@@ -145,6 +145,8 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     gen = torch.Generator().manual_seed(cfg.seed)
     chunk = (1, student.cfg.latent_channels, student.cfg.chunk, *student.cfg.latent_size)
     rows, strips, inputs = [], [], []
+    guided = teacher is not None and cfg.guidance != 1.0
+    null_context = teacher.encode_text([""]) if guided else None  # the unconditional caption, once
     for i in picks:
         clip = data[int(i)]
         truth = to_uint8(clip["frames"].transpose(0, 1))
@@ -160,7 +162,7 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
             latents["teacher"], _ = sample_teacher(
                 teacher, lat[:, :, :1], cfg.latent_frames, context, acts, poses,
                 SamplerConfig(teacher_steps=cfg.teacher_steps, guidance=cfg.guidance),
-                null_context=teacher.encode_text([""]) if cfg.guidance != 1.0 else None, noise=noise)
+                null_context=null_context, noise=noise)
             latents[ONE_STEP] = one_step_clip(teacher, lat[:, :, :1], noise, context, acts, poses)
             inputs.append((lat, context, acts, poses))
         refs = references(SimpleNamespace(tokenizer=tokenizer, decoder="tiny"), truth)
