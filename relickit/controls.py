@@ -69,36 +69,41 @@ def euler_from_local(e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
 def labels_from_poses(
     rotations: torch.Tensor, positions: torch.Tensor, cfg: ControlsConfig = ControlsConfig()
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Algorithm 1. rotations (T, 3, 3) world-to-camera, positions (T, 3) -> actions (T, 13), step length.
+    """Algorithm 1. rotations (..., T, 3, 3) world-to-camera, positions (..., T, 3) -> actions (..., T, 13), step
+    length (...).
 
-    The step length is the clip's mean non-zero egocentric displacement; translations are divided by it.
+    The step length is each clip's mean non-zero egocentric displacement; translations are divided by it. Leading
+    dimensions are clips labelled independently, as one call per clip would.
     """
-    if rotations.shape[-2:] != (3, 3) or positions.shape[-1] != 3 or rotations.shape[0] != positions.shape[0]:
-        raise ValueError(
-            f"expected rotations (T, 3, 3) and positions (T, 3), got {tuple(rotations.shape)} and {tuple(positions.shape)}"
-        )
+    if (rotations.shape[-2:] != (3, 3) or positions.shape[-1] != 3
+            or rotations.shape[:-2] != positions.shape[:-1] or rotations.dim() < 3):
+        raise ValueError(f"expected rotations (..., T, 3, 3) and positions (..., T, 3), got {tuple(rotations.shape)} "
+                         f"and {tuple(positions.shape)}")
     r = rotations.double()
     p = positions.double()
-    dp = (r[:-1] @ (p[1:] - p[:-1]).unsqueeze(-1)).squeeze(-1)  # (T-1, 3) in camera t's frame
+    dp = (r[..., :-1, :, :] @ (p[..., 1:, :] - p[..., :-1, :]).unsqueeze(-1)).squeeze(-1)  # camera t's frame
     length = dp.norm(dim=-1)
-    moving = length > 1e-9
-    step = length[moving].mean() if moving.any() else torch.ones((), dtype=p.dtype)
-    dp = dp / step
+    moving = (length > 1e-9).to(p.dtype)
+    count = moving.sum(-1)
+    step = torch.where(count > 0, (length * moving).sum(-1) / count.clamp(min=1), torch.ones_like(count))
+    dp = dp / step[..., None, None]
     # camera turn E_t with R_{t+1} = E_t^T R_t, i.e. E_t = (R_{t+1} R_t^T)^T
-    e = (r[1:] @ r[:-1].transpose(-1, -2)).transpose(-1, -2)
+    e = (r[..., 1:, :, :] @ r[..., :-1, :, :].transpose(-1, -2)).transpose(-1, -2)
     yaw, pitch, roll = euler_from_local(e)
     unit = math.radians(cfg.rotation_unit_deg)
     rot = torch.stack([pitch, yaw, roll], -1) / unit  # tilt, pan, roll
     # x right, y down, z forward: forward=+z, backward=-z, right=+x, left=-x, up=-y, down=+y
-    trans = torch.stack([dp[:, 2], -dp[:, 2], dp[:, 0], -dp[:, 0], -dp[:, 1], dp[:, 1]], -1).clamp(min=0)
-    turns = torch.stack([rot[:, 0], -rot[:, 0], rot[:, 1], -rot[:, 1], rot[:, 2], -rot[:, 2]], -1).clamp(min=0)
+    x, y, z = dp.unbind(-1)
+    trans = torch.stack([z, -z, x, -x, -y, y], -1).clamp(min=0)
+    tilt, pan, roll = rot.unbind(-1)
+    turns = torch.stack([tilt, -tilt, pan, -pan, roll, -roll], -1).clamp(min=0)
     moves = torch.cat([trans, turns], -1)
     moves = torch.where(moves > cfg.still, moves, torch.zeros_like(moves))
     static = (moves.sum(-1, keepdim=True) == 0).to(moves.dtype)
     acts = torch.cat([moves, static], -1)
-    first = torch.zeros(1, ACTION_DIM, dtype=acts.dtype)
-    first[0, -1] = 1.0
-    return torch.cat([first, acts], 0).float(), step.float()
+    first = torch.zeros(*acts.shape[:-2], 1, ACTION_DIM, dtype=acts.dtype)
+    first[..., -1] = 1.0
+    return torch.cat([first, acts], -2).float(), step.float()
 
 
 def integrate(rotation: torch.Tensor, position: torch.Tensor, actions: torch.Tensor,
@@ -136,11 +141,12 @@ def accumulate(actions: torch.Tensor, cfg: ControlsConfig = ControlsConfig()) ->
 
 
 def relative_to_first(rotations: torch.Tensor, positions: torch.Tensor, step: torch.Tensor | float = 1.0):
-    """Re-express poses (T, 3, 3), (T, 3) in the first camera's frame, positions divided by `step`."""
-    r0 = rotations[0]
+    """Re-express poses (..., T, 3, 3), (..., T, 3) in each clip's first camera's frame, positions divided by `step`
+    (a number, or one per clip: (...))."""
+    r0 = rotations[..., :1, :, :]
     rot = rotations @ r0.transpose(-1, -2)
-    pos = (r0 @ (positions - positions[0]).unsqueeze(-1)).squeeze(-1) / step
-    return rot, pos
+    pos = (r0 @ (positions - positions[..., :1, :]).unsqueeze(-1)).squeeze(-1)
+    return rot, pos / torch.as_tensor(step, dtype=pos.dtype)[..., None, None]
 
 
 def pose_vector(rotations: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

@@ -346,12 +346,16 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data: Dataset, *, tokenizer: Toke
     return TokenizerRuns(tokenizer=tok, vae=vae_run, tiny=tiny_run)
 
 
-def main(argv: list[str] | None = None) -> None:
+def config_from_cli(argv: list[str] | None = None) -> tuple[TokenizerTrainConfig, argparse.Namespace]:
+    """The training config the command line asks for (smoke mode: TokenizerTrainConfig.smoke's), and the arguments."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="a relickit.dataset directory of the train split; smoke mode: data/sample/train")
     p.add_argument("--out", default=TokenizerTrainConfig.out, help="where to save the tokenizer checkpoint")
     p.add_argument("--run-dir", default=TokenizerTrainConfig.run_dir, help="checkpoints and logs of both stages")
     p.add_argument("--layout", choices=sorted(LAYOUTS), help="latent layout (relickit.vae.LAYOUTS); default f8c16")
+    p.add_argument("--base-dim", type=int, help="the VAE's base width (VAEConfig.base_dim; the layouts': 32); a wider "
+                   "VAE keeps the layout's latents and its tiny decoder")
+    p.add_argument("--res-blocks", type=int, help="residual blocks per VAE stage (VAEConfig.num_res_blocks; 1)")
     p.add_argument("--init", help="a full tokenizer checkpoint to start from (fresh optimizers)")
     p.add_argument("--bank", action="store_true", help="hold all training frames on the training device")
     p.add_argument("--frames", type=int, help="frames per training clip (1 + 4k)")
@@ -397,8 +401,18 @@ def main(argv: list[str] | None = None) -> None:
         tiny_train=stage_cfg(cfg.tiny_train, a.tiny_steps, a.tiny_minutes),
         **({"frames": a.frames} if a.frames else {}), **({"lengths": tuple(a.lengths)} if a.lengths else {}),
         **({"vae": LAYOUTS[a.layout]} if a.layout else {}))
+    for flag, name, value in (("--base-dim", "base_dim", a.base_dim), ("--res-blocks", "num_res_blocks", a.res_blocks)):
+        if value is not None:
+            if value < 1:
+                p.error(f"{flag} must be at least 1 (got {value}).")
+            cfg = dataclasses.replace(cfg, vae=dataclasses.replace(cfg.vae, **{name: value}))
     if a.data is None and not smoke_mode():
         p.error(f"--data is required (a ClipDataset directory, e.g. data/doom/train); {SMOKE_ENV}=1 uses the samples.")
+    return cfg, a
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg, a = config_from_cli(argv)
     torch.backends.cudnn.benchmark = True  # a few clip shapes, each tuned once
     if a.data and a.bank:
         device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -5,6 +5,7 @@
 #   bash scripts/device_tokenizer.sh collect  each layout's tokenizer (fp16, split), logs, reports, strips -> $OUT
 # Carry .gpu (python scripts/pack_gpu_wheels.py: ViZDoom trimmed, diffusers, importlib_metadata; or .whl of wheels).
 # Settings come from the environment: LAYOUTS, EPISODES, VAE_MIN, TINY_MIN, GAN_START, GAN_RAMP, GRAD_WEIGHT,
+# BASE_DIM and RES_BLOCKS (a wider VAE of the same layout), VAE_LR,
 # INIT_DIR (committed state to resume: data/weights/tokenizer), DECODER_ONLY=1 (fine-tune the decoders of INIT_DIR's
 # state: the latents a world model trained on stay), TRAIN_DATA (train on an existing dataset, e.g. the one a
 # world-model run beside this one generated, instead of generating EPISODES; skips the step benchmark).
@@ -36,7 +37,8 @@ generate('$TRAIN', map_names('train'), episodes=${EPISODES:-300}, frames_per_epi
     [ -n "${DECODER_ONLY:-}" ] && init="$init --decoder-only"
     setsid nohup bash -c "python3 -m relickit.train_tokenizer --data $TRAIN --bank --layout $L $init \
       --frames 17 --lengths 17 33 65 --batch-size 16 --mixed-precision bf16 --gan-start ${GAN_START:-1200 300} \
-      ${GAN_RAMP:+--gan-ramp $GAN_RAMP} ${GRAD_WEIGHT:+--grad-weight $GRAD_WEIGHT} \
+      ${GAN_RAMP:+--gan-ramp $GAN_RAMP} ${GRAD_WEIGHT:+--grad-weight $GRAD_WEIGHT} ${VAE_LR:+--vae-lr $VAE_LR} \
+      ${BASE_DIM:+--base-dim $BASE_DIM} ${RES_BLOCKS:+--res-blocks $RES_BLOCKS} \
       --vae-minutes ${VAE_MIN:-11} --tiny-minutes ${TINY_MIN:-3} --vae-steps 100000 --tiny-steps 100000 \
       --run-dir $RUNS/$L --out $RUNS/$L/tokenizer.safetensors && \
       python3 -m relickit.evaluate.tokenizer --tokenizer $RUNS/$L/tokenizer.safetensors --data $DATA/eval --maps $EVAL_MAPS \

@@ -87,6 +87,25 @@ def test_labels_accumulate_back_to_poses():
     assert torch.allclose(acc_p.double(), rel_p, atol=1e-4)
 
 
+def test_labels_of_many_clips_at_once_equal_one_call_per_clip():
+    rng = np.random.default_rng(3)
+    clips = []
+    for n in range(4):
+        track = np.cumsum(np.c_[rng.normal(0, 6, (20, 3)), rng.normal(0, 4, (20, 1)), rng.normal(0, 2, (20, 1))], 0)
+        if n == 2:
+            track[:, :3] = track[0, :3]  # a clip that only turns: no step length, 1 by convention
+        clips.append(poses([tuple(t) for t in track]))
+    r, p = torch.stack([c[0] for c in clips]), torch.stack([c[1] for c in clips])
+    actions, step = labels_from_poses(r, p)
+    rel_r, rel_p = relative_to_first(r.double(), p.double(), step.double())
+    assert actions.shape == (4, 20, 13) and step.shape == (4,) and step[2] == 1
+    for n, (rn, pn) in enumerate(clips):
+        a, s = labels_from_poses(rn, pn)
+        assert torch.allclose(actions[n], a, atol=1e-6) and torch.isclose(step[n], s)
+        want_r, want_p = relative_to_first(rn.double(), pn.double(), s.double())
+        assert torch.allclose(rel_r[n], want_r) and torch.allclose(rel_p[n], want_p)
+
+
 def test_engine_directions_and_rotation(env):
     expect = {"forward": [1, 0, 0, 0, 0], "right": [0, 1, 0, 0, 0], "left": [0, -1, 0, 0, 0],
               "pan_right": [0, 0, 1, 0, 0], "pan_left": [0, 0, -1, 0, 0], "tilt_up": [0, 0, 0, 1, 0],

@@ -280,6 +280,7 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     more = recipe_from_cli(["--episodes", "600", "--clips", "8192"])[0]
     assert (more.episodes, more.clips) == (600, 8192) and more.model == default.model
     assert recipe_from_cli(["--seed", "3"])[0] == dataclasses.replace(default, seed=3)
+    assert default.windows and recipe_from_cli(["--no-windows"])[0] == dataclasses.replace(default, windows=False)
     fused = recipe_from_cli(["--compile"])[0]  # the teacher and the hybrid student train compiled; DMD stays eager
     assert (fused.teacher.train.compile, fused.hybrid_train.compile, fused.dmd_train.compile) == ("inductor", "inductor", "")
     assert dataclasses.replace(fused.teacher, train=default.teacher.train) == default.teacher
@@ -301,7 +302,8 @@ def test_a_smoke_recipe_with_a_trained_tokenizer_skips_the_tokenizer_stage(tmp_p
     assert filecmp.cmp(f4, out / "tokenizer.safetensors", shallow=False)
     assert filecmp.cmp(wan_decoder_part(f4), wan_decoder_part(out / "tokenizer.safetensors"), shallow=False)
     assert not (out / "runs" / "tokenizer").exists()  # no tokenizer was trained
-    assert load_file(out / "latents.safetensors")["latents"].shape[-2:] == (24, 32)
+    latents = load_file(out / "latents.safetensors")  # with every latent frame's image: windows, not prefixes
+    assert latents["latents"].shape[-2:] == (24, 32) and latents["images"].shape == latents["latents"].shape
     teacher = WorldModel.load(out / "teacher" / "stage1.safetensors")
     assert (teacher.cfg.latent_size, teacher.cfg.patch, teacher.cfg.dim) == ((24, 32), (1, 4, 4), 64)
     main(argv)  # resuming with the same tokenizer is fine

@@ -109,6 +109,29 @@ def test_clip_batches_are_prefixes_of_their_rows_with_the_prefixes_own_labels():
         assert batch["caption"] == [f"hall {r}" for r in rows]
 
 
+def test_clip_batches_with_images_are_every_window_started_by_its_image_latent():
+    data = clips(n=3, latent_frames=10)
+    data.captions = [f"hall {i}" for i in range(3)]
+    data.images = torch.randn(data.latents.shape, generator=torch.Generator().manual_seed(1)).half()
+    td, length = CFG.temporal_down, 4
+    windows = data.window_starts(length)
+    assert windows == 7 and clips(n=3).window_starts(length) == 1
+    rows = batch_rows(3 * windows, 64, 5, 2)
+    batch = data.batches(length, 64, seed=5, device="cpu")(2)
+    assert batch["latents"].shape == (64, 16, length, *CFG.latent_size)
+    for b, r in enumerate(rows.tolist()):
+        clip, k = divmod(r, windows)
+        want = torch.cat([data.images[clip, :, k:k + 1], data.latents[clip, :, k + 1:k + length]], 1).float()
+        assert torch.equal(batch["latents"][b], want)
+        actions, poses = data.targets(clip, CFG.video_frames(length), start=k * td)
+        assert torch.equal(batch["actions"][b], actions) and torch.equal(batch["poses"][b], poses)
+        assert batch["caption"][b] == f"hall {clip}"
+    assert len({r % windows for r in rows.tolist()}) > 1, "the draw covers more than the prefix"
+    # a window's poses start at its own first frame: a steady walk looks the same from anywhere in the clip
+    prefix, later = data.targets(0, CFG.video_frames(length)), data.targets(0, CFG.video_frames(length), start=2 * td)
+    assert torch.equal(prefix[0], later[0]) and torch.allclose(prefix[1], later[1], atol=1e-5)
+
+
 def test_teacher_loss_goes_down_on_a_tiny_batch():
     torch.manual_seed(0)
     model = WorldModel(CFG)
@@ -145,3 +168,26 @@ def test_stretch_horizon_copies_the_weights_and_covers_the_longer_sequence():
     with torch.no_grad():
         assert torch.isfinite(long(x, t, ctx, actions, poses, bidirectional_visibility(9))).all()
     assert stretch_horizon(long, 7).cfg.yarn_factor == 9 / 5  # never shrinks the range
+
+
+def test_encoded_images_are_each_latent_frames_video_frame_encoded_alone(tmp_path):
+    from pathlib import Path
+
+    from helpers import tiny_tokenizer
+    from relickit.dataset import ClipDataset
+    from relickit.latents import encode_clips
+    from relickit.vae import Tokenizer
+
+    tok = Tokenizer.load(tiny_tokenizer(tmp_path / "tok.safetensors")).eval()
+    root = Path(__file__).resolve().parents[1] / "data" / "sample" / "train"
+    data = ClipDataset(root, frames=9, split="train")
+    clips = encode_clips(tok, data, 2, batch_size=2, images=True, progress=False)
+    assert clips.images.shape == clips.latents.shape == (2, 16, 3, 24, 32)  # f4c16 at 96 x 128
+    assert torch.allclose(clips.images[:, :, 0], clips.latents[:, :, 0], atol=1e-3)  # a video starts with an image
+    saved = LatentClips.load(clips.save(tmp_path / "clips.safetensors"))
+    assert torch.equal(saved.images, clips.images) and LatentClips.load(clips.starts().save(tmp_path / "s")).images is None
+    rows = torch.multinomial(data.weights.float(), 2, replacement=True, generator=torch.Generator().manual_seed(0))
+    video = torch.stack([data[int(r)]["frames"] for r in rows]).transpose(1, 2)
+    for k in range(3):
+        alone = tok.encode(video[:, :, 4 * k:4 * k + 1]).half()
+        assert torch.allclose(clips.images[:, :, k:k + 1], alone, atol=1e-3), k

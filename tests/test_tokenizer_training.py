@@ -190,3 +190,22 @@ def test_decoder_only_keeps_the_latents_a_world_model_reads(tmp_path):
     torch.testing.assert_close(tuned.encode(clip_), start.encode(clip_), rtol=0, atol=0)
     with pytest.raises(ValueError, match="pass init"):
         train_tokenizer(cfg, data)
+
+
+def test_the_cli_widens_the_vae_of_a_layout_and_refuses_a_narrower_init(tmp_path, monkeypatch, capsys):
+    from relickit.train_tokenizer import config_from_cli
+
+    monkeypatch.setenv("RELICKIT_SMOKE", "0")
+    cfg, _ = config_from_cli(["--data", str(SAMPLE / "train"), "--layout", "f4c16", "--base-dim", "64",
+                              "--res-blocks", "2", "--vae-lr", "1e-4"])
+    assert cfg.vae == dataclasses.replace(LAYOUTS["f4c16"], base_dim=64, num_res_blocks=2)  # latents, tiny decoder kept
+    assert cfg.vae_train.lr == 1e-4
+    assert config_from_cli(["--data", "d", "--layout", "f4c16"])[0].vae == LAYOUTS["f4c16"]
+    with pytest.raises(SystemExit):
+        config_from_cli(["--data", "d", "--res-blocks", "0"])
+    assert "--res-blocks must be at least 1" in capsys.readouterr().err
+    Tokenizer(SMALL).save(tmp_path / "narrow.safetensors")
+    wide = TokenizerTrainConfig(vae=dataclasses.replace(SMALL, base_dim=16), run_dir=str(tmp_path / "w"), out="")
+    with pytest.raises(ValueError, match=r"another config.*base_dim"):
+        train_tokenizer(wide, SyntheticClips(size=2, frames=5, height=SMALL.height, width=SMALL.width),
+                        init=tmp_path / "narrow.safetensors")
