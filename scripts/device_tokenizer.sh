@@ -4,9 +4,9 @@
 #   bash scripts/device_tokenizer.sh wait N   sleep up to N seconds while jobs run, then show the logs' tails
 #   bash scripts/device_tokenizer.sh collect  each layout's tokenizer (fp16, split), logs, reports, strips -> $OUT
 # Carry .gpu (python scripts/pack_gpu_wheels.py: ViZDoom trimmed, diffusers, importlib_metadata; or .whl of wheels).
-# Settings come from the environment: LAYOUTS, EPISODES, VAE_MIN, TINY_MIN, GAN_START, GAN_RAMP, GRAD_WEIGHT,
-# BASE_DIM and RES_BLOCKS (a wider VAE of the same layout), VAE_LR,
-# INIT_DIR (committed state to resume: data/weights/tokenizer), DECODER_ONLY=1 (fine-tune the decoders of INIT_DIR's
+# Settings come from the environment: LAYOUTS (the jobs, side by side: a layout, or LAYOUT-WxB for a VAE of base
+# width W and B residual blocks per stage from scratch, e.g. "f4c16 f4c16-64x2"), EPISODES, VAE_MIN, TINY_MIN,
+# GAN_START, GAN_RAMP, GRAD_WEIGHT, VAE_LR, INIT_DIR (committed state to resume: data/weights/tokenizer), DECODER_ONLY=1 (fine-tune the decoders of INIT_DIR's
 # state: the latents a world model trained on stay), TRAIN_DATA (train on an existing dataset, e.g. the one a
 # world-model run beside this one generated, instead of generating EPISODES; skips the step benchmark).
 set -u
@@ -27,22 +27,23 @@ launch)
 from relickit.dataset import generate; from relickit.doom import map_names
 generate('$TRAIN', map_names('train'), episodes=${EPISODES:-300}, frames_per_episode=600, seed=7, workers=14,
          progress=False)" &
-    python3 scripts/bench_tokenizer_step.py --layouts "$(echo $LAYOUTS | tr " " ",")" --batch 16 --frames 17 --steps 10 | tee $RUNS/bench.log
+    python3 scripts/bench_tokenizer_step.py --layouts "$(for J in $LAYOUTS; do echo ${J%%-*}; done | sort -u | paste -sd,)" --batch 16 --frames 17 --steps 10 | tee $RUNS/bench.log
     wait
   fi
   python3 -m relickit.evaluate.tokenizer --tokenizer "" --data $DATA/eval --maps $EVAL_MAPS --workers 12
   du -sh $TRAIN $DATA/eval
-  for L in $LAYOUTS; do
-    init=""; [ -n "${INIT_DIR:-}" ] && [ -e "$INIT_DIR/$L.safetensors" ] && init="--init $INIT_DIR/$L.safetensors"
+  for J in $LAYOUTS; do  # J: the job's name, L its layout, W x B its width
+    L=${J%%-*}; W=${J#$L}; W=${W#-}
+    init=""; [ -z "$W" ] && [ -n "${INIT_DIR:-}" ] && [ -e "$INIT_DIR/$L.safetensors" ] && init="--init $INIT_DIR/$L.safetensors"
     [ -n "${DECODER_ONLY:-}" ] && init="$init --decoder-only"
+    [ -n "$W" ] && init="--base-dim ${W%x*} --res-blocks ${W#*x}"
     setsid nohup bash -c "python3 -m relickit.train_tokenizer --data $TRAIN --bank --layout $L $init \
       --frames 17 --lengths 17 33 65 --batch-size 16 --mixed-precision bf16 --gan-start ${GAN_START:-1200 300} \
       ${GAN_RAMP:+--gan-ramp $GAN_RAMP} ${GRAD_WEIGHT:+--grad-weight $GRAD_WEIGHT} ${VAE_LR:+--vae-lr $VAE_LR} \
-      ${BASE_DIM:+--base-dim $BASE_DIM} ${RES_BLOCKS:+--res-blocks $RES_BLOCKS} \
       --vae-minutes ${VAE_MIN:-11} --tiny-minutes ${TINY_MIN:-3} --vae-steps 100000 --tiny-steps 100000 \
-      --run-dir $RUNS/$L --out $RUNS/$L/tokenizer.safetensors && \
-      python3 -m relickit.evaluate.tokenizer --tokenizer $RUNS/$L/tokenizer.safetensors --data $DATA/eval --maps $EVAL_MAPS \
-      --out $RUNS/$L/eval && echo DONE" > $RUNS/$L.log 2>&1 < /dev/null &
+      --run-dir $RUNS/$J --out $RUNS/$J/tokenizer.safetensors && \
+      python3 -m relickit.evaluate.tokenizer --tokenizer $RUNS/$J/tokenizer.safetensors --data $DATA/eval --maps $EVAL_MAPS \
+      --out $RUNS/$J/eval && echo DONE" > $RUNS/$J.log 2>&1 < /dev/null &
     sleep 20  # the jobs load their frame banks one after the other
   done
   sleep 30; tail -n 3 $RUNS/*.log ;;
@@ -53,13 +54,13 @@ wait)
     sleep 15
   done
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
-  for L in $LAYOUTS; do echo "== $L"; tail -c 600 $RUNS/$L.log; echo; done ;;
+  for J in $LAYOUTS; do echo "== $J"; tail -c 600 $RUNS/$J.log; echo; done ;;
 collect)
-  for L in $LAYOUTS; do
-    [ -e $RUNS/$L/tokenizer.safetensors ] || { echo "$L: no tokenizer"; continue; }
+  for J in $LAYOUTS; do
+    [ -e $RUNS/$J/tokenizer.safetensors ] || { echo "$J: no tokenizer"; continue; }
     python3 -c "
 from relickit.vae import Tokenizer
-Tokenizer.load('$RUNS/$L/tokenizer.safetensors').save('$OUT/$L.safetensors', split=True, half=True)"
+Tokenizer.load('$RUNS/$J/tokenizer.safetensors').save('$OUT/$J.safetensors', split=True, half=True)"
   done
   tar czf $OUT/runs.tgz -C $RUNS --exclude='checkpoints' --exclude='*.safetensors' --exclude='latest' . ;;
 esac
