@@ -95,17 +95,26 @@ def flow_matching_loss(model, x0, context, actions, poses, visibility, mem=None,
 @torch.no_grad()
 def sample_teacher(model, first: torch.Tensor, frames: int, context: torch.Tensor, actions, poses,
                    sampler: SamplerConfig = SamplerConfig(), null_context: torch.Tensor | None = None,
-                   noise: torch.Tensor | None = None, keep: Sigmas = ()) -> tuple[torch.Tensor, dict[float, torch.Tensor]]:
+                   noise: torch.Tensor | None = None, keep: Sigmas = (), start_sigma: float = 1.0
+                   ) -> tuple[torch.Tensor, dict[float, torch.Tensor]]:
     """Generate `frames` latent frames after the clean image latent `first` (B, C, 1, h, w).
 
     Returns the clean latents (B, C, frames, h, w) and the states at the sigmas in `keep` (the ODE trajectory
-    the student regresses). With guidance > 1, `null_context` is the unconditional text.
+    the student regresses). With guidance > 1, `null_context` is the unconditional text. `noise` is the state the
+    sampler starts from at `start_sigma`: pure noise at 1 (drawn when not given); below 1 (SDEdit), a clip noised to
+    that level (`add_noise`), from which the grid's steps below it run.
     """
+    if not 0 < start_sigma <= 1:
+        raise ValueError(f"start_sigma must be in (0, 1] (got {start_sigma}).")
+    if noise is None and start_sigma < 1:
+        raise ValueError("start_sigma below 1 starts from a noised clip: pass it as noise (add_noise(x0, n, sigma)).")
     b, c, _, lh, lw = first.shape
     x = torch.randn(b, c, frames, lh, lw, device=first.device, dtype=first.dtype) if noise is None else noise.clone()
     x[:, :, :1] = first
     vis = bidirectional_visibility(frames)
     grid = sampler.teacher_grid()
+    if start_sigma < 1:
+        grid = torch.cat([grid.new_tensor([start_sigma]), grid[grid < start_sigma]])
     states = {}
     for s, s_next in zip(grid[:-1], grid[1:]):
         sigma = torch.full((b, frames), float(s), device=x.device)

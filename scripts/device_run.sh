@@ -24,8 +24,10 @@
 # in the tree (data/weights/). RECIPE_ARGS: more arguments of relickit.recipe, e.g.
 #   RECIPE_ARGS="--tokenizer data/weights/tokenizer/f4c16.safetensors --size 192x8 --episodes 500 --clips 8192
 #                --minutes teacher=12 hybrid=3 dmd=3"
-# BENCH_ARGS: arguments of scripts/bench_train_step.py, run beside the recipe's data stage (CPU-bound, GPU idle),
-#   its output collected as bench.log, e.g. BENCH_ARGS="--sizes 192x8 --latent-frames 13 25 --batch 64 --steps 5"
+# BENCH_ARGS: arguments of a step benchmark run beside the recipe's data stage (CPU-bound, GPU idle), its output
+#   collected as bench.log: BENCH_SCRIPT (default scripts/bench_train_step.py, e.g. BENCH_ARGS="--sizes 192x8
+#   --latent-frames 13 25 --batch 64 --steps 5"), or scripts/bench_tokenizer_step.py to time tokenizer jobs for a
+#   later tokenizer run (BENCH_ARGS="--jobs f4c16,f4c16-64x2 --batch 16 32 64 --variants whole,channels_last")
 set -uo pipefail
 source scripts/device_site.sh || exit 1
 export TQDM_MININTERVAL=20
@@ -50,7 +52,7 @@ launch() {
   setsid nohup bash -c "python3 -m relickit.recipe --out $RUN --data $DATA --stages $1 ${RECIPE_ARGS:-} && echo DONE \
     || echo FAILED" > "$LOG" 2>&1 < /dev/null &
   if [ -n "${BENCH_ARGS:-}" ]; then  # the data stage keeps the CPUs busy and leaves the GPU idle: time steps then
-    setsid nohup python3 scripts/bench_train_step.py $BENCH_ARGS > "$RUN.bench.log" 2>&1 < /dev/null &
+    setsid nohup python3 ${BENCH_SCRIPT:-scripts/bench_train_step.py} $BENCH_ARGS > "$RUN.bench.log" 2>&1 < /dev/null &
   fi
 }
 

@@ -139,6 +139,24 @@ def test_teacher_sampler_reproduces_a_learnable_sequence():
         torch.testing.assert_close(state[:, :, 1:], (1 - s) * target[:, :, 1:] + s * noise[:, :, 1:], atol=1e-4, rtol=1e-4)
 
 
+def test_teacher_sampler_from_a_noised_clip_runs_only_the_grid_below_its_level():
+    """SDEdit: from the target noised to 0.5, the oracle's flow ends at the target in the grid's steps below 0.5."""
+    from relickit.diffusion import add_noise
+
+    target, noise = torch.randn(1, 16, 5, 12, 16), torch.randn(1, 16, 5, 12, 16)
+    oracle, cfg, seen = Oracle(target), SamplerConfig(teacher_steps=8), []
+    forward = oracle.forward
+    oracle.forward = lambda x, t, *rest: seen.append(float(t[0, 1]) / 1000) or forward(x, t, *rest)
+    start = add_noise(target, noise, torch.full((1, 5), 0.5))
+    x0, _ = sample_teacher(oracle, target[:, :, :1], 5, torch.zeros(1, 8, 32), None, None, cfg, noise=start,
+                           start_sigma=0.5)
+    torch.testing.assert_close(x0, target, atol=1e-4, rtol=1e-4)
+    grid = cfg.teacher_grid()
+    assert seen == pytest.approx([0.5] + grid[(grid < 0.5) & (grid > 0)].tolist())
+    with pytest.raises(ValueError, match="pass it as noise"):
+        sample_teacher(oracle, target[:, :, :1], 5, torch.zeros(1, 8, 32), None, None, cfg, start_sigma=0.5)
+
+
 def test_ode_set_batches_on_the_device_equal_random_batches(tmp_path):
     """ODESet.batches (the set moved once, rows gathered where it lives) serves what random_batches collates."""
     from relickit.distill import ODESet, make_ode_set

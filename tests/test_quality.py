@@ -1,4 +1,5 @@
 """The evaluation cannot be fooled by mush: references, picture statistics and quality gates on known answers."""
+import dataclasses
 import subprocess
 import sys
 
@@ -172,7 +173,7 @@ def test_teacher_vs_student_scores_both_beside_the_references(tmp_path):
     result = teacher_vs_student(student, tok, teacher, cfg=cfg)
     report = result.report
     assert len(report["rows"]) == 2 and report["rows"][0]["clip"] == 0
-    assert set(report["summary"]) == {"student", "teacher", "teacher_one_step"}
+    assert set(report["summary"]) == {"student", "teacher", "teacher_one_step", "teacher_from_truth"}
     s = report["summary"]["student"]
     assert s["model"]["frames"] == 2 * 12 and len(s["model"]["per_second"]["psnr"]) == 1  # 12 frames at 16 FPS
     assert s["frozen_start"] == report["summary"]["teacher"]["frozen_start"]  # the same truth, the same reference
@@ -185,9 +186,12 @@ def test_teacher_vs_student_scores_both_beside_the_references(tmp_path):
     assert alone.report["teacher_start_frame_reliance"] == {}  # no teacher, nothing to ask
     assert report["teacher_held_out_loss"] > 0 and alone.report["teacher_held_out_loss"] is None
     # the strip: per drawn clip (cfg.strip_clips, at most the clips scored) truth, teacher, teacher in one step,
-    # student and ceiling rows; without a teacher truth, student and ceiling
+    # teacher from the noised truth, student and ceiling rows; without a teacher truth, student and ceiling
     height = student.cfg.height + 2
-    assert result.strip.shape[0] == 2 * (14 + 5 * height + 6) and alone.strip.shape[0] == 2 * (14 + 3 * height + 6)
+    assert result.strip.shape[0] == 2 * (14 + 6 * height + 6) and alone.strip.shape[0] == 2 * (14 + 3 * height + 6)
+    without = teacher_vs_student(student, tok, teacher, cfg=dataclasses.replace(cfg, from_truth=0), figures=False)
+    assert "teacher_from_truth" not in without.report["summary"]
+    assert without.report["rows"][0]["teacher"] == report["rows"][0]["teacher"]
 
 
 def test_teacher_cli_scores_one_clip_on_each_held_out_map(tmp_path):

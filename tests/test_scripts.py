@@ -1,4 +1,5 @@
 """The speed benchmark runs and reports what the cache really holds (CPU, tiny preset, a few chunks)."""
+import dataclasses
 import json
 import math
 import struct
@@ -7,11 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
 
 from relickit.config import MemoryConfig, model_for, preset
 from relickit.memory import budget
 from relickit.model import WorldModel, step_flops
-from relickit.vae import LAYOUTS
+from relickit.vae import LAYOUTS, Tokenizer, kl_divergence
 
 from helpers import tiny_tokenizer
 
@@ -153,3 +157,23 @@ def test_device_run_waits_for_side_by_side_teachers_and_collects_them_in_int8(tm
 
     names = tarfile.open(out / "teacher_logs.tgz").getnames()
     assert sum(n.endswith("log.jsonl") for n in names) == 2 and sum(n.endswith(".log") for n in names) == 2
+
+
+def test_bench_tokenizer_step_times_a_wider_vae_in_each_memory_format():
+    bench = [sys.executable, "scripts/bench_tokenizer_step.py", "--device", "cpu", "--jobs", "f4c16-4x1", "--batch",
+             "1", "--frames", "5", "--steps", "1", "--warmup", "0", "--variants", "whole,channels_last"]
+    out = subprocess.run(bench, cwd=ROOT, capture_output=True, text=True, check=True, timeout=600).stdout
+    head, *rows = out.splitlines()
+    tok = Tokenizer(dataclasses.replace(LAYOUTS["f4c16"], base_dim=4, num_res_blocks=1)).train()
+    tok.tiny.requires_grad_(False)
+    assert head.startswith(f"f4c16-4x1: VAE {sum(p.numel() for p in tok.vae.parameters()) / 1e6:.1f}M parameters")
+    video = torch.zeros(1, 3, 5, 96, 128)
+    # a real step's arithmetic, which the meta count stands for (attention through the math kernel: torch's FLOP
+    # counter has no formula for the fused CPU kernel)
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+        recon, mean, logvar = tok(video)
+        ((recon - video).abs().mean() + kl_divergence(mean, logvar)).backward()
+    assert float(head.split(",")[1].split()[0]) == pytest.approx(counter.get_total_flops() / 5 / 1e9, abs=0.05)
+    assert [r.split()[:3] for r in rows] == [["whole", "batch", "1"], ["channels_last", "batch", "1"]]
+    refused = subprocess.run(bench[:4] + ["--jobs", "f4c16-64"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert refused.returncode != 0 and "LAYOUT-WxB, e.g. f4c16-64x2" in refused.stderr

@@ -15,7 +15,7 @@ from .scoring import COLLAPSE_SHARPNESS
 # one colour per scored video, the same in every figure
 COLOURS = {"model": "#1f77b4", "frozen_start": "#aaaaaa", "tokenizer_ceiling": "#2ca02c"}
 LABELS = {"model": "model", "frozen_start": "frozen start frame", "tokenizer_ceiling": "tokenizer ceiling",
-          "teacher_one_step": "teacher, 1 step"}
+          "teacher_one_step": "teacher, 1 step", "teacher_from_truth": "teacher from truth"}
 
 
 def clean(obj: Any, digits: int = 6) -> Any:

@@ -12,7 +12,8 @@ conditions. Both are decoded by the tiny decoder and scored on frames 1.. agains
 frame and the tokenizer ceiling, per clip and per second, and the first `strip_clips` clips drawn as a PNG strip to
 look at (truth, teacher, student, tokenizer ceiling). With a teacher, its clip in one step from pure noise is
 scored and drawn too (`one_step_clip`): a blur is the mean it has learnt, speckle is noise it hands back instead of
-removing.
+removing; and its sampler from the true clip noised to `from_truth` (0.75), which separates what it smooths
+(denoising below that level) from what it cannot invent (the new frames' content, decided above it).
 With a teacher, `start_frame_reliance` asks whether it uses its start frame at all: its flow-matching loss on the
 clips at fixed noise levels with each clip's own clean first latent frame, another clip's, and zeros; and
 `held_out_loss` is its loss on the clips over the training noise distribution, beside the training log's.
@@ -41,7 +42,8 @@ HELD_OUT_FREEDOOM2 = tuple(m for m in HELD_OUT if m.startswith("MAP"))  # the to
 
 
 ONE_STEP = "teacher_one_step"  # the teacher's clip in one step from pure noise (one_step_clip)
-STRIP_ROWS = ("truth", "teacher", ONE_STEP, "student", "tokenizer_ceiling")
+FROM_TRUTH = "teacher_from_truth"  # its sampler from the true clip noised to TeacherEvalConfig.from_truth (SDEdit)
+STRIP_ROWS = ("truth", "teacher", ONE_STEP, FROM_TRUTH, "student", "tokenizer_ceiling")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class TeacherEvalConfig:
     latent_frames: int = 13
     teacher_steps: int = 32
     guidance: float = 1.0  # the teacher sampler's classifier-free guidance on text (SamplerConfig.guidance; 1: off)
+    # FROM_TRUTH's noise level: what the teacher adds below it is denoising, what it decides above it (the content of
+    # new frames) is not measured by this row; 0: no such row
+    from_truth: float = 0.75
     stride: int = 4  # clip start stride in frames
     seed: int = 0
     strip_clips: int = 3  # clips drawn in the PNG strip (0: none)
@@ -132,7 +137,7 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     """Per clip and on average, each model's frames against the truth beside the references, and a strip.
     figures=False skips the plotly figures (for machines without plotly, e.g. the GPU box)."""
     from ..dataset import ClipDataset
-    from ..diffusion import SamplerConfig, rollout, sample_teacher
+    from ..diffusion import SamplerConfig, add_noise, rollout, sample_teacher
     from ..play import to_uint8
     from ..tutorial import sample_data
     from .gallery import GalleryConfig, Rendered, strip
@@ -146,6 +151,7 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     chunk = (1, student.cfg.latent_channels, student.cfg.chunk, *student.cfg.latent_size)
     rows, strips, inputs = [], [], []
     guided = teacher is not None and cfg.guidance != 1.0
+    sampler = SamplerConfig(teacher_steps=cfg.teacher_steps, guidance=cfg.guidance)
     null_context = teacher.encode_text([""]) if guided else None  # the unconditional caption, once
     for i in picks:
         clip = data[int(i)]
@@ -161,9 +167,13 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
             context = teacher.encode_text([clip["caption"]])
             latents["teacher"], _ = sample_teacher(
                 teacher, lat[:, :, :1], cfg.latent_frames, context, acts, poses,
-                SamplerConfig(teacher_steps=cfg.teacher_steps, guidance=cfg.guidance),
-                null_context=null_context, noise=noise)
+                sampler, null_context=null_context, noise=noise)
             latents[ONE_STEP] = one_step_clip(teacher, lat[:, :, :1], noise, context, acts, poses)
+            if cfg.from_truth:
+                latents[FROM_TRUTH], _ = sample_teacher(
+                    teacher, lat[:, :, :1], cfg.latent_frames, context, acts, poses, sampler, null_context=null_context,
+                    noise=add_noise(lat, noise, torch.full((1, cfg.latent_frames), cfg.from_truth)),
+                    start_sigma=cfg.from_truth)
             inputs.append((lat, context, acts, poses))
         refs = references(SimpleNamespace(tokenizer=tokenizer, decoder="tiny"), truth)
         videos = {name: to_uint8(tokenizer.decode_tiny(z)[0].float()) for name, z in latents.items()}
@@ -192,6 +202,9 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
                         "poses; the student's noise is the same with or without a teacher.",
                         f"{ONE_STEP}: the teacher's clip in one step from pure noise (one_step_clip), from the "
                         "noise its sampler starts from.",
+                        f"{FROM_TRUTH}: the teacher's sampler from the true clip noised to sigma "
+                        f"{cfg.from_truth} with that noise (SDEdit): near the ceiling, the teacher keeps the detail "
+                        "it is given, and what its own clip lacks is decided above that level.",
                         "teacher_start_frame_reliance: the teacher's flow-matching loss per noise level with each "
                         "clip's own first latent frame, another clip's and zeros (start_frame_reliance).",
                         "teacher_held_out_loss: its flow-matching loss on the clips over the training noise "
@@ -225,6 +238,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=TeacherEvalConfig.teacher_steps, help="teacher Euler steps")
     ap.add_argument("--guidance", type=float, default=TeacherEvalConfig.guidance,
                     help="the teacher's classifier-free guidance on text (1: off)")
+    ap.add_argument("--from-truth", type=float, default=TeacherEvalConfig.from_truth, metavar="SIGMA",
+                    help="also score the teacher's sampler from the true clip noised to SIGMA (0: not)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, help="torch CPU threads")
     ap.add_argument("--out", help="report path (.json; figures beside it)")
@@ -240,7 +255,10 @@ def main(argv: list[str] | None = None) -> dict:
         maps = tuple(args.maps.split(","))
         data = held_out_episodes(args.held_out, TokenizerEvalConfig(maps=maps), args.workers)
         clips = args.clips or len(maps)
-    cfg = TeacherEvalConfig(clips=clips, teacher_steps=args.steps, guidance=args.guidance, seed=args.seed)
+    if not 0 <= args.from_truth < 1:
+        ap.error(f"--from-truth is a noise level below 1, or 0 for none (got {args.from_truth})")
+    cfg = TeacherEvalConfig(clips=clips, teacher_steps=args.steps, guidance=args.guidance, seed=args.seed,
+                            from_truth=args.from_truth)
     result = teacher_vs_student(WorldModel.load(args.student), Tokenizer.load(args.tokenizer), teacher, data, cfg,
                                 figures=not args.no_figures)
     report = clean({**result.report, "model": {"student": args.student, "teacher": args.teacher,
