@@ -189,7 +189,8 @@ def test_teacher_vs_student_scores_both_beside_the_references(tmp_path):
     # teacher from the noised truth, student and ceiling rows; without a teacher truth, student and ceiling
     height = student.cfg.height + 2
     assert result.strip.shape[0] == 2 * (14 + 6 * height + 6) and alone.strip.shape[0] == 2 * (14 + 3 * height + 6)
-    without = teacher_vs_student(student, tok, teacher, cfg=dataclasses.replace(cfg, from_truth=0), figures=False)
+    without = teacher_vs_student(student, tok, teacher, cfg=dataclasses.replace(cfg, from_truth=0, clips=1),
+                                 figures=False)  # clip 0 alone: the same clip, the same noise
     assert "teacher_from_truth" not in without.report["summary"]
     assert without.report["rows"][0]["teacher"] == report["rows"][0]["teacher"]
 
