@@ -26,6 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from relickit.config import parse_size  # noqa: E402
 from relickit.vae import LAYOUTS, Tokenizer, VAEConfig, kl_divergence  # noqa: E402
 
 VARIANTS = ("streaming", "whole", "channels_last", "compile")
@@ -39,7 +40,7 @@ def job_config(job: str) -> VAEConfig:
     if not width:
         return LAYOUTS[layout]
     try:
-        base, blocks = (int(v) for v in width.split("x"))
+        base, blocks = parse_size(width)
     except ValueError:
         raise SystemExit(f"job {job!r}: write a width as LAYOUT-WxB, e.g. f4c16-64x2") from None
     return dataclasses.replace(LAYOUTS[layout], base_dim=base, num_res_blocks=blocks)

@@ -15,10 +15,9 @@ import numpy as np
 import torch
 
 from relickit.dataset import ClipDataset
-from relickit.diffusion import SamplerConfig, add_noise, timesteps
+from relickit.diffusion import add_noise, sample_teacher
 from relickit.evaluate.scoring import compare, mean_pictures, references
 from relickit.evaluate.teacher import TeacherEvalConfig
-from relickit.memory import bidirectional_visibility
 from relickit.model import WorldModel
 from relickit.play import to_uint8
 from relickit.vae import Tokenizer
@@ -31,24 +30,14 @@ tok = Tokenizer.load("relickit/assets/tokenizer.safetensors")
 root = Path(sys.argv[2])
 data = ClipDataset(root, frames=model.cfg.video_frames(cfg.latent_frames), split="eval", stride=cfg.stride)
 picks = np.linspace(0, len(data) - 1, len(list(root.glob("ep*.npz")))).round().astype(int)
-grid = SamplerConfig().teacher_grid().tolist()  # the evaluation's 32 Euler steps from 1 to 0
 
 
-@torch.no_grad()
 def from_level(lat, noise, s0, ctx, acts, poses) -> torch.Tensor:
-    """Euler on the flow from the truth noised to s0, over the evaluation's grid below s0."""
-    b, f = lat.shape[0], lat.shape[2]
-    sigma0 = torch.full((b, f), s0)
-    sigma0[:, 0] = 0.0
-    x = add_noise(lat, noise, sigma0)
-    steps = [s0] + [s for s in grid if s < s0]
-    for s, s_next in zip(steps[:-1], steps[1:]):
-        sigma = torch.full((b, f), s)
-        sigma[:, 0] = 0.0
-        v = model(x, timesteps(sigma), ctx, acts, poses, bidirectional_visibility(f))
-        x = x + (s_next - s) * v
-        x[:, :, :1] = lat[:, :, :1]
-    return x
+    """The evaluation's Euler grid from the truth noised to s0 (sample_teacher's SDEdit start); s0 = 0: the truth."""
+    if s0 == 0:
+        return lat
+    start = add_noise(lat, noise, torch.full((1, lat.shape[2]), s0))
+    return sample_teacher(model, lat[:, :, :1], lat.shape[2], ctx, acts, poses, noise=start, start_sigma=s0)[0]
 
 
 scores = {s: [] for s in LEVELS}
