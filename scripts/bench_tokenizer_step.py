@@ -27,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from relickit.config import parse_size  # noqa: E402
+from relickit.train_tokenizer import to_memory_format  # noqa: E402
 from relickit.vae import LAYOUTS, Tokenizer, VAEConfig, kl_divergence  # noqa: E402
 
 VARIANTS = ("streaming", "whole", "channels_last", "compile")
@@ -84,16 +85,6 @@ def step_seconds(tok: torch.nn.Module, forward, video: torch.Tensor, steps: int,
         tok.zero_grad(set_to_none=True)
     sync()
     return (time.perf_counter() - start) / steps
-
-
-def to_memory_format(module: torch.nn.Module, channels_last: bool) -> torch.nn.Module:
-    """Every 5-d weight in channels-last-3d and every 4-d one in channels-last (or both back to contiguous):
-    Module.to(memory_format=...) takes one format, and the VAE holds 2D convolutions beside its 3D ones."""
-    formats = {5: torch.channels_last_3d, 4: torch.channels_last} if channels_last else {}
-    for param in module.parameters():
-        if param.dim() in (4, 5):
-            param.data = param.data.contiguous(memory_format=formats.get(param.dim(), torch.contiguous_format))
-    return module
 
 
 def prepared(tok: Tokenizer, video: torch.Tensor, variant: str):

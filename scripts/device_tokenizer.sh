@@ -5,12 +5,13 @@
 #   bash scripts/device_tokenizer.sh collect  each layout's tokenizer (fp16, split), logs, reports, strips -> $OUT
 # Carry .gpu (python scripts/pack_gpu_wheels.py: ViZDoom trimmed, diffusers, importlib_metadata; or .whl of wheels).
 # Settings come from the environment: LAYOUTS (the jobs, side by side: a layout, or LAYOUT-WxB for a VAE of base
-# width W and B residual blocks per stage from scratch, e.g. "f4c16 f4c16-64x2"), EPISODES, BATCH (clips of 17
-# frames per step, default 16; the launch's step benchmark times 16, 32 and 64), VAE_MIN, TINY_MIN, GAN_START,
-# GAN_RAMP, GRAD_WEIGHT, VAE_LR, INIT_DIR (committed state to resume: data/weights/tokenizer), DECODER_ONLY=1
+# width W and B residual blocks per stage, e.g. "f4c16 f4c16-48x1"; a job continues INIT_DIR/JOB.safetensors where
+# that exists, else starts from scratch), EPISODES, BATCH (clips of 17 frames per step, default 16; the launch's
+# step benchmark times 16, 32 and 64), VAE_MIN, TINY_MIN, GAN_START, GAN_RAMP, GRAD_WEIGHT, VAE_LR, INIT_DIR (committed state to resume: data/weights/tokenizer), DECODER_ONLY=1
 # (fine-tune the decoders of INIT_DIR's state: the latents a world model trained on stay), TRAIN_DATA (train on an
 # existing dataset, e.g. the one a world-model run beside this one generated, instead of generating EPISODES; skips
-# the step benchmark).
+# the step benchmark), NO_BENCH=1 (skip the step benchmark), CHANNELS_LAST=0 (train in contiguous memory; by default
+# weights and clips are channels-last, 4-9% faster on an H200: docs/runs/campaign.md, 2026-12-03).
 set -u
 # A machine goes back 30 s after a call: issue the phases' calls back to back, edit nothing in between.
 source scripts/device_site.sh || exit 1
@@ -29,19 +30,20 @@ launch)
 from relickit.dataset import generate; from relickit.doom import map_names
 generate('$TRAIN', map_names('train'), episodes=${EPISODES:-300}, frames_per_episode=600, seed=7, workers=14,
          progress=False)" &
-    python3 scripts/bench_tokenizer_step.py --jobs "$(echo $LAYOUTS | tr ' ' ,)" --batch 16 32 64 --frames 17 \
-      --steps 10 --variants whole,channels_last | tee $RUNS/bench.log
+    [ "${NO_BENCH:-0}" = 1 ] || python3 scripts/bench_tokenizer_step.py --jobs "$(echo $LAYOUTS | tr ' ' ,)" \
+      --batch 16 32 64 --frames 17 --steps 10 --variants whole,channels_last | tee $RUNS/bench.log
     wait
   fi
   python3 -m relickit.evaluate.tokenizer --tokenizer "" --data $DATA/eval --maps $EVAL_MAPS --workers 12
   du -sh $TRAIN $DATA/eval
   for J in $LAYOUTS; do  # J: the job's name, L its layout, W x B its width
     L=${J%%-*}; W=${J#$L}; W=${W#-}
-    init=""; [ -z "$W" ] && [ -n "${INIT_DIR:-}" ] && [ -e "$INIT_DIR/$L.safetensors" ] && init="--init $INIT_DIR/$L.safetensors"
+    init=""; [ -n "$W" ] && init="--base-dim ${W%x*} --res-blocks ${W#*x}"
+    [ -n "${INIT_DIR:-}" ] && [ -e "$INIT_DIR/$J.safetensors" ] && init="$init --init $INIT_DIR/$J.safetensors"
     [ -n "${DECODER_ONLY:-}" ] && init="$init --decoder-only"
-    [ -n "$W" ] && init="--base-dim ${W%x*} --res-blocks ${W#*x}"
     setsid nohup bash -c "python3 -m relickit.train_tokenizer --data $TRAIN --bank --layout $L $init \
       --frames 17 --lengths 17 33 65 --batch-size ${BATCH:-16} --mixed-precision bf16 --gan-start ${GAN_START:-1200 300} \
+      $([ "${CHANNELS_LAST:-1}" = 1 ] && echo --channels-last) \
       ${GAN_RAMP:+--gan-ramp $GAN_RAMP} ${GRAD_WEIGHT:+--grad-weight $GRAD_WEIGHT} ${VAE_LR:+--vae-lr $VAE_LR} \
       --vae-minutes ${VAE_MIN:-11} --tiny-minutes ${TINY_MIN:-3} --vae-steps 100000 --tiny-steps 100000 \
       --run-dir $RUNS/$J --out $RUNS/$J/tokenizer.safetensors && \

@@ -1,6 +1,7 @@
 """Tokenizer training: the adversarial terms push each network the right way, the frame bank, continuing a run."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -11,7 +12,8 @@ from torch import nn
 from relickit.adversarial import Adversarial, AdversarialConfig, adversarial_terms, gradient_l1
 from relickit.dataset import load_episodes
 from relickit.train import TrainConfig
-from relickit.train_tokenizer import FrameBank, SyntheticClips, TokenizerTrainConfig, train_tokenizer
+from relickit.train_tokenizer import (FrameBank, SyntheticClips, TokenizerTrainConfig, to_memory_format,
+                                      train_tokenizer, vae_loss)
 from relickit.tutorial import SAMPLE
 from relickit.vae import LAYOUTS, TinyDecoderConfig, Tokenizer, VAEConfig
 
@@ -166,6 +168,45 @@ def test_adversarial_training_continues_from_a_checkpoint(tmp_path):
     saved.save(export, wan_decoder=False)
     with pytest.raises(ValueError, match="without the Wan decoder"):
         train_tokenizer(dataclasses.replace(cfg, run_dir=str(tmp_path / "c"), out=""), data, init=export)
+
+
+def test_channels_last_training_computes_what_contiguous_training_does(tmp_path):
+    """In channels-last memory the VAE's loss and every gradient (discriminator's included, before and after the
+    adversarial terms start) are those of contiguous memory, and a channels-last run saves weights that load."""
+    torch.manual_seed(0)
+    cfg = TokenizerTrainConfig(vae=SMALL, frames=5, vae_adv=ADV)
+    pair = Adversarial(Tokenizer(SMALL), ADV)
+    twin = to_memory_format(copy.deepcopy(pair), True)
+    conv = twin.generator.vae.decoder.conv_out.weight
+    assert conv.dim() == 5 and conv.is_contiguous(memory_format=torch.channels_last_3d) and not conv.is_contiguous()
+    batch = {"frames": clip(1, (2, 5, 3, SMALL.height, SMALL.width))}
+    for step in (0, ADV.start + 1):
+        out = []
+        for model, channels_last in ((pair, False), (twin, True)):
+            model.zero_grad(set_to_none=True)
+            torch.manual_seed(step)  # the posterior sample's noise
+            loss, _ = vae_loss(dataclasses.replace(cfg, channels_last=channels_last))(model, batch, step)
+            loss.backward()
+            out.append((loss.detach(), grads(model)))
+        torch.testing.assert_close(out[1][0], out[0][0], rtol=1e-5, atol=1e-6)
+        for g_last, g in zip(out[1][1], out[0][1]):
+            torch.testing.assert_close(g_last, g, rtol=1e-4, atol=1e-6)
+
+    quick = TrainConfig(steps=2, batch_size=1, log_every=1, lr=1e-3)
+    data = SyntheticClips(size=4, frames=5, height=SMALL.height, width=SMALL.width)
+
+    def run(channels_last: bool):
+        torch.manual_seed(0)  # the same initial weights
+        return train_tokenizer(dataclasses.replace(
+            cfg, stats_batches=2, vae_train=quick, tiny_train=quick, channels_last=channels_last,
+            run_dir=str(tmp_path / f"run{channels_last}"), out=str(tmp_path / f"tok{channels_last}.safetensors")), data)
+
+    runs = [run(False), run(True)]
+    assert runs[1].vae.log[0]["loss"] == pytest.approx(runs[0].vae.log[0]["loss"], rel=1e-5)
+    saved = Tokenizer.load(tmp_path / "tokTrue.safetensors")
+    assert all(p.is_contiguous() for p in runs[1].tokenizer.parameters())  # handed back as contiguous
+    for k, v in saved.state_dict().items():
+        torch.testing.assert_close(v, runs[1].tokenizer.state_dict()[k], rtol=0, atol=0, msg=k)
 
 
 def test_decoder_only_keeps_the_latents_a_world_model_reads(tmp_path):
