@@ -401,6 +401,9 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
     ap.add_argument("--compile", action="store_true", help="torch.compile the blocks of the teacher and of the "
                     "hybrid-forcing student while they train (TrainConfig.compile: inductor; measure it first with "
                     "scripts/bench_train_step.py --modes eager compiled)")
+    ap.add_argument("--cooldown", type=float, metavar="F", help="the last fraction of each teacher stage (of its "
+                    "time limit) over which the learning rate decays linearly to zero (TrainConfig.cooldown; default "
+                    f"{RecipeConfig().teacher.train.cooldown})")
     ap.add_argument("--minutes", nargs="+", default=[], metavar="KEY=M",
                     help="time limits in minutes, e.g. teacher=12 hybrid=3 dmd=4; keys: "
                     + "; ".join(f"{k}: {v}" for k, v in MINUTES.items()))
@@ -432,6 +435,12 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
             recipe, teacher=dataclasses.replace(recipe.teacher, train=dataclasses.replace(recipe.teacher.train,
                                                                                         compile=COMPILE_BACKEND)),
             hybrid_train=dataclasses.replace(recipe.hybrid_train, compile=COMPILE_BACKEND))
+    if args.cooldown is not None:
+        try:
+            train = dataclasses.replace(recipe.teacher.train, cooldown=args.cooldown)
+        except ValueError as err:
+            ap.error(f"--cooldown: {err}")
+        recipe = dataclasses.replace(recipe, teacher=dataclasses.replace(recipe.teacher, train=train))
     if args.warm_start:
         recipe = dataclasses.replace(recipe, warm_start=args.warm_start)
     if args.student_from:

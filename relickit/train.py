@@ -10,7 +10,10 @@
 - Checkpoints (every `ckpt_every` steps, at the end, and on Ctrl-C) hold the weights and EMA weights in safetensors,
   and the optimizer, gradient scaler, step and every RNG state in a torch.save'd file, all written atomically into
   `out_dir/checkpoints/step_XXXXXXXX/`; `out_dir/latest` names the newest complete one. Resuming continues bit for bit.
-- The learning rate is a pure function of the step (linear warmup, then constant), so the schedule has no state.
+- The learning rate is a pure function of the step (linear warmup, then constant, then with `cooldown` a linear
+  decay to zero over the run's last fraction: warmup-stable-decay), so the schedule has no state. A run with a
+  time limit cools down over the last fraction of that time instead, whichever end comes first (a resumed run's
+  time limit, and so its cooldown, counts from the resume).
 - A non-finite loss stops the run with `NonFiniteLossError` naming the step; the last good checkpoint stays.
 """
 from __future__ import annotations
@@ -58,6 +61,9 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     warmup: int = 0  # steps of linear learning-rate warmup
+    # the last fraction of the run (of `steps`, or of `time_limit_s` if that ends it first) over which the learning
+    # rate decays linearly to zero; 0 = constant to the end
+    cooldown: float = 0.0
     grad_clip: float = 1.0  # max global grad norm; 0 = off
     grad_accum: int = 1  # micro-batches per optimizer step
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
@@ -80,6 +86,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}.")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}.")
+        if not 0.0 <= self.cooldown <= 1.0:
+            raise ValueError(f"cooldown is a fraction of the run in [0, 1] (0 = off), got {self.cooldown}.")
         if self.keep_checkpoints < 1:
             raise ValueError("keep_checkpoints must be >= 1 so a resumable checkpoint always exists.")
 
@@ -121,8 +129,14 @@ def random_batches(dataset: Any, batch_size: int, seed: int,
 # ---------------------------------------------------------------------------------------------------------------
 # pieces of the loop
 # ---------------------------------------------------------------------------------------------------------------
-def lr_at(cfg: TrainConfig, step: int) -> float:
-    return cfg.lr * min(1.0, (step + 1) / cfg.warmup) if cfg.warmup > 0 else cfg.lr
+def lr_at(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
+    """The learning rate of optimizer step `step` (0-based), `elapsed_s` seconds into a run with a time limit."""
+    scale = min(1.0, (step + 1) / cfg.warmup) if cfg.warmup > 0 else 1.0
+    if cfg.cooldown > 0:
+        scale = min(scale, (cfg.steps - step) / (cfg.cooldown * cfg.steps))
+        if cfg.time_limit_s:
+            scale = min(scale, max(0.0, (cfg.time_limit_s - elapsed_s) / (cfg.cooldown * cfg.time_limit_s)))
+    return cfg.lr * scale
 
 
 def ema_decay_at(decay: float, step: int) -> float:
@@ -312,7 +326,7 @@ def train(cfg: TrainConfig, model: nn.Module, loss_fn: LossFn, batches: Batches,
     try:
         with deferred_sigint() as sigint:
             while step < cfg.steps and not (cfg.time_limit_s and time.perf_counter() - t0 > cfg.time_limit_s):
-                lr = lr_at(cfg, step)
+                lr = lr_at(cfg, step, time.perf_counter() - t0)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 for micro in range(cfg.grad_accum):

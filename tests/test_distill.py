@@ -302,9 +302,12 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     fused = recipe_from_cli(["--compile"])[0]  # the teacher and the hybrid student train compiled; DMD stays eager
     assert (fused.teacher.train.compile, fused.hybrid_train.compile, fused.dmd_train.compile) == ("inductor", "inductor", "")
     assert dataclasses.replace(fused.teacher, train=default.teacher.train) == default.teacher
+    cooled = recipe_from_cli(["--cooldown", "0.3"])[0]  # every teacher stage cools down; nothing else changes
+    assert cooled.teacher.train == dataclasses.replace(default.teacher.train, cooldown=0.3)
+    assert dataclasses.replace(cooled, teacher=default.teacher) == default
     for bad, named in ((["--minutes", "teacher"], "write KEY=MINUTES"), (["--minutes", "critic=2"], "teacher_long"),
                        (["--size", "200x8"], "multiple of the head size 64"), (["--clips", "0"], "at least 1"),
-                       (["--sigma-data", "-1"], "turns the velocity skip off")):
+                       (["--sigma-data", "-1"], "turns the velocity skip off"), (["--cooldown", "2"], "in [0, 1]")):
         with pytest.raises(SystemExit):
             recipe_from_cli(bad)
         assert named in capsys.readouterr().err

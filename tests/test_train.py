@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from relickit.train import (NonFiniteLossError, TrainConfig, latest_checkpoint, loss_figure, random_batches,
-                            read_log, train)
+from relickit.train import (NonFiniteLossError, TrainConfig, latest_checkpoint, loss_figure, lr_at,
+                            random_batches, read_log, train)
 
 DIM = 8
 
@@ -161,6 +161,21 @@ def test_bad_config_is_refused():
         TrainConfig(ema_decay=1.0)
     with pytest.raises(ValueError, match="grad_accum"):
         dataclasses.replace(TrainConfig(), grad_accum=0)
+    with pytest.raises(ValueError, match="cooldown"):
+        TrainConfig(cooldown=1.5)
+
+
+def test_cooldown_decays_the_learning_rate_to_zero_at_whichever_end_comes_first(tmp_path):
+    """Warmup, constant, then a linear decay over the last fraction of the steps, or of the time limit when the
+    time runs out first; the loop trains at exactly that rate."""
+    cfg = TrainConfig(steps=8, lr=1.0, warmup=2, cooldown=0.5)
+    assert [lr_at(cfg, s) for s in range(8)] == pytest.approx([0.5, 1, 1, 1, 1, 0.75, 0.5, 0.25])
+    assert [lr_at(dataclasses.replace(cfg, cooldown=0.0), s) for s in range(8)] == pytest.approx([0.5] + [1] * 7)
+    timed = dataclasses.replace(cfg, steps=10**6, time_limit_s=100.0, cooldown=0.2)
+    assert [lr_at(timed, 50, s) for s in (10.0, 80.0, 90.0, 99.0, 120.0)] == pytest.approx([1, 1, 0.5, 0.05, 0])
+    assert lr_at(dataclasses.replace(timed, steps=8, cooldown=0.5), 7, 10.0) == pytest.approx(0.25)  # steps end first
+    run = train(cfg_for(tmp_path, steps=8, warmup=2, cooldown=0.5), make_model(), noisy_loss, batches)
+    assert [r["lr"] for r in run.log] == pytest.approx([1e-2 * f for f in (0.5, 1, 1, 1, 1, 0.75, 0.5, 0.25)])
 
 
 def test_ctrl_c_stops_at_the_step_boundary(tmp_path):
