@@ -2,7 +2,8 @@
 #   bash scripts/device_tokenizer.sh launch   wheels, training data, held-out clips, step benchmark, then the
 #                                             layouts' training jobs in the background (setsid), all on one GPU
 #   bash scripts/device_tokenizer.sh wait N   sleep up to N seconds while jobs run, then show the logs' tails
-#   bash scripts/device_tokenizer.sh collect  each layout's tokenizer (fp16, split), logs, reports, strips -> $OUT
+#   bash scripts/device_tokenizer.sh collect  each layout's tokenizer (fp16, split; a Wan decoder over 15 MiB in
+#                                             int8), logs, reports, strips -> $OUT
 # Carry .gpu (python scripts/pack_gpu_wheels.py: ViZDoom trimmed, diffusers, importlib_metadata; or .whl of wheels).
 # Settings come from the environment: LAYOUTS (the jobs, side by side: a layout, or LAYOUT-WxB for a VAE of base
 # width W and B residual blocks per stage, e.g. "f4c16 f4c16-48x1"; a job continues INIT_DIR/JOB.safetensors where
@@ -64,8 +65,12 @@ collect)
   for J in $LAYOUTS; do
     [ -e $RUNS/$J/tokenizer.safetensors ] || { echo "$J: no tokenizer"; continue; }
     python3 -c "
-from relickit.vae import Tokenizer
-Tokenizer.load('$RUNS/$J/tokenizer.safetensors').save('$OUT/$J.safetensors', split=True, half=True)"
+from relickit.checkpoint import save_int8
+from relickit.vae import Tokenizer, wan_decoder_part
+Tokenizer.load('$RUNS/$J/tokenizer.safetensors').save('$OUT/$J.safetensors', split=True, half=True)
+part = wan_decoder_part('$OUT/$J.safetensors')  # a wide VAE's decoder passes \$OUT's 16 MiB a file in fp16
+if part.stat().st_size > 15 * 2**20:
+    save_int8(part, part)"
   done
   tar czf $OUT/runs.tgz -C $RUNS --exclude='checkpoints' --exclude='*.safetensors' --exclude='latest' . ;;
 esac
