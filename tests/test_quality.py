@@ -1,5 +1,6 @@
 """The evaluation cannot be fooled by mush: references, picture statistics and quality gates on known answers."""
 import dataclasses
+import json
 import subprocess
 import sys
 
@@ -213,6 +214,35 @@ def test_teacher_cli_scores_one_clip_on_each_held_out_map(tmp_path):
     assert guided["rows"][0]["teacher"]["model"] != report["rows"][0]["teacher"]["model"]  # the caption now pushes
     with pytest.raises(SystemExit):  # two datasets asked for
         teacher_main([*files, "--held-out", str(held), "--data", str(held)])
+
+
+def test_paired_change_is_the_mean_and_standard_error_of_the_clips_changes(tmp_path, capsys):
+    """Known answer: PSNR changes of +1, 0, +2 and -1 dB on four clips are a mean of +0.5 dB with a standard error of
+    sqrt(5/3) / 2, two clips up; the CLI compares two written reports the same way and refuses other clips."""
+    from relickit.evaluate.teacher import main as teacher_main
+    from relickit.evaluate.teacher import paired_change
+
+    def report(psnrs, loss):
+        return {"rows": [{"episode": f"ep{i}", "start": 8, "teacher": {"model": {
+            "psnr": p, "ssim": 0.5, "sharpness": 0.2, "brightness": 1.0}}} for i, p in enumerate(psnrs)],
+            "teacher_held_out_loss": loss}
+
+    before, after = report([20, 21, 22, 23], 0.2), report([21, 21, 24, 22], 0.19)
+    change = paired_change(before, after)
+    assert change["clips"] == 4 and change["psnr"] == pytest.approx({"mean": 0.5, "stderr": (5 / 3) ** 0.5 / 2, "up": 2})
+    assert change["ssim"] == {"mean": 0.0, "stderr": 0.0, "up": 0}
+    assert change["held_out_loss"] == {"before": 0.2, "after": 0.19}
+    paths = [tmp_path / "before.json", tmp_path / "after.json"]
+    for path, r in zip(paths, (before, after)):
+        path.write_text(json.dumps(r))
+    assert teacher_main(["--compare", *map(str, paths)]) == change
+    other = report([21, 21, 24], 0.19)
+    with pytest.raises(ValueError, match="same clips"):
+        paired_change(before, other)
+    paths[1].write_text(json.dumps(other))
+    with pytest.raises(SystemExit):
+        teacher_main(["--compare", *map(str, paths)])
+    assert "same clips" in capsys.readouterr().err
 
 
 def test_one_step_clip_is_x_minus_v_at_sigma_one_after_the_clean_first_frame():

@@ -3,6 +3,7 @@
     python -m relickit.evaluate.teacher --teacher runs/default/teacher/stage2.safetensors --out eval/tvs.json
     python -m relickit.evaluate.teacher --out eval/student.json     # the student alone (no teacher is shipped)
     python -m relickit.evaluate.teacher --teacher T --held-out data/eval_tokenizer_f2 --out R  # 12 held-out maps
+    python -m relickit.evaluate.teacher --compare BEFORE.json AFTER.json  # two reports' teachers, clip by clip
 
 Clips of `latent_frames` latent frames (13: 49 frames, 3 s) from an eval-split dataset (default data/sample/eval:
 held-out MAP21 and E1M1; `--held-out`: one episode on each of twelve held-out maps), with their true actions and
@@ -17,6 +18,9 @@ removing; and its sampler from the true clip noised to `from_truth` (0.75), whic
 With a teacher, `start_frame_reliance` asks whether it uses its start frame at all: its flow-matching loss on the
 clips at fixed noise levels with each clip's own clean first latent frame, another clip's, and zeros; and
 `held_out_loss` is its loss on the clips over the training noise distribution, beside the training log's.
+`paired_change` sets two reports on the same clips side by side (`--compare`): one rollout per clip from one noise
+draw moves a model's mean PSNR by a few tenths of a dB between two equally good teachers, so a change is read
+against the standard error of its per-clip changes.
 """
 from __future__ import annotations
 
@@ -62,6 +66,9 @@ class TeacherEvalConfig:
     reliance_sigmas: tuple[float, ...] = (0.2, 0.5, 0.8, 0.95, 1.0)
     train_shift: float = TeacherConfig.shift  # held_out_loss's noise distribution, as the teacher trains
     loss_levels: int = 16
+
+
+PAIRED_METRICS = ("psnr", "ssim", "sharpness", "brightness")
 
 
 @dataclass
@@ -217,6 +224,29 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     return TeacherEval(report, figs, np.concatenate(pad) if pad else np.zeros((0, 0, 3), np.uint8))
 
 
+def paired_change(before: dict, after: dict, name: str = "teacher") -> dict:
+    """Model `name` of report `after` against that of `before`, two reports of this evaluation on the same clips:
+    per metric the mean change over the clips, its standard error (the per-clip changes' standard deviation over
+    sqrt(clips)) and how many clips went up; with teachers, both held-out losses. A change within about two
+    standard errors is the noise of the draws, not the model."""
+    def scores(report: dict) -> dict:
+        return {(r["episode"], r["start"]): r[name]["model"] for r in report["rows"] if name in r}
+
+    a, b = scores(before), scores(after)
+    if not a or a.keys() != b.keys():
+        raise ValueError(f"the reports must score {name!r} on the same clips (the same --held-out or --data, --clips "
+                         f"and --seed); they hold {len(a)} and {len(b)}, {len(a.keys() ^ b.keys())} not in both.")
+    out: dict = {"model": name, "clips": len(a)}
+    for metric in PAIRED_METRICS:
+        change = np.array([b[k][metric] - a[k][metric] for k in a])
+        spread = change.std(ddof=1) / np.sqrt(len(change)) if len(change) > 1 else float("nan")
+        out[metric] = {"mean": float(change.mean()), "stderr": float(spread), "up": int((change > 0).sum())}
+    if name == "teacher":
+        out["held_out_loss"] = {"before": before.get("teacher_held_out_loss"),
+                                "after": after.get("teacher_held_out_loss")}
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     from ..model import WorldModel
     from ..play import DEFAULT_MODEL, DEFAULT_TOKENIZER
@@ -244,7 +274,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, help="torch CPU threads")
     ap.add_argument("--out", help="report path (.json; figures beside it)")
     ap.add_argument("--no-figures", action="store_true", help="no plotly figures (the report and strip only)")
+    ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="instead of evaluating: the teacher of "
+                    "report AFTER against that of BEFORE, clip by clip (paired_change; the student where a report "
+                    "has no teacher)")
     args = ap.parse_args(argv)
+    if args.compare:
+        before, after = (json.loads(Path(path).read_text()) for path in args.compare)
+        name = "teacher" if all("teacher" in r for r in (*before["rows"], *after["rows"])) else "student"
+        try:
+            change = paired_change(before, after, name)
+        except ValueError as err:
+            ap.error(str(err))
+        print(json.dumps(change))
+        return change
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.held_out and args.data:
