@@ -22,6 +22,7 @@ RUNS_ENV = "RELICKIT_RUNS"
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
 ASSETS = Path(__file__).resolve().parent / "assets"
+CAMPAIGN_TEACHER = REPO / "data" / "weights" / "world" / "teacher.safetensors"  # docs/runs/campaign.md's kept teacher
 
 
 def smoke() -> bool:
@@ -83,6 +84,16 @@ def default_student():
         return WorldModel.load(path).float().eval(), True
     torch.manual_seed(0)
     return WorldModel(preset("tiny", layers=2, dim=64, heads=2, ffn_dim=128, text_dim=32, text_len=8)).eval(), False
+
+
+def campaign_teacher():
+    """The training campaign's latest kept teacher (a clone's data/weights/world/, int8, trained on the shipped
+    tokenizer's latents), or None where it is not (an installed relickit, or no shipped tokenizer to read it)."""
+    from .model import WorldModel
+
+    if not (CAMPAIGN_TEACHER.exists() and (ASSETS / "tokenizer.safetensors").exists()):
+        return None
+    return WorldModel.load(CAMPAIGN_TEACHER).float().eval()
 
 
 def default_session(**kwargs):
