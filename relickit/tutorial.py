@@ -22,7 +22,9 @@ RUNS_ENV = "RELICKIT_RUNS"
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
 ASSETS = Path(__file__).resolve().parent / "assets"
-CAMPAIGN_TEACHER = REPO / "data" / "weights" / "world" / "teacher.safetensors"  # docs/runs/campaign.md's kept teacher
+# docs/runs/campaign.md's kept teacher, and (a link to) the tokenizer whose latents it was trained on
+CAMPAIGN_TEACHER = REPO / "data" / "weights" / "world" / "teacher.safetensors"
+CAMPAIGN_TOKENIZER = CAMPAIGN_TEACHER.with_name("tokenizer.safetensors")
 
 
 def smoke() -> bool:
@@ -87,13 +89,15 @@ def default_student():
 
 
 def campaign_teacher():
-    """The training campaign's latest kept teacher (a clone's data/weights/world/, int8, trained on the shipped
-    tokenizer's latents), or None where it is not (an installed relickit, or no shipped tokenizer to read it)."""
+    """The training campaign's latest kept teacher (int8, in a clone's data/weights/world/) and the tokenizer whose
+    latents it was trained on (beside it, which may not be the shipped one while a new tokenizer's teacher trains
+    ahead of its student). Returns (teacher, tokenizer), or None where they are not (an installed relickit)."""
     from .model import WorldModel
+    from .vae import Tokenizer
 
-    if not (CAMPAIGN_TEACHER.exists() and (ASSETS / "tokenizer.safetensors").exists()):
+    if not (CAMPAIGN_TEACHER.exists() and CAMPAIGN_TOKENIZER.exists()):
         return None
-    return WorldModel.load(CAMPAIGN_TEACHER).float().eval()
+    return WorldModel.load(CAMPAIGN_TEACHER).float().eval(), Tokenizer.load(CAMPAIGN_TOKENIZER).eval()
 
 
 def default_session(**kwargs):

@@ -55,12 +55,14 @@ def test_tutorial_runs_go_where_git_ignores_them(monkeypatch, tmp_path):
     assert tutorial.runs_dir("01_data") == tmp_path / "01_data"
 
 
-def test_the_campaign_teacher_is_the_kept_one_or_none(monkeypatch, tmp_path):
-    """Notebook 03 draws the campaign's kept teacher where a clone has it: in fp32, for the shipped tokenizer's
-    latent grid; elsewhere None, and the notebook says so."""
-    teacher = tutorial.campaign_teacher()
-    assert teacher is not None  # this checkout holds data/weights/world/teacher.safetensors
-    assert teacher.cfg.latent_size == tutorial.default_tokenizer()[0].cfg.latent_size
+def test_the_campaign_teacher_comes_with_the_tokenizer_it_reads(monkeypatch, tmp_path):
+    """Notebook 03 draws the campaign's kept teacher where a clone has it, in fp32, with the tokenizer of its
+    latents (today the shipped one, linked); elsewhere None, and the notebook says so."""
+    found = tutorial.campaign_teacher()
+    assert found is not None  # this checkout holds data/weights/world/
+    teacher, tokenizer = found
+    assert teacher.cfg.latent_size == tokenizer.cfg.latent_size
+    assert teacher.cfg.latent_channels == tokenizer.cfg.z_dim
     assert all(p.dtype == torch.float32 for p in teacher.parameters())
-    monkeypatch.setattr(tutorial, "CAMPAIGN_TEACHER", tmp_path / "missing.safetensors")
+    monkeypatch.setattr(tutorial, "CAMPAIGN_TOKENIZER", tmp_path / "missing.safetensors")
     assert tutorial.campaign_teacher() is None
