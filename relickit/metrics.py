@@ -131,14 +131,23 @@ def colour_frames(x) -> np.ndarray:
     return _video(x, "video").double().mean((1, 2)).numpy()
 
 
+def saturation_frames(x) -> np.ndarray:
+    """Per-frame mean chroma (T,) of a uint8 video: each pixel's largest minus smallest channel, in levels (0 for
+    grey). A green wall decoded beige keeps its brightness and loses its chroma."""
+    v = _video(x, "video").double()
+    return (v.amax(-1) - v.amin(-1)).flatten(1).mean(1).numpy()
+
+
 def picture_stats(generated, truth) -> dict[str, np.ndarray]:
     """Per-frame picture statistics of a video against its truth (both uint8 (T, H, W, 3)):
-    "sharpness" and "brightness" are ratios generated / truth (1 = as sharp / as bright; a blur falls under 1),
-    "colour_shift" is (T, 3) mean generated - truth per channel in levels. A flat truth frame gives a NaN ratio."""
+    "sharpness", "brightness" and "saturation" are ratios generated / truth (1 = as sharp / as bright / as
+    colourful; a blur falls under 1 in sharpness, a washed-out picture in saturation), "colour_shift" is (T, 3)
+    mean generated - truth per channel in levels. A flat (or, for saturation, grey) truth frame gives a NaN ratio."""
     g, t = _pair(generated, truth)
     with np.errstate(divide="ignore", invalid="ignore"):
         return {"sharpness": sharpness_frames(g) / sharpness_frames(t),
                 "brightness": brightness_frames(g) / brightness_frames(t),
+                "saturation": saturation_frames(g) / saturation_frames(t),
                 "colour_shift": colour_frames(g) - colour_frames(t)}
 
 

@@ -182,3 +182,19 @@ def test_picture_stats_know_blur_sharpening_darkening_and_colour():
     np.testing.assert_allclose(shift[:, 1:], 0.0)
     grey = np.full_like(truth, 128)  # a mean-like grey frame has no edges at all
     np.testing.assert_allclose(picture_stats(grey, truth)["sharpness"], 0.0)
+
+
+def test_saturation_ratio_sees_washed_out_colour_that_brightness_does_not():
+    """Known answer: each pixel moved halfway to its own grey (channel mean) keeps the brightness and halves the
+    chroma (largest minus smallest channel); a grey picture has none."""
+    from relickit.metrics import picture_stats, saturation_frames
+
+    truth = _truth_clip()
+    np.testing.assert_allclose(picture_stats(truth, truth)["saturation"], 1.0)
+    f = truth.astype(np.float64)
+    washed = f + 0.5 * (f.mean(-1, keepdims=True) - f)
+    stats = picture_stats(washed.round().astype(np.uint8), truth)
+    np.testing.assert_allclose(stats["saturation"], 0.5, atol=0.01)
+    np.testing.assert_allclose(stats["brightness"], 1.0, atol=0.01)
+    grey = np.repeat(truth[..., :1], 3, -1)
+    np.testing.assert_allclose(saturation_frames(grey), 0.0)

@@ -194,6 +194,14 @@ def test_teacher_vs_student_scores_both_beside_the_references(tmp_path):
                                  figures=False)  # clip 0 alone: the same clip, the same noise
     assert "teacher_from_truth" not in without.report["summary"]
     assert without.report["rows"][0]["teacher"] == report["rows"][0]["teacher"]
+    # a teacher on another tokenizer's latents: its clips and its ceiling through that tokenizer, the student's not
+    _, other_tok = random_assets(seed=2)
+    own = teacher_vs_student(student, tok, teacher, cfg=dataclasses.replace(cfg, clips=1), figures=False,
+                             teacher_tokenizer=other_tok).report["rows"][0]
+    assert own["student"] == report["rows"][0]["student"]
+    assert own["teacher"]["tokenizer_ceiling"] != report["rows"][0]["teacher"]["tokenizer_ceiling"]
+    assert own["teacher"]["tokenizer_ceiling"] == own["teacher_one_step"]["tokenizer_ceiling"]
+    assert own["teacher"]["frozen_start"] == own["student"]["frozen_start"]
 
 
 def test_teacher_cli_scores_one_clip_on_each_held_out_map(tmp_path):
@@ -214,6 +222,11 @@ def test_teacher_cli_scores_one_clip_on_each_held_out_map(tmp_path):
     assert guided["rows"][0]["teacher"]["model"] != report["rows"][0]["teacher"]["model"]  # the caption now pushes
     with pytest.raises(SystemExit):  # two datasets asked for
         teacher_main([*files, "--held-out", str(held), "--data", str(held)])
+    own = teacher_main([*files, "--held-out", str(held), "--maps", "MAP21,MAP22", "--teacher-tokenizer",
+                        str(tmp_path / "tokenizer.safetensors")])  # the same tokenizer named twice: the same report
+    assert own["rows"] == report["rows"] and own["model"]["teacher_tokenizer"] == files[5]
+    with pytest.raises(SystemExit):  # a teacher's tokenizer without a teacher
+        teacher_main([*files[:2], "--teacher-tokenizer", files[5], "--held-out", str(held)])
 
 
 def test_paired_change_is_the_mean_and_standard_error_of_the_clips_changes(tmp_path, capsys):
@@ -232,6 +245,7 @@ def test_paired_change_is_the_mean_and_standard_error_of_the_clips_changes(tmp_p
     assert change["clips"] == 4 and change["psnr"] == pytest.approx({"mean": 0.5, "stderr": (5 / 3) ** 0.5 / 2, "up": 2})
     assert change["ssim"] == {"mean": 0.0, "stderr": 0.0, "up": 0}
     assert change["held_out_loss"] == {"before": 0.2, "after": 0.19}
+    assert "saturation" not in change  # reports written before it was scored compare on what they have
     paths = [tmp_path / "before.json", tmp_path / "after.json"]
     for path, r in zip(paths, (before, after)):
         path.write_text(json.dumps(r))

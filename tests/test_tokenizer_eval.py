@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from relickit.evaluate.tokenizer import TARGETS, TokenizerEvalConfig, evaluate_tokenizer, gates, score, table
@@ -28,6 +29,26 @@ def test_gates_pass_a_near_copy_and_fail_a_blurred_darkened_one():
     assert {"psnr", "ssim", "sharpness", "brightness", "colour_shift"} <= failed
     assert bad["brightness"] < 0.75 and bad["sharpness"] < 0.75
     assert set(TARGETS) == set(gates(bad))
+
+
+def test_colour_gates_see_casts_that_cancel_over_clips_and_washed_out_colour():
+    """Known answer: +6 levels of red in one clip and -6 in the other pool to no shift but are a 6-level cast clip by
+    clip; pixels moved halfway to their own grey keep the brightness and halve the saturation; one clip washed out
+    and the other as true keep a mean saturation error of a quarter."""
+    truth = clips()
+    cast = truth.astype(int)
+    cast[0, ..., 0] += 6
+    cast[1, ..., 0] -= 6
+    s = score(np.clip(cast, 0, 255).astype(np.uint8), truth)
+    assert s["colour_shift_rgb"][0] == pytest.approx(0.0, abs=0.1) and s["colour_shift"] == pytest.approx(6.0, abs=0.2)
+    assert not gates(s)["colour_shift"]["pass"]
+    f = truth.astype(np.float64)
+    washed = score((f + 0.5 * (f.mean(-1, keepdims=True) - f)).round().astype(np.uint8), truth)
+    assert washed["saturation"] == pytest.approx(0.5, abs=0.02) and gates(washed)["brightness"]["pass"]
+    assert washed["saturation_error"] == pytest.approx(0.5, abs=0.02) and not gates(washed)["saturation_error"]["pass"]
+    half = truth + np.uint8(1)  # clip 1 a level brighter, its chroma kept (identical frames have no finite PSNR)
+    half[0] = (f[0] + 0.5 * (f[0].mean(-1, keepdims=True) - f[0])).round().astype(np.uint8)
+    assert score(half, truth)["saturation_error"] == pytest.approx(0.25, abs=0.01)
 
 
 def test_first_frame_gap_and_psnr_over_time_see_a_bad_first_frame():

@@ -68,7 +68,7 @@ class TeacherEvalConfig:
     loss_levels: int = 16
 
 
-PAIRED_METRICS = ("psnr", "ssim", "sharpness", "brightness")
+PAIRED_METRICS = ("psnr", "ssim", "sharpness", "brightness", "saturation")
 
 
 @dataclass
@@ -140,9 +140,13 @@ def one_step_clip(model, first: torch.Tensor, noise: torch.Tensor, context: torc
 
 @torch.no_grad()
 def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.PathLike | None = None,
-                       cfg: TeacherEvalConfig = TeacherEvalConfig(), figures: bool = True) -> TeacherEval:
+                       cfg: TeacherEvalConfig = TeacherEvalConfig(), figures: bool = True,
+                       teacher_tokenizer=None) -> TeacherEval:
     """Per clip and on average, each model's frames against the truth beside the references, and a strip.
-    figures=False skips the plotly figures (for machines without plotly, e.g. the GPU box)."""
+    figures=False skips the plotly figures (for machines without plotly, e.g. the GPU box). `teacher_tokenizer`:
+    the tokenizer whose latents the teacher was trained on, where it is not the student's (a new tokenizer's
+    teacher trains ahead of its student): the teacher's clips are encoded, decoded and given their tokenizer
+    ceiling with it, the student's with `tokenizer`; the strip's ceiling row is then the teacher's."""
     from ..dataset import ClipDataset
     from ..diffusion import SamplerConfig, add_noise, rollout, sample_teacher
     from ..play import to_uint8
@@ -150,6 +154,8 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     from .gallery import GalleryConfig, Rendered, strip
 
     models = {"student": student.float().eval(), **({"teacher": teacher.float().eval()} if teacher is not None else {})}
+    teacher_tok = teacher_tokenizer if teacher_tokenizer is not None else tokenizer
+    tok_of = lambda name: tokenizer if name == "student" else teacher_tok  # noqa: E731
     fps = student.cfg.fps
     data = ClipDataset(data_root or sample_data("eval"), frames=student.cfg.video_frames(cfg.latent_frames),
                        split="eval", stride=cfg.stride)
@@ -163,11 +169,13 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     for i in picks:
         clip = data[int(i)]
         truth = to_uint8(clip["frames"].transpose(0, 1))
-        lat = tokenizer.encode(clip["frames"][None].transpose(1, 2).to(tokenizer.dtype))
+        video = clip["frames"][None].transpose(1, 2)
+        encoded = {t: t.encode(video.to(t.dtype)) for t in dict.fromkeys((tokenizer, teacher_tok))}
+        lat = encoded[teacher_tok]  # the teacher's clip (the student's where they share a tokenizer)
         acts, poses = clip["actions"][None], clip["poses"][None]
         noise = torch.randn(lat.shape, generator=gen)  # drawn with or without a teacher: the student's noise stays
         table = [[torch.randn(chunk, generator=gen) for _ in range(4)] for _ in range(cfg.latent_frames)]
-        latents = {"student": rollout(student, student.new_cache(MemoryConfig()), lat[:, :, :1],
+        latents = {"student": rollout(student, student.new_cache(MemoryConfig()), encoded[tokenizer][:, :, :1],
                                       student.encode_text([clip["caption"]]), acts, poses, cfg.latent_frames,
                                       SamplerConfig().sigmas, lambda j, k: table[j][k]).latents}
         if teacher is not None:
@@ -182,15 +190,17 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
                     noise=add_noise(lat, noise, torch.full((1, cfg.latent_frames), cfg.from_truth)),
                     start_sigma=cfg.from_truth)
             inputs.append((lat, context, acts, poses))
-        refs = references(SimpleNamespace(tokenizer=tokenizer, decoder="tiny"), truth)
-        videos = {name: to_uint8(tokenizer.decode_tiny(z)[0].float()) for name, z in latents.items()}
-        scores = {name: compare({"model": v, **refs}, truth, fps=fps) for name, v in videos.items()}
+        refs = {t: references(SimpleNamespace(tokenizer=t, decoder="tiny"), truth) for t in encoded}
+        videos = {name: to_uint8(tok_of(name).decode_tiny(z)[0].float()) for name, z in latents.items()}
+        scores = {name: compare({"model": v, **refs[tok_of(name)]}, truth, fps=fps) for name, v in videos.items()}
         rows.append({"clip": int(i), "map": clip["map"], "episode": clip["episode"], "start": clip["start"], **scores})
         if len(strips) < cfg.strip_clips:
             names = [n for n in STRIP_ROWS if n in videos or n in ("truth", "tokenizer_ceiling")]
-            drawn = Rendered(None, None, {"truth": truth, **videos, "tokenizer_ceiling": refs["tokenizer_ceiling"]},
+            ceiling = "teacher" if teacher is not None else "student"
+            drawn = Rendered(None, None, {"truth": truth, **videos,
+                                          "tokenizer_ceiling": refs[tok_of(ceiling)]["tokenizer_ceiling"]},
                              {**{n: s["model"] for n, s in scores.items()},
-                              "tokenizer_ceiling": scores["student"]["tokenizer_ceiling"]})
+                              "tokenizer_ceiling": scores[ceiling]["tokenizer_ceiling"]})
             strips.append(strip(drawn, GalleryConfig(every=8), names))
     summary = {name: mean_pictures([r[name] for r in rows]) for name in latents}
     reliance, loss = {}, None
@@ -227,8 +237,8 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
 def paired_change(before: dict, after: dict, name: str = "teacher") -> dict:
     """Model `name` of report `after` against that of `before`, two reports of this evaluation on the same clips:
     per metric the mean change over the clips, its standard error (the per-clip changes' standard deviation over
-    sqrt(clips)) and how many clips went up; with teachers, both held-out losses. A change within about two
-    standard errors is the noise of the draws, not the model."""
+    sqrt(clips)) and how many clips went up, for the metrics both reports have; with teachers, both held-out
+    losses. A change within about two standard errors is the noise of the draws, not the model."""
     def scores(report: dict) -> dict:
         return {(r["episode"], r["start"]): r[name]["model"] for r in report["rows"] if name in r}
 
@@ -237,7 +247,8 @@ def paired_change(before: dict, after: dict, name: str = "teacher") -> dict:
         raise ValueError(f"the reports must score {name!r} on the same clips (the same --held-out or --data, --clips "
                          f"and --seed); they hold {len(a)} and {len(b)}, {len(a.keys() ^ b.keys())} not in both.")
     out: dict = {"model": name, "clips": len(a)}
-    for metric in PAIRED_METRICS:
+    both = [m for m in PAIRED_METRICS if all(m in s for s in (*a.values(), *b.values()))]  # older reports lack some
+    for metric in both:
         change = np.array([b[k][metric] - a[k][metric] for k in a])
         spread = change.std(ddof=1) / np.sqrt(len(change)) if len(change) > 1 else float("nan")
         out[metric] = {"mean": float(change.mean()), "stderr": float(spread), "up": int((change > 0).sum())}
@@ -256,6 +267,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--teacher", help="teacher safetensors (not shipped; without it the student is scored alone)")
     ap.add_argument("--student", default=str(DEFAULT_MODEL))
     ap.add_argument("--tokenizer", default=str(DEFAULT_TOKENIZER))
+    ap.add_argument("--teacher-tokenizer", help="the tokenizer whose latents the teacher was trained on, where not "
+                    "--tokenizer (the campaign's: data/weights/world/tokenizer.safetensors)")
     ap.add_argument("--data", help="an eval-split dataset (default data/sample/eval)")
     ap.add_argument("--held-out", metavar="DIR", help="instead of --data: one episode per map of --maps, generated "
                     "into DIR on first use (relickit.evaluate.tokenizer.held_out_episodes: the tokenizer "
@@ -289,6 +302,8 @@ def main(argv: list[str] | None = None) -> dict:
         return change
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.teacher_tokenizer and not args.teacher:
+        ap.error("--teacher-tokenizer is the teacher's: give --teacher too, or drop it")
     if args.held_out and args.data:
         ap.error("--held-out generates its own dataset: drop --data, or --held-out to read --data")
     teacher = WorldModel.load(args.teacher) if args.teacher else None
@@ -301,17 +316,19 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error(f"--from-truth is a noise level below 1, or 0 for none (got {args.from_truth})")
     cfg = TeacherEvalConfig(clips=clips, teacher_steps=args.steps, guidance=args.guidance, seed=args.seed,
                             from_truth=args.from_truth)
+    teacher_tok = Tokenizer.load(args.teacher_tokenizer) if args.teacher_tokenizer else None
     result = teacher_vs_student(WorldModel.load(args.student), Tokenizer.load(args.tokenizer), teacher, data, cfg,
-                                figures=not args.no_figures)
+                                figures=not args.no_figures, teacher_tokenizer=teacher_tok)
     report = clean({**result.report, "model": {"student": args.student, "teacher": args.teacher,
-                                               "tokenizer": args.tokenizer}})
+                                               "tokenizer": args.tokenizer,
+                                               "teacher_tokenizer": args.teacher_tokenizer or args.tokenizer}})
     if args.out:
         out = Path(args.out)
         write_report(report, result.figures, out.parent, out.name)
         if result.strip.size:
             Image.fromarray(result.strip).save(out.with_name(f"{out.stem}_strip.png"))
     for name, s in report["summary"].items():
-        print(json.dumps({"name": name, **{v: {k: s[v][k] for k in ("psnr", "ssim", "sharpness", "brightness")}
+        print(json.dumps({"name": name, **{v: {k: s[v][k] for k in PAIRED_METRICS}
                                              for v in ("model", "frozen_start", "tokenizer_ceiling")},
                           "gain_over_frozen_db": s["gain_over_frozen_db"], "to_ceiling_db": s["to_ceiling_db"]}))
     if report["teacher_start_frame_reliance"]:

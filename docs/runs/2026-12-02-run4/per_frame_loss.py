@@ -2,10 +2,11 @@
 high noise with each clip's own first latent frame and with another clip's, beside the loss of copying the first
 frame forward (x0 error) and each frame's variance (the loss of predicting the mean).
 
-    python docs/runs/2026-12-02-run4/per_frame_loss.py data/weights/world/teacher.safetensors [DATA]
+    python docs/runs/2026-12-02-run4/per_frame_loss.py data/weights/world/teacher.safetensors [DATA [TOKENIZER]]
 
 DATA: an eval-split dataset, one clip per episode (e.g. data/eval_tokenizer_f2, the twelve held-out maps of
 `relickit.evaluate.teacher --held-out`); default the teacher evaluation's 8 clips of data/sample/eval.
+TOKENIZER: the one whose latents the teacher was trained on (default the shipped one).
 """
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from relickit.vae import Tokenizer
 
 cfg = TeacherEvalConfig()
 model = WorldModel.load(sys.argv[1]).float().eval()
-tok = Tokenizer.load("relickit/assets/tokenizer.safetensors")
+tok = Tokenizer.load(sys.argv[3] if len(sys.argv) > 3 else "relickit/assets/tokenizer.safetensors")
 root = Path(sys.argv[2]) if len(sys.argv) > 2 else sample_data("eval")
 count = len(list(root.glob("ep*.npz"))) if len(sys.argv) > 2 else cfg.clips
 data = ClipDataset(root, frames=model.cfg.video_frames(cfg.latent_frames), split="eval", stride=cfg.stride)
