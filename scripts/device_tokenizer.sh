@@ -7,7 +7,7 @@
 # Carry .gpu (python scripts/pack_gpu_wheels.py: ViZDoom trimmed, diffusers, importlib_metadata; or .whl of wheels).
 # Settings come from the environment: LAYOUTS (the jobs, side by side: a layout, or LAYOUT-WxB for a VAE of base
 # width W and B residual blocks per stage, e.g. "f4c16 f4c16-48x1"; a job continues INIT_DIR/JOB.safetensors where
-# that exists, else starts from scratch), EPISODES, BATCH (clips of 17 frames per step, default 16; the launch's
+# that exists, else starts from scratch; wait and collect take the launch's), EPISODES, BATCH (clips of 17 frames per step, default 16; the launch's
 # step benchmark times 16, 32 and 64), VAE_MIN, TINY_MIN, GAN_START, GAN_RAMP, GRAD_WEIGHT, VAE_LR, INIT_DIR
 # (committed state to resume: data/weights/tokenizer), DECODER_ONLY=1 (fine-tune the decoders of INIT_DIR's state:
 # the latents a world model trained on stay), TRAIN_DATA (train on an existing dataset, e.g. the one a world-model
@@ -17,14 +17,15 @@
 set -u
 # A machine goes back 30 s after a call: issue the phases' calls back to back, edit nothing in between.
 source scripts/device_site.sh || exit 1
-LAYOUTS=${LAYOUTS:-f4c16}
 RUNS=/tmp/runs DATA=${DATA:-/tmp/tokdata}
+LAYOUTS=${LAYOUTS:-$(cat $RUNS/layouts 2>/dev/null || echo f4c16)}  # wait and collect: the launch's jobs
 TRAIN=${TRAIN_DATA:-$DATA/train}
 EVAL_MAPS=MAP21,MAP22,MAP23,MAP24,MAP25,MAP26,MAP27,MAP28,MAP29,MAP30,MAP31,MAP32  # freedoom1 is not carried
 mkdir -p $RUNS
 
 case $1 in
 launch)
+  echo "$LAYOUTS" > $RUNS/layouts
   nvidia-smi --query-gpu=name,driver_version,memory.used --format=csv,noheader
   python3 -c "import torch, diffusers, vizdoom; print('torch', torch.__version__, 'diffusers', diffusers.__version__)"
   if [ -z "${TRAIN_DATA:-}" ]; then
