@@ -32,6 +32,7 @@ set -uo pipefail
 source scripts/device_site.sh || exit 1
 export TQDM_MININTERVAL=20
 RUN=${RUN:-/tmp/run} DATA=${DATA:-/tmp/data} LOG=${RUN}.log
+RECIPE_OF_RUN="relickit.recipe --out $RUN --data"  # the command line of this RUN's recipe (pgrep, pkill)
 phase=$1; shift
 
 launch() {
@@ -47,6 +48,10 @@ launch() {
        mkdir -p "$RUN/$(dirname "$f")" && cat "$f".part* > "$RUN/$f"; done)
   fi
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+  # an earlier recipe of this RUN still writing its log (its last stage's file is out before it exits) would write on
+  # into the emptied log at its old offset, and its DONE would end the next wait at once (run 7 lost a call so)
+  for _ in $(seq 60); do pgrep -f -- "$RECIPE_OF_RUN" >/dev/null || break; sleep 2; done
+  pgrep -f -- "$RECIPE_OF_RUN" >/dev/null && { echo "a recipe of $RUN is still running: wait for it, or stop it"; return 1; }
   [ -s "$LOG" ] && cat "$LOG" >> "$RUN.earlier.log"  # an earlier launch's log (its DONE would end a wait at once)
   : > "$LOG"
   setsid nohup bash -c "python3 -m relickit.recipe --out $RUN --data $DATA --stages $1 ${RECIPE_ARGS:-} && echo DONE \
@@ -120,7 +125,7 @@ case $phase in
   collect) collect "$@" ;;
   run) stages=$1; shift; launch "$stages" && wait_for 100000 && collect "$@" ;;
   eval-teacher) eval_teacher "$@" ;;
-  stop) pkill -f -- "relickit.recipe --out $RUN --data" && echo "stopped the recipe in $RUN" ;;
+  stop) pkill -f -- "$RECIPE_OF_RUN" && echo "stopped the recipe in $RUN" ;;
   *) echo "usage: $0 launch STAGES | wait SECONDS [RUN ...] | collect OUTPUT ... | run STAGES OUTPUT ... |" \
        "eval-teacher DIR ... | collect-teachers DIR ... | stop" >&2
      exit 2 ;;

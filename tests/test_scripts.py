@@ -159,6 +159,32 @@ def test_device_run_waits_for_side_by_side_teachers_and_collects_them_in_int8(tm
     assert sum(n.endswith("log.jsonl") for n in names) == 2 and sum(n.endswith(".log") for n in names) == 2
 
 
+def test_device_run_launch_waits_for_the_runs_earlier_recipe_before_it_starts_the_next(tmp_path):
+    """Run 7's lost call: the latents stage writes its last file before its recipe exits, so the teacher's launch
+    emptied a log that recipe still wrote to, its DONE landed in the new log and ended the next `wait` at once. The
+    launch now waits for the earlier recipe of the same RUN, and the new log holds only the new recipe's lines."""
+    import os
+    import time
+
+    run = tmp_path / "run"
+    log = run.with_suffix(".log")
+    # a stand-in for the data recipe: its command line names the RUN as device_run.sh launches it, and it writes on
+    # into the log it opened as the launch opens it (at its own offset), DONE last, a while after its last file
+    # appeared (longer than the launch takes to reach its log: importing the packages it checks takes seconds)
+    earlier = subprocess.Popen(["bash", "-c", f'exec > "{log}"; echo latents done; sleep 12; echo DONE',
+                                f"relickit.recipe --out {run} --data {tmp_path / 'data'}"])
+    time.sleep(0.5)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "OUT": str(tmp_path / "out"),
+           "RUN": str(run), "DATA": str(tmp_path / "data")}
+    launched = subprocess.run(["bash", str(ROOT / "scripts" / "device_run.sh"), "launch", "no-such-stage"], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=120)
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    assert earlier.wait(timeout=10) == 0
+    new = log.read_text()
+    assert "\0" not in new and "DONE" not in new and new.rstrip().endswith("FAILED")  # the new recipe's own end
+    assert "latents done\nDONE" in run.with_name("run.earlier.log").read_text()
+
+
 def test_bench_tokenizer_step_times_a_wider_vae_in_each_memory_format():
     bench = [sys.executable, "scripts/bench_tokenizer_step.py", "--device", "cpu", "--jobs", "f4c16-4x1", "--batch",
              "1", "--frames", "5", "--steps", "1", "--warmup", "0", "--variants", "whole,channels_last"]
