@@ -6,6 +6,8 @@ Every stage keeps its checkpoint: the distillation curriculum takes the teacher 
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -17,7 +19,9 @@ from .config import ModelConfig
 from .diffusion import flow_matching_loss, sample_train_sigma
 from .memory import bidirectional_visibility
 from .model import WorldModel
-from .train import TrainConfig, TrainResult, train
+from .train import CKPT_KIND, EMA_FILE, MODEL_FILE, TrainConfig, TrainResult, latest_checkpoint, train
+
+STAGE_MODEL = "model.json"  # in a stage's run directory: the architecture of the model it trains
 
 
 @dataclass(frozen=True)
@@ -123,8 +127,36 @@ def train_teacher(model_cfg: ModelConfig, clips_for: Callable[[int], Callable[[i
         if previous is not None:
             load_weights(model, previous)
         tcfg = dataclasses.replace(cfg.train, steps=stage.steps, out_dir=str(out / f"stage{i}"))
+        checkpoint.atomic_write(Path(tcfg.out_dir) / STAGE_MODEL, lambda tmp: Path(tmp).write_text(
+            json.dumps(dataclasses.asdict(model.cfg))))  # what newest_teacher builds from this stage's checkpoints
         result: TrainResult = train(tcfg, model, teacher_loss(cfg), clips_for(stage.latent_frames), resume=resume)
         final = result.ema_model if result.ema_model is not None else result.model
         paths.append(final.save(path))
         previous = path
     return paths
+
+
+def _stage(path: Path) -> int | None:
+    """i of a curriculum's `stage<i>` (a stage's run directory) or `stage<i>.safetensors` (its result), else None."""
+    found = re.fullmatch(r"stage(\d+)(\.safetensors)?", path.name)
+    return int(found.group(1)) if found else None
+
+
+def newest_teacher(out_dir: str | Path) -> tuple[WorldModel, str] | None:
+    """The newest teacher weights under a curriculum's `out_dir` (TeacherConfig.train.out_dir), and where they came
+    from: the stage running after the last finished one, at its newest checkpoint (its EMA weights; the checkpoints
+    come every `ckpt_every` steps), else the last finished stage (`stage<i>.safetensors`); None before any. What a
+    GPU machine that can go back at any minute should bring home: a resumable warm start, not nothing."""
+    out = Path(out_dir)
+    done = sorted((p for p in out.glob("stage*.safetensors") if _stage(p) is not None), key=_stage)
+    running = sorted((d for d in out.glob("stage*") if d.is_dir() and _stage(d) is not None
+                      and (d / STAGE_MODEL).exists() and latest_checkpoint(d) is not None), key=_stage)
+    last = _stage(done[-1]) if done else -1
+    if running and _stage(running[-1]) > last:
+        stage = running[-1]
+        found = latest_checkpoint(stage)
+        model = WorldModel(checkpoint.config_from_dict(ModelConfig, json.loads((stage / STAGE_MODEL).read_text())))
+        weights = found / EMA_FILE if (found / EMA_FILE).exists() else found / MODEL_FILE
+        checkpoint.load_into(model, checkpoint.load(weights, CKPT_KIND)[0], weights)
+        return model, str(weights)
+    return (WorldModel.load(done[-1]), str(done[-1])) if done else None

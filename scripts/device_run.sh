@@ -10,9 +10,9 @@
 #   bash scripts/device_run.sh run STAGES OUTPUT ...   all three in one call, for stages that end within it
 #   bash scripts/device_run.sh eval-teacher DIR ...  the held-out teacher evaluation of each run directory's last
 #                                                   teacher stage (CPU, side by side) -> $OUT/<dir>_teacher.{json,png}
-#   bash scripts/device_run.sh collect-teachers DIR ...  each run directory's last teacher stage -> $OUT/<dir>.int8
-#                                                   .safetensors (the campaign's continuation format), the logs ->
-#                                                   $OUT/teacher_logs.tgz
+#   bash scripts/device_run.sh collect-teachers DIR ...  each run directory's newest teacher (the last stage, or the
+#                                                   running stage's newest checkpoint) -> $OUT/<dir>.int8.safetensors
+#                                                   (the campaign's continuation format), the logs -> $OUT/teacher_logs.tgz
 #   bash scripts/device_run.sh stop                 end this RUN's recipe (its checkpoints stay)
 #
 # RUN (default /tmp/run) names the run directory, so runs can go side by side (a small model leaves most of the GPU
@@ -75,14 +75,23 @@ wait_for() {  # wait_for SECONDS [RUN ...]: until every run's recipe has ended o
   ! grep -qx FAILED "${logs[@]}"
 }
 
-collect_teachers() {  # the last teacher stage of each run directory in int8, and every run's logs
-  mkdir -p "$OUT"
-  local dir last
+collect_teachers() {  # each run directory's newest teacher in int8 (relickit.teacher.newest_teacher: the last stage,
+  mkdir -p "$OUT"      # or the running stage's newest checkpoint), and every run's logs
+  local dir
   for dir in "$@"; do
-    last=$(last_stage "$dir")
-    [ -n "$last" ] || { echo "$dir: no teacher stage (a fresh machine, or the run had not finished a stage)"; continue; }
-    python3 -c "import sys; from relickit.checkpoint import save_int8; save_int8(*sys.argv[1:])" "$last" \
-      "$OUT/$(basename "$dir").int8.safetensors" && echo "$dir: $last"
+    python3 - "$dir" "$OUT/$(basename "$dir").int8.safetensors" <<'PY' || echo "$dir: no teacher stage or checkpoint (a fresh machine, or the run had not reached one)"
+import sys, tempfile
+from relickit.checkpoint import save_int8
+from relickit.teacher import newest_teacher
+run, dst = sys.argv[1:]
+found = newest_teacher(f"{run}/teacher")
+if found is None:
+    sys.exit(1)
+model, source = found
+with tempfile.TemporaryDirectory() as tmp:
+    save_int8(model.save(f"{tmp}/teacher.safetensors"), dst)
+print(f"{run}: {source}")
+PY
   done
   tar czf "$OUT/teacher_logs.tgz" $(for dir in "$@"; do ls "$dir".*log* 2>/dev/null; find "$dir" -name log.jsonl; done) \
     2>/dev/null || true

@@ -130,8 +130,11 @@ def _device_run(*args, out: Path):
 def test_device_run_waits_for_side_by_side_teachers_and_collects_them_in_int8(tmp_path):
     """The GPU campaign's phases: `wait` on a machine without the runs (a fresh one: the last went back) fails at
     once instead of sleeping the budget away; with the runs it returns when every recipe has ended; and
-    `collect-teachers` brings back each run's last teacher stage in the int8 continuation format, loadable as it was."""
+    `collect-teachers` brings back each run's newest teacher in the int8 continuation format, loadable as it was: the
+    last stage, or where a stage was running, its newest checkpoint (a machine can go back before a stage ends)."""
     from relickit.model import WorldModel
+    from relickit.teacher import STAGE_MODEL
+    from relickit.train import TrainConfig, train
 
     runs = [tmp_path / "ta", tmp_path / "tb"]
     out = tmp_path / "out"
@@ -145,12 +148,18 @@ def test_device_run_waits_for_side_by_side_teachers_and_collects_them_in_int8(tm
         (run / "teacher" / "stage1").mkdir()
         (run / "teacher" / "stage1" / "log.jsonl").write_text('{"step": 1}\n')
         run.with_suffix(".log").write_text("training\nDONE\n")
+    mid = runs[1] / "teacher" / "stage1"  # tb's machine went back while stage 1 ran, after its first checkpoint
+    (runs[1] / "teacher" / "stage1.safetensors").unlink()
+    (mid / STAGE_MODEL).write_text(json.dumps(dataclasses.asdict(model.cfg)))
+    train(TrainConfig(steps=1, batch_size=1, ema_decay=0.5, out_dir=str(mid)), model,
+          lambda m, batch, step: (sum(p.sum() for p in m.parameters()) * 0.0, {}), lambda step: None)
     done = _device_run("wait", "300", *map(str, runs), out=out)
     assert done.returncode == 0, done.stdout + done.stderr
     got = _device_run("collect-teachers", *map(str, runs), out=out)
     assert got.returncode == 0, got.stdout + got.stderr
+    assert f"{runs[0]}: {runs[0]}/teacher/stage1.safetensors" in got.stdout
+    assert f"{runs[1]}: {mid}/checkpoints/step_00000001/ema.safetensors" in got.stdout
     for run in runs:
-        assert f"{run}: {run}/teacher/stage1.safetensors" in got.stdout
         back = WorldModel.load(out / f"{run.name}.int8.safetensors")
         assert back.cfg == model.cfg
     import tarfile

@@ -6,7 +6,8 @@ import torch
 from relickit.config import preset
 from relickit.latents import LatentClips
 from relickit.model import WorldModel
-from relickit.teacher import Stage, TeacherConfig, load_weights, stage_config, teacher_loss, train_teacher
+from relickit.teacher import (Stage, TeacherConfig, load_weights, newest_teacher, stage_config, teacher_loss,
+                              train_teacher)
 from relickit.train import TrainConfig, batch_rows
 
 CFG = preset("tiny", layers=2, dim=64, heads=2, ffn_dim=128, text_dim=32, text_len=8, rope_frames=4)
@@ -43,6 +44,28 @@ def test_curriculum_switches_horizon_and_yarn(tmp_path):
     # the long stage started from the short one: resuming skips finished stages
     again = train_teacher(CFG, clips_for, cfg, resume=True)
     assert again == paths and seen == [4, 7, 10]
+
+
+def test_newest_teacher_is_the_running_stages_last_checkpoint_else_the_last_stage(tmp_path):
+    """What a GPU call brings home before a machine can go back: nothing before the first checkpoint; the last
+    finished stage; and while a later stage runs, its newest checkpoint's EMA weights in that stage's architecture
+    (here: stage 1's file deleted, as if the machine went back before the stage ended, gives the same weights)."""
+    data = clips(latent_frames=7)
+    cfg = TeacherConfig(stages=(Stage(4, 2), Stage(7, 3)), train=TrainConfig(batch_size=2, ema_decay=0.5,
+                                                                               ckpt_every=1, out_dir=str(tmp_path)))
+    assert newest_teacher(tmp_path) is None
+    paths = train_teacher(CFG, lambda f: data.batches(f, 2, seed=0), cfg)
+    model, source = newest_teacher(tmp_path)
+    assert source == str(paths[1]) and model.cfg == WorldModel.load(paths[1]).cfg
+    finished = WorldModel.load(paths[1])
+    paths[1].unlink()
+    model, source = newest_teacher(tmp_path)
+    assert source.startswith(str(tmp_path / "stage1" / "checkpoints")) and source.endswith("ema.safetensors")
+    assert model.cfg == finished.cfg and model.cfg.yarn_factor == 7 / 4
+    for k, v in finished.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    (tmp_path / "stage1" / "model.json").unlink()  # a run directory from before the stage's architecture was kept
+    assert newest_teacher(tmp_path)[1] == str(paths[0])
 
 
 def test_short_stage_checkpoint_loads_into_long_stage(tmp_path):
