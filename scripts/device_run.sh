@@ -79,7 +79,7 @@ collect_teachers() {  # each run directory's newest teacher in int8 (relickit.te
   mkdir -p "$OUT"      # or the running stage's newest checkpoint), and every run's logs
   local dir
   for dir in "$@"; do
-    python3 - "$dir" "$OUT/$(basename "$dir").int8.safetensors" <<'PY' || echo "$dir: no teacher stage or checkpoint (a fresh machine, or the run had not reached one)"
+    python3 - "$dir" "$OUT/$(basename "$dir").int8.safetensors" <<'PY' ||
 import sys, tempfile
 from relickit.checkpoint import save_int8
 from relickit.teacher import newest_teacher
@@ -92,6 +92,7 @@ with tempfile.TemporaryDirectory() as tmp:
     save_int8(model.save(f"{tmp}/teacher.safetensors"), dst)
 print(f"{run}: {source}")
 PY
+      echo "$dir: no teacher stage or checkpoint (a fresh machine, or the run had not reached one)"
   done
   tar czf "$OUT/teacher_logs.tgz" $(for dir in "$@"; do ls "$dir".*log* 2>/dev/null; find "$dir" -name log.jsonl; done) \
     2>/dev/null || true
