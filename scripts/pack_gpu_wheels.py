@@ -6,6 +6,8 @@
 - freedoom2.wad loses its sound effects and music (relickit.doom turns sound off);
 - ICU's 27 MB data library becomes a stub exporting the one symbol the loader resolves: ViZDoom links boost_regex,
   which links ICU, but never calls it.
+- diffusers loses its pipelines (20 of its 30 MB): relickit uses its Wan autoencoder alone, and diffusers imports a
+  submodule only when a name from it is asked for.
 Frames generated with the silenced WAD and the ICU stub are byte-identical to the full wheel's (docs/runs/campaign.md).
 
     python scripts/pack_gpu_wheels.py --wheels VIZDOOM_CP312.whl diffusers-*.whl importlib_metadata-*.whl
@@ -24,7 +26,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-DROP = ("vizdoom/freedoom1.wad", "vizdoom/scenarios/")  # vizdoom/__init__ lists scenarios/: it stays, empty
+DROP = ("vizdoom/freedoom1.wad", "vizdoom/scenarios/",  # vizdoom/__init__ lists scenarios/: it stays, empty
+        "diffusers/pipelines/", "diffusers/modular_pipelines/")  # imported lazily, by name, and never by relickit
 SILENT_LUMPS = (b"DS", b"DP", b"D_")  # sound effects, PC-speaker sounds, music
 ICU_DATA_SYMBOL = "icudt60_dat"
 

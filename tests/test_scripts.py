@@ -118,6 +118,26 @@ def test_pack_gpu_wheels_silences_a_wad_and_keeps_every_other_lump_byte_for_byte
     assert silence_wad(silence_wad(wad)) == silence_wad(wad)
 
 
+def test_pack_gpu_wheels_drops_what_no_gpu_job_imports_and_keeps_the_rest_as_it_is(tmp_path):
+    """diffusers without its pipelines: the Wan autoencoder relickit uses lives in diffusers/models/."""
+    import zipfile
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from pack_gpu_wheels import members
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    files = {"diffusers/__init__.py": b"lazy", "diffusers/models/autoencoders/autoencoder_kl_wan.py": b"wan",
+             "diffusers/pipelines/wan/pipeline_wan.py": b"pipe", "diffusers/modular_pipelines/x.py": b"modular",
+             "diffusers-0.42.1.dist-info/METADATA": b"meta"}
+    wheel = tmp_path / "diffusers-0.42.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    got = {name: data for name, data, _ in members(wheel, tmp_path)}
+    assert got == {k: v for k, v in files.items() if "pipelines/" not in k}
+
+
 def _device_run(*args, out: Path):
     """scripts/device_run.sh as a device call runs it: from the repository's root, writing to $OUT."""
     import os
