@@ -104,12 +104,18 @@ def _lumps(wad: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def test_pack_gpu_wheels_silences_a_wad_and_keeps_every_other_lump_byte_for_byte():
+def _pack_gpu_wheels():
+    """scripts/pack_gpu_wheels.py as a module."""
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
-        from pack_gpu_wheels import silence_wad
+        import pack_gpu_wheels
     finally:
         sys.path.remove(str(ROOT / "scripts"))
+    return pack_gpu_wheels
+
+
+def test_pack_gpu_wheels_silences_a_wad_and_keeps_every_other_lump_byte_for_byte():
+    silence_wad = _pack_gpu_wheels().silence_wad
 
     kept = [(b"MAP01", b""), (b"THINGS", bytes(range(10))), (b"PLAYPAL", b"\x01\x02\x03"), (b"DSPISTOL", b"")]
     dropped = [(b"DSPISTOL", b"snd!"), (b"DPPISTOL", b"pc"), (b"D_RUNNIN", b"music..")]
@@ -122,11 +128,6 @@ def test_pack_gpu_wheels_drops_what_no_gpu_job_imports_and_keeps_the_rest_as_it_
     """diffusers without its pipelines: the Wan autoencoder relickit uses lives in diffusers/models/."""
     import zipfile
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from pack_gpu_wheels import members
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
     files = {"diffusers/__init__.py": b"lazy", "diffusers/models/autoencoders/autoencoder_kl_wan.py": b"wan",
              "diffusers/pipelines/wan/pipeline_wan.py": b"pipe", "diffusers/modular_pipelines/x.py": b"modular",
              "diffusers-0.42.1.dist-info/METADATA": b"meta"}
@@ -134,15 +135,16 @@ def test_pack_gpu_wheels_drops_what_no_gpu_job_imports_and_keeps_the_rest_as_it_
     with zipfile.ZipFile(wheel, "w") as z:
         for name, data in files.items():
             z.writestr(name, data)
-    got = {name: data for name, data, _ in members(wheel, tmp_path)}
+    got = {name: data for name, data, _ in _pack_gpu_wheels().members(wheel, tmp_path)}
     assert got == {k: v for k, v in files.items() if "pipelines/" not in k}
 
 
-def _device_run(*args, out: Path):
-    """scripts/device_run.sh as a device call runs it: from the repository's root, writing to $OUT."""
+def _device_run(*args, out: Path, **env: str):
+    """scripts/device_run.sh as a device call runs it: from the repository's root, writing to $OUT; `env` sets more
+    of its environment (RUN, DATA)."""
     import os
 
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "OUT": str(out)}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "OUT": str(out), **env}
     return subprocess.run(["bash", str(ROOT / "scripts" / "device_run.sh"), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -192,7 +194,6 @@ def test_device_run_launch_waits_for_the_runs_earlier_recipe_before_it_starts_th
     """Run 7's lost call: the latents stage writes its last file before its recipe exits, so the teacher's launch
     emptied a log that recipe still wrote to, its DONE landed in the new log and ended the next `wait` at once. The
     launch now waits for the earlier recipe of the same RUN, and the new log holds only the new recipe's lines."""
-    import os
     import time
 
     run = tmp_path / "run"
@@ -203,10 +204,7 @@ def test_device_run_launch_waits_for_the_runs_earlier_recipe_before_it_starts_th
     earlier = subprocess.Popen(["bash", "-c", f'exec > "{log}"; echo latents done; sleep 12; echo DONE',
                                 f"relickit.recipe --out {run} --data {tmp_path / 'data'}"])
     time.sleep(0.5)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "OUT": str(tmp_path / "out"),
-           "RUN": str(run), "DATA": str(tmp_path / "data")}
-    launched = subprocess.run(["bash", str(ROOT / "scripts" / "device_run.sh"), "launch", "no-such-stage"], cwd=ROOT,
-                              env=env, capture_output=True, text=True, timeout=120)
+    launched = _device_run("launch", "no-such-stage", out=tmp_path / "out", RUN=str(run), DATA=str(tmp_path / "data"))
     assert launched.returncode == 0, launched.stdout + launched.stderr
     assert earlier.wait(timeout=10) == 0
     new = log.read_text()

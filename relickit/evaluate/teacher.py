@@ -31,6 +31,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -76,6 +77,18 @@ class TeacherEval:
     report: dict
     figures: dict  # plotly figures
     strip: np.ndarray  # (H, W, 3) uint8: per strip clip, the rows of STRIP_ROWS there are
+
+
+def evaluation_clips(root: str | os.PathLike, frames: int, count: int,
+                     stride: int = TeacherEvalConfig.stride) -> Iterator[tuple[int, dict]]:
+    """The clips this evaluation scores, as (index, clip): `count` clips of `frames` video frames, evenly spaced over
+    an eval-split dataset's clips (from a `--held-out` directory of one episode per map, one clip per map). Scripts
+    that probe a teacher on the evaluation's clips take them from here."""
+    from ..dataset import ClipDataset
+
+    data = ClipDataset(root, frames=frames, split="eval", stride=stride)
+    for i in np.linspace(0, len(data) - 1, count).round().astype(int):
+        yield int(i), data[int(i)]
 
 
 @torch.no_grad()
@@ -147,7 +160,6 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     the tokenizer whose latents the teacher was trained on, where it is not the student's (a new tokenizer's
     teacher trains ahead of its student): the teacher's clips are encoded, decoded and given their tokenizer
     ceiling with it, the student's with `tokenizer`; the strip's ceiling row is then the teacher's."""
-    from ..dataset import ClipDataset
     from ..diffusion import SamplerConfig, add_noise, rollout, sample_teacher
     from ..play import to_uint8
     from ..tutorial import sample_data
@@ -157,17 +169,14 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     teacher_tok = teacher_tokenizer if teacher_tokenizer is not None else tokenizer
     tok_of = lambda name: tokenizer if name == "student" else teacher_tok  # noqa: E731
     fps = student.cfg.fps
-    data = ClipDataset(data_root or sample_data("eval"), frames=student.cfg.video_frames(cfg.latent_frames),
-                       split="eval", stride=cfg.stride)
-    picks = np.linspace(0, len(data) - 1, cfg.clips).round().astype(int)
     gen = torch.Generator().manual_seed(cfg.seed)
     chunk = (1, student.cfg.latent_channels, student.cfg.chunk, *student.cfg.latent_size)
     rows, strips, inputs = [], [], []
     guided = teacher is not None and cfg.guidance != 1.0
     sampler = SamplerConfig(teacher_steps=cfg.teacher_steps, guidance=cfg.guidance)
     null_context = teacher.encode_text([""]) if guided else None  # the unconditional caption, once
-    for i in picks:
-        clip = data[int(i)]
+    for i, clip in evaluation_clips(data_root or sample_data("eval"), student.cfg.video_frames(cfg.latent_frames),
+                                    cfg.clips, cfg.stride):
         truth = to_uint8(clip["frames"].transpose(0, 1))
         video = clip["frames"][None].transpose(1, 2)
         encoded = {t: t.encode(video.to(t.dtype)) for t in dict.fromkeys((tokenizer, teacher_tok))}
@@ -193,7 +202,7 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
         refs = {t: references(SimpleNamespace(tokenizer=t, decoder="tiny"), truth) for t in encoded}
         videos = {name: to_uint8(tok_of(name).decode_tiny(z)[0].float()) for name, z in latents.items()}
         scores = {name: compare({"model": v, **refs[tok_of(name)]}, truth, fps=fps) for name, v in videos.items()}
-        rows.append({"clip": int(i), "map": clip["map"], "episode": clip["episode"], "start": clip["start"], **scores})
+        rows.append({"clip": i, "map": clip["map"], "episode": clip["episode"], "start": clip["start"], **scores})
         if len(strips) < cfg.strip_clips:
             names = [n for n in STRIP_ROWS if n in videos or n in ("truth", "tokenizer_ceiling")]
             ceiling = "teacher" if teacher is not None else "student"

@@ -11,12 +11,10 @@ TOKENIZER: the one whose latents the teacher was trained on (default the shipped
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from relickit.dataset import ClipDataset
 from relickit.diffusion import add_noise, timesteps
-from relickit.evaluate.teacher import TeacherEvalConfig
+from relickit.evaluate.teacher import TeacherEvalConfig, evaluation_clips
 from relickit.memory import bidirectional_visibility
 from relickit.model import WorldModel
 from relickit.tutorial import sample_data
@@ -27,8 +25,7 @@ model = WorldModel.load(sys.argv[1]).float().eval()
 tok = Tokenizer.load(sys.argv[3] if len(sys.argv) > 3 else "relickit/assets/tokenizer.safetensors")
 root = Path(sys.argv[2]) if len(sys.argv) > 2 else sample_data("eval")
 count = len(list(root.glob("ep*.npz"))) if len(sys.argv) > 2 else cfg.clips
-data = ClipDataset(root, frames=model.cfg.video_frames(cfg.latent_frames), split="eval", stride=cfg.stride)
-clips = [data[int(i)] for i in np.linspace(0, len(data) - 1, count).round().astype(int)]  # as the evaluation picks
+clips = [clip for _, clip in evaluation_clips(root, model.cfg.video_frames(cfg.latent_frames), count, cfg.stride)]
 with torch.no_grad():
     lat = torch.cat([tok.encode(c["frames"][None].transpose(1, 2).to(tok.dtype)).float() for c in clips])
     ctx = torch.cat([model.encode_text([c["caption"]]) for c in clips])

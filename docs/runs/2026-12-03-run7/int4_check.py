@@ -8,11 +8,9 @@ on the teacher evaluation's twelve held-out clips (one per map, MAP21-MAP32, enc
 """
 import json
 
-import numpy as np
 import torch
 
-from relickit.dataset import ClipDataset
-from relickit.evaluate.teacher import TeacherEvalConfig, held_out_loss, start_frame_reliance
+from relickit.evaluate.teacher import TeacherEvalConfig, evaluation_clips, held_out_loss, start_frame_reliance
 from relickit.model import WorldModel
 from relickit.vae import Tokenizer
 
@@ -34,8 +32,7 @@ with torch.no_grad():
         if p.dim() >= 2 and p.numel() % BLOCK == 0:
             p.copy_(round_4bit(p))
 tok = Tokenizer.load("data/weights/world/tokenizer.safetensors")
-data = ClipDataset("data/eval_tokenizer_f2", frames=int8.cfg.video_frames(13), split="eval", stride=4)
-clips = [data[int(i)] for i in np.linspace(0, len(data) - 1, 12).round().astype(int)]
+clips = [clip for _, clip in evaluation_clips("data/eval_tokenizer_f2", int8.cfg.video_frames(13), 12)]
 with torch.no_grad():
     lat = torch.cat([tok.encode(c["frames"][None].transpose(1, 2)) for c in clips]).float()
 acts = torch.stack([c["actions"] for c in clips])

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from relickit.dataset import ClipDataset
 from relickit.diffusion import SamplerConfig, sample_teacher
 from relickit.evaluate.scoring import compare
+from relickit.evaluate.teacher import evaluation_clips
 from relickit.model import WorldModel
 from relickit.play import to_uint8
 from relickit.vae import Tokenizer
@@ -25,12 +25,10 @@ METRICS = ("psnr", "ssim", "sharpness", "brightness")
 torch.set_num_threads(2)
 teacher = WorldModel.load("data/weights/world/teacher.safetensors").float().eval()
 tok = Tokenizer.load("relickit/assets/tokenizer.safetensors")
-data = ClipDataset("data/eval_tokenizer_f2", frames=teacher.cfg.video_frames(13), split="eval", stride=4)
 gen = torch.Generator().manual_seed(0)
 rows = {k: [] for k in GRIDS}
 with torch.no_grad():
-    for i in np.linspace(0, len(data) - 1, 12).round().astype(int):
-        clip = data[int(i)]
+    for _, clip in evaluation_clips("data/eval_tokenizer_f2", teacher.cfg.video_frames(13), 12):
         truth = to_uint8(clip["frames"].transpose(0, 1))
         lat = tok.encode(clip["frames"][None].transpose(1, 2))
         noise = torch.randn(lat.shape, generator=gen)
