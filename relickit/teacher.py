@@ -86,22 +86,61 @@ def teacher_loss(cfg: TeacherConfig):
     return loss_fn
 
 
-def check_architecture(cfg: ModelConfig, path: str | Path) -> None:
+def check_architecture(cfg: ModelConfig, path: str | Path, deeper: bool = False) -> None:
     """Refuse a checkpoint whose architecture is not `cfg`'s (RoPE range and YaRN factor may differ: stages),
-    reading its config only."""
+    reading its config only. With `deeper`, a checkpoint with fewer layers of the same width passes: `grow`."""
     theirs = checkpoint.load_config(path, "world_model", ModelConfig)
-    mine = dataclasses.replace(cfg, rope_frames=theirs.rope_frames, yarn_factor=theirs.yarn_factor)
+    layers = theirs.layers if deeper and theirs.layers < cfg.layers else cfg.layers
+    mine = dataclasses.replace(cfg, rope_frames=theirs.rope_frames, yarn_factor=theirs.yarn_factor, layers=layers)
     diff = {f.name: (getattr(theirs, f.name), getattr(mine, f.name)) for f in dataclasses.fields(theirs)
             if getattr(theirs, f.name) != getattr(mine, f.name)}
     if diff:
         skip = " (sigma_data is the velocity skip: the recipe's --sigma-data)" if "sigma_data" in diff else ""
-        raise ValueError(f"{path} has another architecture (checkpoint, model): {diff}; pick the matching preset{skip}.")
+        deeper_note = "; a shallower checkpoint of the same width can warm-start a deeper model" if "layers" in diff else ""
+        raise ValueError(f"{path} has another architecture (checkpoint, model): {diff}; pick the matching "
+                         f"preset{skip}{deeper_note}.")
+
+
+def new_block_positions(layers: int, deeper: int) -> list[int]:
+    """Where `grow` puts a model's `layers` blocks among `deeper`: spread evenly, first and last kept in place
+    (3 -> 5: 0, 2, 4; the new blocks at 1 and 3)."""
+    if not 1 <= layers <= deeper:
+        raise ValueError(f"cannot grow {layers} layers to {deeper}: a deeper model has at least as many.")
+    return [0] if layers == 1 else [round(i * (deeper - 1) / (layers - 1)) for i in range(layers)]
+
+
+def grow(model: WorldModel, layers: int) -> WorldModel:
+    """A deeper copy of `model` that computes the same function: its blocks spread over `layers`
+    (`new_block_positions`), every block in between an identity at first (the output projection of each residual
+    branch zero, as RELIC's controls start), everything else copied. A teacher that has stopped improving at its
+    size warm-starts a deeper one this way instead of starting it from scratch."""
+    deeper = WorldModel(dataclasses.replace(model.cfg, layers=layers), model.backend)
+    p = next(model.parameters())
+    deeper.to(p.device, p.dtype)
+    kept = new_block_positions(model.cfg.layers, layers)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("blocks.")}
+    for old, new in enumerate(kept):
+        state |= {f"blocks.{new}.{k}": v for k, v in model.blocks[old].state_dict().items()}
+    for i in sorted(set(range(layers)) - set(kept)):
+        block = deeper.blocks[i]
+        outputs = [block.attn1.to_out[0], block.attn2.to_out[0], block.ffn.net[2]]
+        for out in outputs + ([block.action_proj] if model.cfg.controls else []):
+            torch.nn.init.zeros_(out.weight)
+            torch.nn.init.zeros_(out.bias)
+        state |= {f"blocks.{i}.{k}": v for k, v in block.state_dict().items()}
+    deeper.load_state_dict(state)
+    return deeper.train(model.training)
 
 
 def load_weights(model: WorldModel, path: str | Path) -> None:
-    """Load another stage's weights: the architecture must match; RoPE range and YaRN factor may differ."""
-    check_architecture(model.cfg, path)
-    tensors, _, _ = checkpoint.load(path, "world_model", ModelConfig)
+    """Load another stage's weights: the architecture must match (RoPE range and YaRN factor may differ), except
+    that a shallower checkpoint of the same width is grown to the model's depth (`grow`)."""
+    check_architecture(model.cfg, path, deeper=True)
+    tensors, theirs, _ = checkpoint.load(path, "world_model", ModelConfig)
+    if theirs.layers < model.cfg.layers:
+        shallow = WorldModel(dataclasses.replace(model.cfg, layers=theirs.layers), model.backend)
+        checkpoint.load_into(shallow, tensors, path)
+        tensors = grow(shallow, model.cfg.layers).state_dict()
     checkpoint.load_into(model, tensors, path)
 
 

@@ -4,11 +4,12 @@
 
 - freedoom1.wad and the bundled scenarios go (only Freedoom2's maps are played on the GPU machine);
 - freedoom2.wad loses its sound effects and music (relickit.doom turns sound off);
-- ICU's 27 MB data library becomes a stub exporting the one symbol the loader resolves: ViZDoom links boost_regex,
-  which links ICU, but never calls it.
+- ICU's three libraries (27 MB of data, 17 MB of code; 1.6 MB compressed) become stubs exporting what the loader
+  resolves: ViZDoom links boost_regex, which links ICU for its Unicode regex classes, but never uses them. The
+  stubs' functions abort, so a call into ICU would stop the frame generation rather than change its frames.
 - diffusers loses its pipelines (20 of its 30 MB): relickit uses its Wan autoencoder alone, and diffusers imports a
   submodule only when a name from it is asked for.
-Frames generated with the silenced WAD and the ICU stub are byte-identical to the full wheel's (docs/runs/campaign.md).
+Frames generated with the silenced WAD and the ICU stubs are byte-identical to the full wheel's (docs/runs/campaign.md).
 
     python scripts/pack_gpu_wheels.py --wheels VIZDOOM_CP312.whl diffusers-*.whl importlib_metadata-*.whl
 
@@ -29,7 +30,15 @@ from pathlib import Path
 DROP = ("vizdoom/freedoom1.wad", "vizdoom/scenarios/",  # vizdoom/__init__ lists scenarios/: it stays, empty
         "diffusers/pipelines/", "diffusers/modular_pipelines/")  # imported lazily, by name, and never by relickit
 SILENT_LUMPS = (b"DS", b"DP", b"D_")  # sound effects, PC-speaker sounds, music
-ICU_DATA_SYMBOL = "icudt60_dat"
+# what the loader resolves in ICU 60 (ViZDoom 1.3.2's): the data library's table (read by the real libicuuc only),
+# and the functions libboost_regex imports (`nm -D --undefined-only`; it is linked with BIND_NOW)
+ICU_STUBS = {
+    "libicudata": {"data": ("icudt60_dat",), "functions": ()},
+    "libicuuc": {"data": (), "functions": ("u_charFromName_60", "u_charType_60", "u_digit_60", "u_isblank_60",
+                                           "u_isspace_60", "u_tolower_60", "_ZN6icu_606LocaleC1ERKS0_",
+                                           "_ZN6icu_606LocaleC1Ev", "_ZN6icu_606LocaleD1Ev")},
+    "libicui18n": {"data": (), "functions": ("_ZN6icu_608Collator14createInstanceERKNS_6LocaleER10UErrorCode",)},
+}
 
 
 def silence_wad(data: bytes) -> bytes:
@@ -49,8 +58,13 @@ def silence_wad(data: bytes) -> bytes:
 
 
 def icu_stub(soname: str, workdir: Path) -> bytes:
+    """A shared library named `soname` exporting the symbols ICU_STUBS lists for it: zeroed data, aborting functions."""
+    stub = next(v for k, v in ICU_STUBS.items() if soname.startswith(k + "-") or soname.startswith(k + "."))
+    lines = ["#include <stdlib.h>"] + [f"const char {name}[16] = {{0}};" for name in stub["data"]]
+    for i, name in enumerate(stub["functions"]):
+        lines += [f'void stub{i}(void) __asm__("{name}");', f"void stub{i}(void) {{ abort(); }}"]
     src = workdir / "icu_stub.c"
-    src.write_text(f"const char {ICU_DATA_SYMBOL}[16] = {{0}};\n")
+    src.write_text("\n".join(lines) + "\n")
     out = workdir / soname
     subprocess.run(["gcc", "-shared", "-fPIC", "-O2", f"-Wl,-soname,{soname}", "-o", str(out), str(src)], check=True)
     return out.read_bytes()
@@ -67,7 +81,7 @@ def members(wheel: Path, workdir: Path):
             base = Path(name).name
             if base == "freedoom2.wad":
                 data = silence_wad(data)
-            elif base.startswith("libicudata"):
+            elif base.startswith(tuple(ICU_STUBS)):
                 data = icu_stub(base, workdir)
             yield name, data, (info.external_attr >> 16) & 0o777 or 0o644
 

@@ -295,6 +295,10 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     with pytest.raises(ValueError, match=r"'sigma_data': \(0.0, 1.0\).*--sigma-data"):
         recipe_from_cli(["--warm-start", str(DEFAULT_MODEL)])[0].check()
     recipe_from_cli(["--warm-start", str(DEFAULT_MODEL), "--sigma-data", "0"])[0].check()
+    committed = SAMPLE.parent / "weights" / "world" / "teacher.safetensors"  # the campaign's 384 x 3 teacher
+    recipe_from_cli(["--tokenizer", str(trained), "--size", "384x5", "--warm-start", str(committed)])[0].check()
+    with pytest.raises(ValueError, match=r"'dim': \(384, 512\)"):  # grown deeper, never wider
+        recipe_from_cli(["--tokenizer", str(trained), "--size", "512x5", "--warm-start", str(committed)])[0].check()
     more = recipe_from_cli(["--episodes", "600", "--clips", "8192"])[0]
     assert (more.episodes, more.clips) == (600, 8192) and more.model == default.model
     assert recipe_from_cli(["--seed", "3"])[0] == dataclasses.replace(default, seed=3)

@@ -139,6 +139,25 @@ def test_pack_gpu_wheels_drops_what_no_gpu_job_imports_and_keeps_the_rest_as_it_
     assert got == {k: v for k, v in files.items() if "pipelines/" not in k}
 
 
+def test_pack_gpu_wheels_icu_stubs_export_what_the_loader_resolves(tmp_path):
+    """ViZDoom's boost_regex links ICU (BIND_NOW): each stub must export every symbol listed for it, under the
+    library's own name, or the GPU machine cannot import vizdoom."""
+    import ctypes
+    import shutil
+
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc builds the stubs (the CPU box that packs the archive has it)")
+    pack = _pack_gpu_wheels()
+    for lib, stub in pack.ICU_STUBS.items():
+        soname = f"{lib}-0123abcd.so.60.3"
+        path = tmp_path / "lib" / soname
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(pack.icu_stub(soname, tmp_path))
+        loaded = ctypes.CDLL(str(path))
+        for name in stub["data"] + stub["functions"]:
+            assert ctypes.cast(loaded[name], ctypes.c_void_p).value, name
+
+
 def _device_run(*args, out: Path, **env: str):
     """scripts/device_run.sh as a device call runs it: from the repository's root, writing to $OUT; `env` sets more
     of its environment (RUN, DATA)."""

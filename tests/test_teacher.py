@@ -214,3 +214,45 @@ def test_encoded_images_are_each_latent_frames_video_frame_encoded_alone(tmp_pat
     for k in range(3):
         alone = tok.encode(video[:, :, 4 * k:4 * k + 1]).half()
         assert torch.allclose(clips.images[:, :, k:k + 1], alone, atol=1e-3), k
+
+
+def test_a_grown_teacher_draws_what_the_shallow_one_did_and_trains_its_new_blocks(tmp_path):
+    """The campaign's way to a deeper teacher: the shallow one's blocks spread over the new depth, identities in
+    between, so the deeper model starts where the shallow one stopped; the new blocks learn from the first step; a
+    warm start (`load_weights`, the recipe's --warm-start) grows a shallower checkpoint of the same width."""
+    from relickit.memory import bidirectional_visibility
+    from relickit.teacher import check_architecture, grow, new_block_positions
+
+    from helpers import inputs, tiny_model
+
+    assert new_block_positions(3, 5) == [0, 2, 4] and new_block_positions(2, 3) == [0, 2]
+    assert new_block_positions(1, 4) == [0] and new_block_positions(3, 3) == [0, 1, 2]
+    with pytest.raises(ValueError, match="cannot grow"):
+        new_block_positions(5, 3)
+    shallow = tiny_model(layers=2)
+    x, t, ctx, actions, poses = inputs(shallow, 5)
+    mask = bidirectional_visibility(5)
+    deep = grow(shallow, 3)
+    assert deep.cfg == dataclasses.replace(shallow.cfg, layers=3) and not deep.training
+    for old, new in ((0, 0), (1, 2)):
+        assert all(torch.equal(a, b) for a, b in zip(shallow.blocks[old].parameters(), deep.blocks[new].parameters()))
+    with torch.no_grad():
+        want = shallow(x, t, ctx, actions, poses, mask)
+        torch.testing.assert_close(deep(x, t, ctx, actions, poses, mask), want, atol=1e-5, rtol=1e-5)
+    deep(x, t, ctx, actions, poses, mask).square().mean().backward()
+    added = deep.blocks[1]
+    for out in (added.attn1.to_out[0], added.attn2.to_out[0], added.ffn.net[2], added.action_proj):
+        assert out.weight.grad.abs().sum() > 0  # the zero outputs are where the new block starts learning
+
+    path = shallow.save(tmp_path / "shallow.safetensors")
+    warm = WorldModel(deep.cfg, backend="sdpa").eval()
+    load_weights(warm, path)
+    with torch.no_grad():
+        torch.testing.assert_close(warm(x, t, ctx, actions, poses, mask), want, atol=1e-5, rtol=1e-5)
+    check_architecture(deep.cfg, path, deeper=True)
+    with pytest.raises(ValueError, match="another architecture.*shallower checkpoint"):
+        check_architecture(deep.cfg, path)  # growing is asked for, never a surprise
+    with pytest.raises(ValueError, match="another architecture"):
+        load_weights(WorldModel(dataclasses.replace(shallow.cfg, layers=1)), path)  # never shrinks
+    with pytest.raises(ValueError, match="another architecture"):
+        load_weights(WorldModel(dataclasses.replace(deep.cfg, dim=96, heads=3, ffn_dim=192)), path)
