@@ -245,3 +245,28 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def test_the_campaign_tokenizer_in_int8_loads_whole_and_decodes_as_the_fp16_one(tok, tmp_path):
+    """The campaign's state keeps both parts of the tokenizer in blockwise int8 (save_int8 each part): they join
+    into the whole tokenizer, and its latents and pictures stay within what int8 rounding moves."""
+    from relickit.checkpoint import save_int8
+    from relickit.vae import wan_decoder_part
+
+    whole = tmp_path / "fp16" / "tok.safetensors"
+    whole.parent.mkdir()
+    tok.save(whole, split=True, half=True)
+    state = tmp_path / "int8" / "tok.safetensors"
+    state.parent.mkdir()
+    save_int8(whole, state)
+    save_int8(wan_decoder_part(whole), wan_decoder_part(state))
+    before, after = Tokenizer.load(whole).eval(), Tokenizer.load(state, expect=SMALL).eval()
+    assert after.has_wan_decoder and state.stat().st_size < 0.6 * whole.stat().st_size
+    with torch.no_grad():
+        x = video(5)
+        a, b = before.encode(x), after.encode(x)
+        assert (a - b).pow(2).mean().sqrt() < 0.05 * a.pow(2).mean().sqrt()
+        z = latents(4)
+        for decode in (Tokenizer.decode_tiny, Tokenizer.decode):
+            d0, d1 = decode(before, z), decode(after, z)
+            assert (d0 - d1).abs().mean() < 0.05 * d0.abs().mean()
