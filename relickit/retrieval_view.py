@@ -256,16 +256,17 @@ class RetrievalPanel:
         self._thread.start()
 
     def detach(self) -> None:
-        """Unhook, stop refreshing and drop what was kept. Call it between session steps."""
+        """Stop refreshing, drop what was kept, then unhook (last: once the model is unhooked the view is empty,
+        which is what a caller waiting for the hooks to go sees). Call it between session steps."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
         self._thread = None
-        self.tracker.close()
         self.snapshots.clear()
         self._sent = None
         self.view.state = {}
+        self.tracker.close()
 
     # ----- fed by the joystick's producer
     def observe_reset(self, first: np.ndarray) -> None:
