@@ -19,7 +19,7 @@ from .config import ModelConfig
 from .diffusion import flow_matching_loss, sample_train_sigma
 from .memory import bidirectional_visibility
 from .model import WorldModel
-from .train import CKPT_KIND, EMA_FILE, MODEL_FILE, TrainConfig, TrainResult, latest_checkpoint, train
+from .train import CKPT_KIND, TrainConfig, TrainResult, latest_checkpoint, newest_weights, train
 
 STAGE_MODEL = "model.json"  # in a stage's run directory: the architecture of the model it trains
 
@@ -193,9 +193,8 @@ def newest_teacher(out_dir: str | Path) -> tuple[WorldModel, str] | None:
     last = _stage(done[-1]) if done else -1
     if running and _stage(running[-1]) > last:
         stage = running[-1]
-        found = latest_checkpoint(stage)
         model = WorldModel(checkpoint.config_from_dict(ModelConfig, json.loads((stage / STAGE_MODEL).read_text())))
-        weights = found / EMA_FILE if (found / EMA_FILE).exists() else found / MODEL_FILE
+        weights = newest_weights(stage)
         checkpoint.load_into(model, checkpoint.load(weights, CKPT_KIND)[0], weights)
         return model, str(weights)
     return (WorldModel.load(done[-1]), str(done[-1])) if done else None

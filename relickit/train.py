@@ -208,6 +208,14 @@ def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
     return path
 
 
+def newest_weights(out_dir: str | os.PathLike) -> Path | None:
+    """The weights of a run's newest complete checkpoint (its EMA copy when the run keeps one), or None."""
+    found = latest_checkpoint(out_dir)
+    if found is None:
+        return None
+    return found / EMA_FILE if (found / EMA_FILE).exists() else found / MODEL_FILE
+
+
 def _save_checkpoint(acc: Accelerator, cfg: TrainConfig, model: nn.Module, ema: nn.Module | None,
                      optimizer: torch.optim.Optimizer, step: int, rng: dict[str, Any]) -> Path:
     out = Path(cfg.out_dir)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +32,8 @@ from torch.utils.data import Dataset
 
 from .adversarial import Adversarial, AdversarialConfig, adversarial_terms, gradient_l1
 from .clip_pass import decode_clip, encode_clip
-from .train import Batches, TrainConfig, TrainResult, random_batches, train
+from . import checkpoint
+from .train import CKPT_KIND, Batches, TrainConfig, TrainResult, newest_weights, random_batches, train
 from .tutorial import SAMPLE, SMOKE_ENV
 from .tutorial import smoke as smoke_mode
 from .vae import LAYOUTS, Tokenizer, VAEConfig, kl_divergence
@@ -307,6 +309,10 @@ class TokenizerRuns:
     tiny: TrainResult
 
 
+RUN_CONFIG = "config.json"  # in run_dir: the TokenizerTrainConfig of the run
+STAGE_ONE = "vae.safetensors"  # in run_dir: the tokenizer after the VAE stage and the latent stats
+
+
 def _trained(run: TrainResult) -> nn.Module:
     """A stage's generator as trained: the EMA copy when the stage keeps one."""
     pair = run.ema_model if run.ema_model is not None else run.model
@@ -332,6 +338,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data: Dataset, *, tokenizer: Toke
                              "tokenizer checkpoint (Tokenizer.save(path) with wan_decoder=True).")
         tok.load_state_dict(start.state_dict())
     run = Path(cfg.run_dir)
+    checkpoint.atomic_write(run / RUN_CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(dataclasses.asdict(cfg))))
     vae_cfg = dataclasses.replace(cfg.vae_train, out_dir=str(run / "vae"))
     tiny_cfg = dataclasses.replace(cfg.tiny_train, out_dir=str(run / "tiny"))
 
@@ -348,6 +355,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data: Dataset, *, tokenizer: Toke
     if not cfg.decoder_only:
         stats_batches = batches_of(data, vae_cfg.batch_size, vae_cfg.seed + 1)
         tok.set_latent_stats(*latent_stats(tok, stats_batches, cfg.stats_batches))
+    tok.save(run / STAGE_ONE)
 
     tok.tiny.requires_grad_(True).train()
     tiny_run = train(tiny_cfg, to_memory_format(Adversarial(tok.tiny, cfg.tiny_adv), cfg.channels_last),
@@ -359,6 +367,35 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data: Dataset, *, tokenizer: Toke
     if cfg.out:
         tok.save(cfg.out)
     return TokenizerRuns(tokenizer=tok, vae=vae_run, tiny=tiny_run)
+
+
+def _generator(weights: Path) -> dict[str, torch.Tensor]:
+    """The generator's weights in a stage checkpoint of an Adversarial pair (without the discriminator's)."""
+    prefix = "generator."
+    return {k[len(prefix):]: v for k, v in checkpoint.load(weights, CKPT_KIND)[0].items() if k.startswith(prefix)}
+
+
+def newest_tokenizer(run_dir: str | os.PathLike) -> tuple[Tokenizer, str] | None:
+    """The newest tokenizer a run directory of `train_tokenizer` holds, and where its trained part came from: the
+    tiny stage's newest checkpoint on the VAE stage's tokenizer (after the tiny stage's end, the tokenizer the run
+    saved), else the VAE stage's tokenizer, else, in a decoder-only run, the VAE stage's newest checkpoint (its
+    latents are the init's); None before any. What a GPU machine that can go back at any minute should bring home."""
+    run = Path(run_dir)
+    if (run / STAGE_ONE).exists():
+        tok, tiny = Tokenizer.load(run / STAGE_ONE), newest_weights(run / "tiny")
+        if tiny is None:
+            return tok, str(run / STAGE_ONE)
+        checkpoint.load_into(tok.tiny, _generator(tiny), tiny)
+        return tok, str(tiny)
+    vae = newest_weights(run / "vae")
+    if vae is None or not (run / RUN_CONFIG).exists():
+        return None
+    cfg = checkpoint.config_from_dict(TokenizerTrainConfig, json.loads((run / RUN_CONFIG).read_text()))
+    if not cfg.decoder_only:  # the encoder moved, the latent stats are not measured yet
+        return None
+    tok = Tokenizer(cfg.vae)
+    checkpoint.load_into(tok, _generator(vae), vae)
+    return tok.eval(), str(vae)
 
 
 def config_from_cli(argv: list[str] | None = None) -> tuple[TokenizerTrainConfig, argparse.Namespace]:

@@ -3,7 +3,10 @@
 #                                             layouts' training jobs in the background (setsid), all on one GPU
 #   bash scripts/device_tokenizer.sh wait N   sleep up to N seconds while jobs run, then show the logs' tails
 #   bash scripts/device_tokenizer.sh collect  each layout's tokenizer (fp16, split; a Wan decoder over 15 MiB in
-#                                             int8), logs, reports, strips -> $OUT
+#                                             int8), logs, reports, strips -> $OUT; of a run still going, its newest
+#                                             checkpoint (relickit.train_tokenizer.newest_tokenizer)
+# The budget: a call's limit is the device time left, less the machine's start; the last call's wait N leaves about
+# 60 s of the budget_left_s the previous call reported for collect (2026-12-03: a wait past it brought home nothing).
 # Carry .gpu (python scripts/pack_gpu_wheels.py: ViZDoom trimmed, diffusers, importlib_metadata; or .whl of wheels).
 # Settings come from the environment: LAYOUTS (the jobs, side by side: a layout, or LAYOUT-WxB for a VAE of base
 # width W and B residual blocks per stage, e.g. "f4c16 f4c16-48x1"; a job continues INIT_DIR/JOB.safetensors where
@@ -65,11 +68,17 @@ wait)
   for J in $LAYOUTS; do echo "== $J"; tail -c 600 $RUNS/$J.log; echo; done ;;
 collect)
   for J in $LAYOUTS; do
-    [ -e $RUNS/$J/tokenizer.safetensors ] || { echo "$J: no tokenizer"; continue; }
     python3 -c "
+import sys
 from relickit.checkpoint import save_int8
-from relickit.vae import Tokenizer, wan_decoder_part
-Tokenizer.load('$RUNS/$J/tokenizer.safetensors').save('$OUT/$J.safetensors', split=True, half=True)
+from relickit.train_tokenizer import newest_tokenizer
+from relickit.vae import wan_decoder_part
+found = newest_tokenizer('$RUNS/$J')  # the saved tokenizer, or the newest checkpoint of a run still going
+if found is None:
+    sys.exit('$J: no tokenizer (a fresh machine, or the run had not reached a stage checkpoint)')
+tok, source = found
+print('$J:', source)
+tok.save('$OUT/$J.safetensors', split=True, half=True)
 part = wan_decoder_part('$OUT/$J.safetensors')  # a wide VAE's decoder passes \$OUT's 16 MiB a file in fp16
 if part.stat().st_size > 15 * 2**20:
     save_int8(part, part)"

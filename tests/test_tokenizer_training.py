@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import shutil
 
 import numpy as np
 import pytest
@@ -231,6 +232,45 @@ def test_decoder_only_keeps_the_latents_a_world_model_reads(tmp_path):
     torch.testing.assert_close(tuned.encode(clip_), start.encode(clip_), rtol=0, atol=0)
     with pytest.raises(ValueError, match="pass init"):
         train_tokenizer(cfg, data)
+
+
+def test_newest_tokenizer_brings_home_what_a_run_reached(tmp_path):
+    """What a GPU call brings home before a machine can go back: after the run, exactly the tokenizer it saved; with
+    the run stopped in the tiny stage, the tiny stage's newest checkpoint on the VAE stage's tokenizer; in the VAE
+    stage of a decoder-only run, the VAE stage's checkpoint (the init's latents); of a full run there, nothing."""
+    from relickit.train_tokenizer import STAGE_ONE, newest_tokenizer
+
+    torch.manual_seed(0)
+    quick = TrainConfig(steps=2, batch_size=1, log_every=1, lr=1e-3, ckpt_every=1, ema_decay=0.5)
+    data = SyntheticClips(size=4, frames=5, height=SMALL.height, width=SMALL.width)
+    init = tmp_path / "start.safetensors"
+    Tokenizer(SMALL).save(init)
+    run = tmp_path / "ft"
+    cfg = TokenizerTrainConfig(vae=SMALL, frames=5, stats_batches=2, vae_train=quick, tiny_train=quick, vae_adv=ADV,
+                               tiny_adv=ADV, run_dir=str(run), out=str(tmp_path / "out.safetensors"),
+                               decoder_only=True)
+    assert newest_tokenizer(run) is None
+    train_tokenizer(cfg, data, init=init)
+    saved, stage_one = Tokenizer.load(cfg.out).state_dict(), Tokenizer.load(run / STAGE_ONE).state_dict()
+    tok, source = newest_tokenizer(run)
+    assert source.startswith(str(run / "tiny" / "checkpoints")) and source.endswith("ema.safetensors")
+    for k, v in tok.state_dict().items():
+        torch.testing.assert_close(v, saved[k], rtol=0, atol=0, msg=k)
+    assert any(not torch.equal(saved[k], stage_one[k]) for k in saved if k.startswith("tiny."))
+
+    shutil.rmtree(run / "tiny")  # the tiny stage had not checkpointed yet
+    tok, source = newest_tokenizer(run)
+    assert source == str(run / STAGE_ONE) and all(torch.equal(v, stage_one[k]) for k, v in tok.state_dict().items())
+
+    (run / STAGE_ONE).unlink()  # the VAE stage running: a decoder-only run's checkpoint is a whole tokenizer
+    tok, source = newest_tokenizer(run)
+    assert source.startswith(str(run / "vae" / "checkpoints"))
+    for k, v in tok.state_dict().items():
+        if not k.startswith("tiny."):
+            torch.testing.assert_close(v, stage_one[k], rtol=0, atol=0, msg=k)
+    config = run / "config.json"
+    config.write_text(config.read_text().replace('"decoder_only": true', '"decoder_only": false'))
+    assert newest_tokenizer(run) is None  # a full run's encoder moved before its latent stats were measured
 
 
 def test_the_cli_widens_the_vae_of_a_layout_and_refuses_a_narrower_init(tmp_path, monkeypatch, capsys):
