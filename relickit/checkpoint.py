@@ -142,6 +142,16 @@ def config_from_dict(config_type: type[C], raw: dict[str, Any]) -> C:
     return config_type(**kwargs)
 
 
+def save_config(path: str | os.PathLike, config: Any) -> Path:
+    """A config (a dataclass) as JSON beside a run's checkpoints, atomically: what rebuilds the run's model."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(dataclasses.asdict(config))))
+
+
+def read_config(path: str | os.PathLike, config_type: type[C]) -> C:
+    """The config `save_config` wrote."""
+    return config_from_dict(config_type, json.loads(Path(path).read_text()))
+
+
 def save_half(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Copy a checkpoint with its floating-point tensors in fp16 (half the size; loads into fp32 models)."""
     from safetensors.torch import load_file

@@ -6,7 +6,6 @@ Every stage keeps its checkpoint: the distillation curriculum takes the teacher 
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,8 +165,7 @@ def train_teacher(model_cfg: ModelConfig, clips_for: Callable[[int], Callable[[i
         if previous is not None:
             load_weights(model, previous)
         tcfg = dataclasses.replace(cfg.train, steps=stage.steps, out_dir=str(out / f"stage{i}"))
-        checkpoint.atomic_write(Path(tcfg.out_dir) / STAGE_MODEL, lambda tmp: Path(tmp).write_text(
-            json.dumps(dataclasses.asdict(model.cfg))))  # what newest_teacher builds from this stage's checkpoints
+        checkpoint.save_config(Path(tcfg.out_dir) / STAGE_MODEL, model.cfg)  # what newest_teacher builds on
         result: TrainResult = train(tcfg, model, teacher_loss(cfg), clips_for(stage.latent_frames), resume=resume)
         final = result.ema_model if result.ema_model is not None else result.model
         paths.append(final.save(path))
@@ -193,7 +191,7 @@ def newest_teacher(out_dir: str | Path) -> tuple[WorldModel, str] | None:
     last = _stage(done[-1]) if done else -1
     if running and _stage(running[-1]) > last:
         stage = running[-1]
-        model = WorldModel(checkpoint.config_from_dict(ModelConfig, json.loads((stage / STAGE_MODEL).read_text())))
+        model = WorldModel(checkpoint.read_config(stage / STAGE_MODEL, ModelConfig))
         weights = newest_weights(stage)
         checkpoint.load_into(model, checkpoint.load(weights, CKPT_KIND)[0], weights)
         return model, str(weights)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -338,7 +337,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data: Dataset, *, tokenizer: Toke
                              "tokenizer checkpoint (Tokenizer.save(path) with wan_decoder=True).")
         tok.load_state_dict(start.state_dict())
     run = Path(cfg.run_dir)
-    checkpoint.atomic_write(run / RUN_CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(dataclasses.asdict(cfg))))
+    checkpoint.save_config(run / RUN_CONFIG, cfg)
     vae_cfg = dataclasses.replace(cfg.vae_train, out_dir=str(run / "vae"))
     tiny_cfg = dataclasses.replace(cfg.tiny_train, out_dir=str(run / "tiny"))
 
@@ -390,7 +389,7 @@ def newest_tokenizer(run_dir: str | os.PathLike) -> tuple[Tokenizer, str] | None
     vae = newest_weights(run / "vae")
     if vae is None or not (run / RUN_CONFIG).exists():
         return None
-    cfg = checkpoint.config_from_dict(TokenizerTrainConfig, json.loads((run / RUN_CONFIG).read_text()))
+    cfg = checkpoint.read_config(run / RUN_CONFIG, TokenizerTrainConfig)
     if not cfg.decoder_only:  # the encoder moved, the latent stats are not measured yet
         return None
     tok = Tokenizer(cfg.vae)
