@@ -12,7 +12,7 @@ from relickit.controls import ACTION_DIM, POSE_DIM
 from relickit.evaluate import compare, evaluate, frozen_start, picture_summary, random_assets, tokenizer_ceiling
 from relickit.evaluate.gates import GateConfig, check, format_gates, main
 from relickit.evaluate.oracle import OracleSession, degrade, oracle_factory
-from relickit.evaluate.scoring import PSNR_CAP, collapse_second, mean_pictures, picture_frames
+from relickit.evaluate.scoring import PSNR_CAP, collapse_second, draw_spread, mean_pictures, picture_frames
 from relickit.metrics import psnr_frames
 
 
@@ -104,6 +104,23 @@ def test_oracle_plays_the_truth_and_forgets_under_window():
         OracleSession(oracle_factory()("none", 0).model.cfg, show="blurry")
 
 
+def test_draw_spread_sets_the_draws_against_each_other_and_the_truth():
+    """Known answers: two draws 10 levels above and below a flat truth are 20 log10(255 / 10) dB from it and 20
+    log10(255 / 20) dB from each other, over-dispersed by 20 log10(2) = 6.02 dB; draws that are one clip are capped
+    at PSNR_CAP to each other (a blur whatever the noise); frame 0, the start image, is left out."""
+    truth = np.full((9, 4, 6, 3), 100, np.uint8)
+    up, down = truth + 10, truth - 10
+    up[0] = down[0] = truth[0] + 50  # not scored
+    out = draw_spread([up, down], truth, fps=4)
+    assert out["to_truth"] == pytest.approx([20 * np.log10(25.5)] * 2)
+    assert out["to_each_other"] == pytest.approx([20 * np.log10(12.75)] * 2)
+    assert out["gap_db"] == pytest.approx(-20 * np.log10(2))
+    same = draw_spread([up, up, up], truth, fps=4)
+    assert same["to_each_other"] == [PSNR_CAP] * 2 and same["gap_db"] == pytest.approx(PSNR_CAP - 20 * np.log10(25.5))
+    with pytest.raises(ValueError, match="two draws"):
+        draw_spread([up], truth, fps=4)
+
+
 def test_a_still_photo_scores_exactly_the_frozen_reference():
     report = evaluate("drift", oracle_factory("frozen"), maps=("E1M1",), durations=(2.0,), tries=3)
     pictures = report["summary"]["2s"]["compressed"]["pictures"]
@@ -184,7 +201,13 @@ def test_teacher_vs_student_scores_both_beside_the_references(tmp_path):
     assert "teacher_pictures" in result.figures and alone.figures == {}
     reliance = report["teacher_start_frame_reliance"]
     assert set(reliance) == {str(s) for s in cfg.reliance_sigmas} and set(reliance["1.0"]) == {"own", "other", "zero"}
-    assert alone.report["teacher_start_frame_reliance"] == {}  # no teacher, nothing to ask
+    assert set(report["teacher_control_reliance"]["1.0"]) == {"own", "other", "still"}
+    assert alone.report["teacher_start_frame_reliance"] == alone.report["teacher_control_reliance"] == {}  # no teacher
+    spread = report["teacher_spread"]  # cfg.draws (3) clips per start frame
+    assert len(spread["to_truth"]) == len(spread["to_each_other"]) == 1 and alone.report["teacher_spread"] == {}
+    assert spread["gap_db"] == pytest.approx(np.mean([r["teacher_spread"]["gap_db"] for r in report["rows"]]))
+    one = teacher_vs_student(student, tok, teacher, cfg=dataclasses.replace(cfg, draws=1), figures=False)
+    assert one.report["rows"] == [{k: v for k, v in r.items() if k != "teacher_spread"} for r in report["rows"]]
     assert report["teacher_held_out_loss"] > 0 and alone.report["teacher_held_out_loss"] is None
     # the strip: per drawn clip (cfg.strip_clips, at most the clips scored) truth, teacher, teacher in one step,
     # teacher from the noised truth, student and ceiling rows; without a teacher truth, student and ceiling
@@ -227,11 +250,17 @@ def test_teacher_cli_scores_one_clip_on_each_held_out_map(tmp_path):
     assert own["rows"] == report["rows"] and own["model"]["teacher_tokenizer"] == files[5]
     with pytest.raises(SystemExit):  # a teacher's tokenizer without a teacher
         teacher_main([*files[:2], "--teacher-tokenizer", files[5], "--held-out", str(held)])
+    # the mirror on a training map: train-split episodes, said so in the report; held-out maps refused there
+    train = teacher_main([*files, "--held-out", str(tmp_path / "train"), "--split", "train", "--maps", "MAP01"])
+    assert [r["map"] for r in train["rows"]] == ["MAP01"] and train["settings"]["split"] == "train"
+    with pytest.raises(SystemExit):
+        teacher_main([*files, "--held-out", str(tmp_path / "train2"), "--split", "train"])
 
 
 def test_paired_change_is_the_mean_and_standard_error_of_the_clips_changes(tmp_path, capsys):
     """Known answer: PSNR changes of +1, 0, +2 and -1 dB on four clips are a mean of +0.5 dB with a standard error of
-    sqrt(5/3) / 2, two clips up; the CLI compares two written reports the same way and refuses other clips."""
+    sqrt(5/3) / 2, two clips up, and so are the draw spread gaps' where both reports have draws; the CLI compares two
+    written reports the same way and refuses other clips."""
     from relickit.evaluate.teacher import main as teacher_main
     from relickit.evaluate.teacher import paired_change
 
@@ -246,6 +275,12 @@ def test_paired_change_is_the_mean_and_standard_error_of_the_clips_changes(tmp_p
     assert change["ssim"] == {"mean": 0.0, "stderr": 0.0, "up": 0}
     assert change["held_out_loss"] == {"before": 0.2, "after": 0.19}
     assert "saturation" not in change  # reports written before it was scored compare on what they have
+    assert "spread_gap_db" not in change  # nor draws
+    spread = [report(p, 0.2) for p in ([20, 21, 22, 23], [21, 21, 24, 22])]
+    for r, gaps in zip(spread, ([3, 2, 2, 4], [4, 2, 4, 3])):
+        for row, g in zip(r["rows"], gaps):
+            row["teacher_spread"] = {"gap_db": g}
+    assert paired_change(*spread)["spread_gap_db"] == pytest.approx(change["psnr"])
     paths = [tmp_path / "before.json", tmp_path / "after.json"]
     for path, r in zip(paths, (before, after)):
         path.write_text(json.dumps(r))
@@ -356,3 +391,23 @@ def test_start_frame_reliance_compares_the_same_noise_with_three_first_frames():
     assert set(out) == {"0.5", "1.0"}
     for s in out.values():
         assert s["own"] == s["other"] and s["own"] != s["zero"]
+
+
+def test_control_reliance_compares_the_same_noise_with_three_sets_of_controls():
+    """Two clips with the same latents: with the same controls in both, another clip's controls are the clip's own
+    (`other` == `own` exactly) and `still` (no key, the first pose throughout) differs; with different controls, a
+    model that reads them loses differently with the other clip's."""
+    from relickit.evaluate.teacher import control_reliance
+
+    model, _ = random_assets()
+    cfg = model.cfg
+    lat = torch.randn(1, cfg.latent_channels, 4, *cfg.latent_size).repeat(2, 1, 1, 1, 1)
+    frames = cfg.video_frames(4)
+    gen = torch.Generator().manual_seed(0)
+    acts, poses = torch.rand(2, frames, ACTION_DIM, generator=gen), torch.randn(2, frames, POSE_DIM, generator=gen)
+    out = control_reliance(model.eval(), lat, model.encode_text(["a", "a"]), acts, poses, sigmas=(1.0,))
+    # controls identical in both clips: every variant but `still` is the clip's own
+    same = control_reliance(model.eval(), lat, model.encode_text(["a", "a"]), acts[:1].repeat(2, 1, 1),
+                            poses[:1].repeat(2, 1, 1), sigmas=(1.0,))
+    assert same["1.0"]["own"] == same["1.0"]["other"] != same["1.0"]["still"]
+    assert out["1.0"]["own"] != out["1.0"]["other"]  # the random model reads its controls

@@ -14,6 +14,7 @@ COLLAPSE_SHARPNESS is `collapsing`.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from typing import Any, Mapping, Sequence
@@ -137,6 +138,23 @@ def compare(videos: Mapping[str, np.ndarray], truth: np.ndarray, start: int = 1,
     if "model" in out and all(r in out for r in REFERENCES):
         out.update(gains(out))
     return out
+
+
+def draw_spread(draws: Sequence[np.ndarray], truth: np.ndarray, fps: float, start: int = 1) -> dict[str, Any]:
+    """How far apart a model's clips from independent noise are, beside how far they are from the truth: per second,
+    the mean PSNR of each draw to `truth` and of every pair of draws to each other, and `gap_db`, the second minus the
+    first over all frames [start, ..). For a model that samples the distribution the truth comes from, the truth is
+    one more draw and the gap is about 0: PSNR to the truth cannot tell a sample from a blur, this can. A positive gap
+    is under-dispersion (the draws agree on one guess; a blur whatever the noise is its limit), a negative one
+    over-dispersion (noise handed back). Give the truth through the draws' tokenizer (its ceiling clip), so that the
+    decoder's smoothing is on both sides. Identical frames count as PSNR_CAP."""
+    if len(draws) < 2:
+        raise ValueError(f"draw_spread needs two draws or more; got {len(draws)}.")
+    capped = lambda a, b: np.minimum(psnr_frames(a[start:], b[start:]), PSNR_CAP)  # noqa: E731
+    to_truth = np.mean([capped(d, truth) for d in draws], 0)
+    to_each_other = np.mean([capped(a, b) for a, b in itertools.combinations(draws, 2)], 0)
+    return {"to_truth": per_second(to_truth, fps).tolist(), "to_each_other": per_second(to_each_other, fps).tolist(),
+            "gap_db": float(to_each_other.mean() - to_truth.mean())}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -16,8 +16,13 @@ scored and drawn too (`one_step_clip`): a blur is the mean it has learnt, speckl
 removing; and its sampler from the true clip noised to `from_truth` (0.75), which separates what it smooths
 (denoising below that level) from what it cannot invent (the new frames' content, decided above it).
 With a teacher, `start_frame_reliance` asks whether it uses its start frame at all: its flow-matching loss on the
-clips at fixed noise levels with each clip's own clean first latent frame, another clip's, and zeros; and
-`held_out_loss` is its loss on the clips over the training noise distribution, beside the training log's.
+clips at fixed noise levels with each clip's own clean first latent frame, another clip's, and zeros;
+`control_reliance` asks the same of its actions and poses (its own, another clip's, none); and `held_out_loss` is
+its loss on the clips over the training noise distribution, beside the training log's. `--split train` scores the
+same kind of episodes on training maps, to tell a failure on new maps from one on every map. With `draws` > 1 the
+teacher draws each clip that many times from independent noise (`scoring.draw_spread`): the truth is one more draw
+for a teacher that samples its distribution, so draws that agree with each other better than with the truth are a
+blur (under-dispersed), which PSNR to the truth rewards and this gap does not.
 `paired_change` sets two reports on the same clips side by side (`--compare`): one rollout per clip from one noise
 draw moves a model's mean PSNR by a few tenths of a dB between two equally good teachers, so a change is read
 against the standard error of its per-clip changes.
@@ -48,6 +53,7 @@ HELD_OUT_FREEDOOM2 = tuple(m for m in HELD_OUT if m.startswith("MAP"))  # the to
 
 ONE_STEP = "teacher_one_step"  # the teacher's clip in one step from pure noise (one_step_clip)
 FROM_TRUTH = "teacher_from_truth"  # its sampler from the true clip noised to TeacherEvalConfig.from_truth (SDEdit)
+SPREAD = "teacher_spread"  # its draws from independent noise against each other and the ceiling (draw_spread)
 STRIP_ROWS = ("truth", "teacher", ONE_STEP, FROM_TRUTH, "student", "tokenizer_ceiling")
 
 
@@ -67,6 +73,10 @@ class TeacherEvalConfig:
     reliance_sigmas: tuple[float, ...] = (0.2, 0.5, 0.8, 0.95, 1.0)
     train_shift: float = TeacherConfig.shift  # held_out_loss's noise distribution, as the teacher trains
     loss_levels: int = 16
+    # the dataset's split: "train" scores episodes on training maps (new trajectories), the held-out numbers' mirror
+    split: str = "eval"
+    # the teacher's clips per start frame from independent noise, the scored one included (scoring.draw_spread; 1: none)
+    draws: int = 3
 
 
 PAIRED_METRICS = ("psnr", "ssim", "sharpness", "brightness", "saturation")
@@ -79,40 +89,61 @@ class TeacherEval:
     strip: np.ndarray  # (H, W, 3) uint8: per strip clip, the rows of STRIP_ROWS there are
 
 
-def evaluation_clips(root: str | os.PathLike, frames: int, count: int,
-                     stride: int = TeacherEvalConfig.stride) -> Iterator[tuple[int, dict]]:
+def evaluation_clips(root: str | os.PathLike, frames: int, count: int, stride: int = TeacherEvalConfig.stride,
+                     split: str = TeacherEvalConfig.split) -> Iterator[tuple[int, dict]]:
     """The clips this evaluation scores, as (index, clip): `count` clips of `frames` video frames, evenly spaced over
-    an eval-split dataset's clips (from a `--held-out` directory of one episode per map, one clip per map). Scripts
-    that probe a teacher on the evaluation's clips take them from here."""
+    an eval-split dataset's clips (from a `--held-out` directory of one episode per map, one clip per map; a
+    train-split one only where `split` says so). Scripts that probe a teacher on the evaluation's clips take them
+    from here."""
     from ..dataset import ClipDataset
 
-    data = ClipDataset(root, frames=frames, split="eval", stride=stride)
+    data = ClipDataset(root, frames=frames, split=split, stride=stride)
     for i in np.linspace(0, len(data) - 1, count).round().astype(int):
         yield int(i), data[int(i)]
 
 
 @torch.no_grad()
-def start_frame_reliance(model, latents: torch.Tensor, context: torch.Tensor, actions: torch.Tensor,
-                         poses: torch.Tensor, sigmas=TeacherEvalConfig.reliance_sigmas, seed: int = 0) -> dict:
-    """The bidirectional model's flow-matching loss on clips (B, C, F, h, w), every later frame at noise level
-    sigma, with three first latent frames: each clip's own, the next clip's (`other`, rolled by one), and zeros.
-    The same noise for all three. A model that carries its start frame forward loses more without it; at low
-    sigma the noisy frames themselves tell it most of the clip, so the gap shows at high sigma."""
+def loss_per_variant(model, context: torch.Tensor, variants: dict[str, tuple[torch.Tensor, ...]],
+                     sigmas=TeacherEvalConfig.reliance_sigmas, seed: int = 0) -> dict:
+    """The bidirectional model's flow-matching loss on variants of the same clips, {name: (latents (B, C, F, h, w),
+    actions, poses)}, every later frame at noise level sigma, the same noise for every variant: {sigma: {name:
+    loss}}."""
     from ..diffusion import flow_matching_loss
     from ..memory import bidirectional_visibility
 
+    shape = next(iter(variants.values()))[0].shape
     gen = torch.Generator().manual_seed(seed)
-    vis = bidirectional_visibility(latents.shape[2])
-    firsts = {"own": latents[:, :, :1], "other": latents[:, :, :1].roll(1, 0),
-              "zero": torch.zeros_like(latents[:, :, :1])}
+    vis = bidirectional_visibility(shape[2])
     out = {}
     for s in sigmas:
-        sigma = torch.full((latents.shape[0], latents.shape[2]), float(s))
-        noise = torch.randn(latents.shape, generator=gen)
-        out[str(s)] = {name: flow_matching_loss(model, torch.cat([first, latents[:, :, 1:]], 2), context, actions,
-                                                poses, vis, sigma=sigma, noise=noise).item()
-                       for name, first in firsts.items()}
+        sigma = torch.full((shape[0], shape[2]), float(s))
+        noise = torch.randn(shape, generator=gen)
+        out[str(s)] = {name: flow_matching_loss(model, lat, context, actions, poses, vis, sigma=sigma,
+                                                noise=noise).item() for name, (lat, actions, poses) in variants.items()}
     return out
+
+
+def start_frame_reliance(model, latents: torch.Tensor, context: torch.Tensor, actions: torch.Tensor,
+                         poses: torch.Tensor, sigmas=TeacherEvalConfig.reliance_sigmas, seed: int = 0) -> dict:
+    """`loss_per_variant` with three first latent frames: each clip's own, the next clip's (`other`, rolled by one),
+    and zeros. A model that carries its start frame forward loses more without it; at low sigma the noisy frames
+    themselves tell it most of the clip, so the gap shows at high sigma."""
+    firsts = {"own": latents[:, :, :1], "other": latents[:, :, :1].roll(1, 0),
+              "zero": torch.zeros_like(latents[:, :, :1])}
+    return loss_per_variant(model, context, {name: (torch.cat([first, latents[:, :, 1:]], 2), actions, poses)
+                                             for name, first in firsts.items()}, sigmas, seed)
+
+
+def control_reliance(model, latents: torch.Tensor, context: torch.Tensor, actions: torch.Tensor,
+                     poses: torch.Tensor, sigmas=TeacherEvalConfig.reliance_sigmas, seed: int = 0) -> dict:
+    """`loss_per_variant` with three sets of controls: each clip's own actions and poses, the next clip's (`other`,
+    rolled by one), and `still` (no key pressed, the camera at its first pose throughout). A model that follows its
+    controls loses more with another clip's; one whose `other` is close to `own` has learnt to ignore them, and what
+    the camera does in its clips is a guess (a blur, where the truth moves)."""
+    controls = {"own": (actions, poses), "other": (actions.roll(1, 0), poses.roll(1, 0)),
+                "still": (torch.zeros_like(actions), poses[:, :1].expand_as(poses))}
+    return loss_per_variant(model, context, {name: (latents, a, p) for name, (a, p) in controls.items()}, sigmas,
+                            seed)
 
 
 @torch.no_grad()
@@ -164,6 +195,7 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     from ..play import to_uint8
     from ..tutorial import sample_data
     from .gallery import GalleryConfig, Rendered, strip
+    from .scoring import draw_spread
 
     models = {"student": student.float().eval(), **({"teacher": teacher.float().eval()} if teacher is not None else {})}
     teacher_tok = teacher_tokenizer if teacher_tokenizer is not None else tokenizer
@@ -175,8 +207,9 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     guided = teacher is not None and cfg.guidance != 1.0
     sampler = SamplerConfig(teacher_steps=cfg.teacher_steps, guidance=cfg.guidance)
     null_context = teacher.encode_text([""]) if guided else None  # the unconditional caption, once
+    spread_gen = torch.Generator().manual_seed(cfg.seed + 1)  # the further draws' noise: the scored draws' stays
     for i, clip in evaluation_clips(data_root or sample_data("eval"), student.cfg.video_frames(cfg.latent_frames),
-                                    cfg.clips, cfg.stride):
+                                    cfg.clips, cfg.stride, cfg.split):
         truth = to_uint8(clip["frames"].transpose(0, 1))
         video = clip["frames"][None].transpose(1, 2)
         encoded = {t: t.encode(video.to(t.dtype)) for t in dict.fromkeys((tokenizer, teacher_tok))}
@@ -203,6 +236,12 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
         videos = {name: to_uint8(tok_of(name).decode_tiny(z)[0].float()) for name, z in latents.items()}
         scores = {name: compare({"model": v, **refs[tok_of(name)]}, truth, fps=fps) for name, v in videos.items()}
         rows.append({"clip": i, "map": clip["map"], "episode": clip["episode"], "start": clip["start"], **scores})
+        if teacher is not None and cfg.draws > 1:
+            more = [sample_teacher(teacher, lat[:, :, :1], cfg.latent_frames, context, acts, poses, sampler,
+                                   null_context=null_context, noise=torch.randn(lat.shape, generator=spread_gen))[0]
+                    for _ in range(cfg.draws - 1)]
+            draws = [videos["teacher"], *(to_uint8(teacher_tok.decode_tiny(z)[0].float()) for z in more)]
+            rows[-1][SPREAD] = draw_spread(draws, refs[teacher_tok]["tokenizer_ceiling"], fps)
         if len(strips) < cfg.strip_clips:
             names = [n for n in STRIP_ROWS if n in videos or n in ("truth", "tokenizer_ceiling")]
             ceiling = "teacher" if teacher is not None else "student"
@@ -212,15 +251,22 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
                               "tokenizer_ceiling": scores[ceiling]["tokenizer_ceiling"]})
             strips.append(strip(drawn, GalleryConfig(every=8), names))
     summary = {name: mean_pictures([r[name] for r in rows]) for name in latents}
-    reliance, loss = {}, None
+    spread = {}
+    if rows and SPREAD in rows[0]:
+        spreads = [r[SPREAD] for r in rows]
+        seconds = min(len(x["to_truth"]) for x in spreads)
+        spread = {**{k: np.mean([x[k][:seconds] for x in spreads], 0).tolist() for k in ("to_truth", "to_each_other")},
+                  "gap_db": float(np.mean([x["gap_db"] for x in spreads]))}
+    reliance, controls, loss = {}, {}, None
     if len(inputs) > 1:  # a teacher, and clips to swap first frames between
         lat, ctx, acts, poses = (torch.cat(x) for x in zip(*inputs))
         reliance = start_frame_reliance(teacher, lat.float(), ctx, acts, poses, cfg.reliance_sigmas, cfg.seed)
+        controls = control_reliance(teacher, lat.float(), ctx, acts, poses, cfg.reliance_sigmas, cfg.seed)
         loss = held_out_loss(teacher, lat.float(), ctx, acts, poses, cfg.train_shift, cfg.loss_levels, cfg.seed)
     report = {"settings": {**dataclasses.asdict(cfg), "models": list(models), "fps": fps,
                            "data": str(data_root or "data/sample/eval")},
               "rows": rows, "summary": summary, "teacher_start_frame_reliance": reliance,
-              "teacher_held_out_loss": loss,
+              "teacher_control_reliance": controls, "teacher_held_out_loss": loss, SPREAD: spread,
               "notes": ["each model's frames 1.. against the true clip, beside the frozen start frame (the clip's "
                         "first frame repeated) and the tokenizer ceiling (the clip through encoder + tiny decoder); "
                         "per_second: second k holds frames 1 + k * fps .. of the clip.",
@@ -233,8 +279,14 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
                         "it is given, and what its own clip lacks is decided above that level.",
                         "teacher_start_frame_reliance: the teacher's flow-matching loss per noise level with each "
                         "clip's own first latent frame, another clip's and zeros (start_frame_reliance).",
+                        "teacher_control_reliance: the same with each clip's own actions and poses, another clip's, "
+                        "and none (no key, the first pose throughout; control_reliance).",
                         "teacher_held_out_loss: its flow-matching loss on the clips over the training noise "
-                        "distribution (held_out_loss), to set beside the training log's loss."]}
+                        "distribution (held_out_loss), to set beside the training log's loss.",
+                        f"{SPREAD}: the teacher's {cfg.draws} clips per start frame from independent noise (the "
+                        "scored one first), per second their PSNR to the tokenizer ceiling and to each other "
+                        "(scoring.draw_spread); gap_db about 0 for samples of the truth's distribution, positive "
+                        "where the draws agree on one guess (a blur)."]}
     curves = {name: {v: summary[name][v] for v in ("model", "frozen_start", "tokenizer_ceiling")} for name in summary}
     figs = {"teacher_pictures": pictures_over_time_figure(
         curves, "Teacher and student on held-out clips (solid: the model; dashed: references)")} if figures else {}
@@ -243,11 +295,18 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     return TeacherEval(report, figs, np.concatenate(pad) if pad else np.zeros((0, 0, 3), np.uint8))
 
 
+def change_stats(change: np.ndarray) -> dict:
+    """Per-clip changes -> their mean, its standard error and how many went up."""
+    stderr = change.std(ddof=1) / np.sqrt(len(change)) if len(change) > 1 else float("nan")
+    return {"mean": float(change.mean()), "stderr": float(stderr), "up": int((change > 0).sum())}
+
+
 def paired_change(before: dict, after: dict, name: str = "teacher") -> dict:
     """Model `name` of report `after` against that of `before`, two reports of this evaluation on the same clips:
     per metric the mean change over the clips, its standard error (the per-clip changes' standard deviation over
     sqrt(clips)) and how many clips went up, for the metrics both reports have; with teachers, both held-out
-    losses. A change within about two standard errors is the noise of the draws, not the model."""
+    losses and, where both have them, the teacher's draw spread gaps. A change within about two standard errors is
+    the noise of the draws, not the model."""
     def scores(report: dict) -> dict:
         return {(r["episode"], r["start"]): r[name]["model"] for r in report["rows"] if name in r}
 
@@ -258,12 +317,14 @@ def paired_change(before: dict, after: dict, name: str = "teacher") -> dict:
     out: dict = {"model": name, "clips": len(a)}
     both = [m for m in PAIRED_METRICS if all(m in s for s in (*a.values(), *b.values()))]  # older reports lack some
     for metric in both:
-        change = np.array([b[k][metric] - a[k][metric] for k in a])
-        spread = change.std(ddof=1) / np.sqrt(len(change)) if len(change) > 1 else float("nan")
-        out[metric] = {"mean": float(change.mean()), "stderr": float(spread), "up": int((change > 0).sum())}
+        out[metric] = change_stats(np.array([b[k][metric] - a[k][metric] for k in a]))
     if name == "teacher":
         out["held_out_loss"] = {"before": before.get("teacher_held_out_loss"),
                                 "after": after.get("teacher_held_out_loss")}
+        gaps = [{(r["episode"], r["start"]): r[SPREAD]["gap_db"] for r in rep["rows"] if SPREAD in r}
+                for rep in (before, after)]
+        if gaps[0] and gaps[0].keys() == gaps[1].keys():  # reports before 2026-12-04 have no draws
+            out["spread_gap_db"] = change_stats(np.array([gaps[1][k] - gaps[0][k] for k in gaps[0]]))
     return out
 
 
@@ -284,6 +345,9 @@ def main(argv: list[str] | None = None) -> dict:
                     "evaluation's clips), one clip scored from each")
     ap.add_argument("--maps", default=",".join(HELD_OUT_FREEDOOM2), help="--held-out's comma-separated maps "
                     "(default Freedoom2 MAP21-MAP32); each DIR belongs to one list of maps")
+    ap.add_argument("--split", choices=("eval", "train"), default=TeacherEvalConfig.split, help="train: --held-out's "
+                    "episodes on training maps (give them with --maps), to set the teacher on the maps it trained on "
+                    "beside the held-out ones")
     ap.add_argument("--workers", type=int, default=1, help="engine processes generating --held-out's episodes")
     ap.add_argument("--clips", type=int, help=f"clips scored (default {TeacherEvalConfig.clips}; with --held-out "
                     "one per map)")
@@ -292,6 +356,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="the teacher's classifier-free guidance on text (1: off)")
     ap.add_argument("--from-truth", type=float, default=TeacherEvalConfig.from_truth, metavar="SIGMA",
                     help="also score the teacher's sampler from the true clip noised to SIGMA (0: not)")
+    ap.add_argument("--draws", type=int, default=TeacherEvalConfig.draws, help="the teacher's clips per start frame "
+                    "from independent noise, scored against each other and the tokenizer ceiling (1: only one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, help="torch CPU threads")
     ap.add_argument("--out", help="report path (.json; figures beside it)")
@@ -319,12 +385,16 @@ def main(argv: list[str] | None = None) -> dict:
     data, clips = args.data, args.clips or TeacherEvalConfig.clips
     if args.held_out:
         maps = tuple(args.maps.split(","))
-        data = held_out_episodes(args.held_out, TokenizerEvalConfig(maps=maps), args.workers)
+        if args.split == "train" and set(maps) <= set(HELD_OUT):
+            ap.error("--split train scores training maps: give them with --maps (e.g. MAP01,MAP02,...,MAP12)")
+        data = held_out_episodes(args.held_out, TokenizerEvalConfig(maps=maps), args.workers, args.split)
         clips = args.clips or len(maps)
+    if args.draws < 1:
+        ap.error(f"--draws is how many clips the teacher draws per start frame, at least 1 (got {args.draws})")
     if not 0 <= args.from_truth < 1:
         ap.error(f"--from-truth is a noise level below 1, or 0 for none (got {args.from_truth})")
     cfg = TeacherEvalConfig(clips=clips, teacher_steps=args.steps, guidance=args.guidance, seed=args.seed,
-                            from_truth=args.from_truth)
+                            from_truth=args.from_truth, split=args.split, draws=args.draws)
     teacher_tok = Tokenizer.load(args.teacher_tokenizer) if args.teacher_tokenizer else None
     result = teacher_vs_student(WorldModel.load(args.student), Tokenizer.load(args.tokenizer), teacher, data, cfg,
                                 figures=not args.no_figures, teacher_tokenizer=teacher_tok)
@@ -341,7 +411,8 @@ def main(argv: list[str] | None = None) -> dict:
                                              for v in ("model", "frozen_start", "tokenizer_ceiling")},
                           "gain_over_frozen_db": s["gain_over_frozen_db"], "to_ceiling_db": s["to_ceiling_db"]}))
     if report["teacher_start_frame_reliance"]:
-        print(json.dumps({k: report[k] for k in ("teacher_start_frame_reliance", "teacher_held_out_loss")}))
+        print(json.dumps({k: report[k] for k in ("teacher_start_frame_reliance", "teacher_control_reliance",
+                                                 "teacher_held_out_loss", SPREAD)}))
     return report
 
 

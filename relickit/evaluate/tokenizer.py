@@ -67,13 +67,15 @@ class TokenizerEvalConfig:
     decoders: tuple[str, ...] = field(default=("tiny", "vae"))  # the play decoder and the full Wan decoder
 
 
-def held_out_episodes(root: str | Path, cfg: TokenizerEvalConfig, workers: int = 1) -> Path:
+def held_out_episodes(root: str | Path, cfg: TokenizerEvalConfig, workers: int = 1, split: str = "eval") -> Path:
     """The folder `root` holding one exploration episode per held-out map (an eval-split dataset with actions and
-    poses, which the teacher evaluation reads too), generated there on first use."""
+    poses, which the teacher evaluation reads too), generated there on first use. split="train": the same episodes
+    on training maps (`cfg.maps` must be training maps; the evaluation's seed, not a training run's), to tell what a
+    model does on the maps it trained on from what it does on held-out ones."""
     from ..dataset import generate
 
     return generate(root, cfg.maps, episodes=len(cfg.maps), frames_per_episode=cfg.frames, seed=cfg.seed,
-                    split="eval", workers=workers, progress=False)
+                    split=split, workers=workers, progress=False)
 
 
 def held_out_clips(root: str | Path, cfg: TokenizerEvalConfig, workers: int = 1) -> np.ndarray:

@@ -1,0 +1,54 @@
+"""Does the teacher's sampler draw different clips from different noise, or one clip whatever the noise? Each kept
+teacher on the teacher evaluation's twelve held-out clips (one per map, MAP21-MAP32), `DRAWS` clips per start frame
+from independent noise (32 Euler steps, the evaluation's sampler), decoded by tokenizer run 6's tiny decoder. Per
+second of the clip: the draws' PSNR to the truth through the same tokenizer (its ceiling clip, so that both sides
+are decoded alike), and their PSNR to each other (every pair). For a teacher that has learnt the distribution of
+clips given the start frame and controls, the truth is one more draw from it, and the two numbers are equal on
+average; draws that agree with each other better than with the truth are under-dispersed (a blur is the limit: one
+clip whatever the noise).
+
+    python docs/runs/2026-12-04-run9/sample_diversity.py NAME=TEACHER ...   # CPU box -> sample_diversity.json
+"""
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from relickit.diffusion import SamplerConfig, sample_teacher
+from relickit.evaluate.teacher import evaluation_clips
+from relickit.metrics import psnr_frames
+from relickit.model import WorldModel
+from relickit.play import to_uint8
+from relickit.vae import Tokenizer
+
+DRAWS, CLIPS, LATENT_FRAMES = 3, 12, 13
+torch.set_num_threads(2)
+tok = Tokenizer.load("data/weights/tokenizer/f4c16.safetensors")
+out = {}
+for arg in sys.argv[1:]:
+    name, path = arg.split("=", 1)
+    teacher = WorldModel.load(path).float().eval()
+    fps, rows = teacher.cfg.fps, []
+    for i, clip in evaluation_clips("data/eval_tokenizer_f2", teacher.cfg.video_frames(LATENT_FRAMES), CLIPS):
+        with torch.no_grad():
+            lat = tok.encode(clip["frames"][None].transpose(1, 2))
+            truth = to_uint8(tok.decode_tiny(lat)[0].float())[1:]  # (T, H, W, 3): the ceiling, after the start
+            ctx = teacher.encode_text([clip["caption"]])
+            gen = torch.Generator().manual_seed(i)
+            draws = [to_uint8(tok.decode_tiny(sample_teacher(
+                teacher, lat[:, :, :1], LATENT_FRAMES, ctx, clip["actions"][None], clip["poses"][None],
+                SamplerConfig(), noise=torch.randn(lat.shape, generator=gen))[0])[0].float())[1:] for _ in range(DRAWS)]
+        per_second = lambda a, b: [float(f[s:s + fps].mean()) for f in [psnr_frames(a, b)]  # noqa: E731
+                                   for s in range(0, len(f), fps)]
+        rows.append({"map": clip["map"], "to_truth": np.mean([per_second(d, truth) for d in draws], 0).tolist(),
+                     "to_each_other": np.mean([per_second(a, b) for a, b in itertools.combinations(draws, 2)],
+                                              0).tolist()})
+        print(name, clip["map"], {k: [round(v, 2) for v in rows[-1][k]] for k in ("to_truth", "to_each_other")},
+              flush=True)
+    out[name] = {"to_truth": np.mean([r["to_truth"] for r in rows], 0).round(2).tolist(),
+                 "to_each_other": np.mean([r["to_each_other"] for r in rows], 0).round(2).tolist(), "rows": rows}
+    print(name, {k: out[name][k] for k in ("to_truth", "to_each_other")}, flush=True)
+(Path(__file__).parent / "sample_diversity.json").write_text(json.dumps(out, indent=1))
