@@ -77,7 +77,7 @@ def check_split(wad: str, map_name: str, split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {tuple(SPLITS)}.")
     if (wad, map_name) not in SPLITS[split]:
-        other = "a held-out (eval)" if split == "train" else "a training"
+        other = "a held-out eval" if split == "train" else "a training"
         raise ValueError(
             f"{wad} {map_name} is {other} map and cannot be used in a {split} split; "
             f"{split} maps are: {', '.join(m for _, m in SPLITS[split])}."

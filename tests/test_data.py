@@ -150,6 +150,8 @@ def test_held_out_maps_never_in_train(tmp_path):
         with pytest.raises(ValueError, match=f"{m}.*held-out eval"):
             check_split(wad, m, "train")
     check_split("freedoom2", "MAP20", "train")
+    with pytest.raises(ValueError, match="MAP01 is a training map"):
+        check_split("freedoom2", "MAP01", "eval")
     with pytest.raises(ValueError, match="held-out eval"):
         ds.generate(tmp_path / "x", ["MAP01", "E1M1"], 1, 10, progress=False)
     assert not (tmp_path / "x").exists()
