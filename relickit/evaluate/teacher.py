@@ -200,6 +200,7 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     models = {"student": student.float().eval(), **({"teacher": teacher.float().eval()} if teacher is not None else {})}
     teacher_tok = teacher_tokenizer if teacher_tokenizer is not None else tokenizer
     tok_of = lambda name: tokenizer if name == "student" else teacher_tok  # noqa: E731
+    pixels = lambda tok, z: to_uint8(tok.decode_tiny(z)[0].float())  # noqa: E731  latents -> (T, H, W, 3) uint8
     fps = student.cfg.fps
     gen = torch.Generator().manual_seed(cfg.seed)
     chunk = (1, student.cfg.latent_channels, student.cfg.chunk, *student.cfg.latent_size)
@@ -233,14 +234,14 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
                     start_sigma=cfg.from_truth)
             inputs.append((lat, context, acts, poses))
         refs = {t: references(SimpleNamespace(tokenizer=t, decoder="tiny"), truth) for t in encoded}
-        videos = {name: to_uint8(tok_of(name).decode_tiny(z)[0].float()) for name, z in latents.items()}
+        videos = {name: pixels(tok_of(name), z) for name, z in latents.items()}
         scores = {name: compare({"model": v, **refs[tok_of(name)]}, truth, fps=fps) for name, v in videos.items()}
         rows.append({"clip": i, "map": clip["map"], "episode": clip["episode"], "start": clip["start"], **scores})
         if teacher is not None and cfg.draws > 1:
             more = [sample_teacher(teacher, lat[:, :, :1], cfg.latent_frames, context, acts, poses, sampler,
                                    null_context=null_context, noise=torch.randn(lat.shape, generator=spread_gen))[0]
                     for _ in range(cfg.draws - 1)]
-            draws = [videos["teacher"], *(to_uint8(teacher_tok.decode_tiny(z)[0].float()) for z in more)]
+            draws = [videos["teacher"], *(pixels(teacher_tok, z) for z in more)]
             rows[-1][SPREAD] = draw_spread(draws, refs[teacher_tok]["tokenizer_ceiling"], fps)
         if len(strips) < cfg.strip_clips:
             names = [n for n in STRIP_ROWS if n in videos or n in ("truth", "tokenizer_ceiling")]
@@ -307,10 +308,10 @@ def paired_change(before: dict, after: dict, name: str = "teacher") -> dict:
     sqrt(clips)) and how many clips went up, for the metrics both reports have; with teachers, both held-out
     losses and, where both have them, the teacher's draw spread gaps. A change within about two standard errors is
     the noise of the draws, not the model."""
-    def scores(report: dict) -> dict:
-        return {(r["episode"], r["start"]): r[name]["model"] for r in report["rows"] if name in r}
+    def per_clip(report: dict, field: str, key: str) -> dict:
+        return {(r["episode"], r["start"]): r[field][key] for r in report["rows"] if field in r}
 
-    a, b = scores(before), scores(after)
+    a, b = per_clip(before, name, "model"), per_clip(after, name, "model")
     if not a or a.keys() != b.keys():
         raise ValueError(f"the reports must score {name!r} on the same clips (the same --held-out or --data, --clips "
                          f"and --seed); they hold {len(a)} and {len(b)}, {len(a.keys() ^ b.keys())} not in both.")
@@ -321,8 +322,7 @@ def paired_change(before: dict, after: dict, name: str = "teacher") -> dict:
     if name == "teacher":
         out["held_out_loss"] = {"before": before.get("teacher_held_out_loss"),
                                 "after": after.get("teacher_held_out_loss")}
-        gaps = [{(r["episode"], r["start"]): r[SPREAD]["gap_db"] for r in rep["rows"] if SPREAD in r}
-                for rep in (before, after)]
+        gaps = [per_clip(report, SPREAD, "gap_db") for report in (before, after)]
         if gaps[0] and gaps[0].keys() == gaps[1].keys():  # reports before 2026-12-04 have no draws
             out["spread_gap_db"] = change_stats(np.array([gaps[1][k] - gaps[0][k] for k in gaps[0]]))
     return out
@@ -385,9 +385,10 @@ def main(argv: list[str] | None = None) -> dict:
     data, clips = args.data, args.clips or TeacherEvalConfig.clips
     if args.held_out:
         maps = tuple(args.maps.split(","))
-        if args.split == "train" and set(maps) <= set(HELD_OUT):
-            ap.error("--split train scores training maps: give them with --maps (e.g. MAP01,MAP02,...,MAP12)")
-        data = held_out_episodes(args.held_out, TokenizerEvalConfig(maps=maps), args.workers, args.split)
+        try:  # maps outside the split (e.g. --split train with the default held-out maps) are refused, named
+            data = held_out_episodes(args.held_out, TokenizerEvalConfig(maps=maps), args.workers, args.split)
+        except ValueError as err:
+            ap.error(str(err))
         clips = args.clips or len(maps)
     if args.draws < 1:
         ap.error(f"--draws is how many clips the teacher draws per start frame, at least 1 (got {args.draws})")
