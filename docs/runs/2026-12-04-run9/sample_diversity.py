@@ -8,8 +8,10 @@ average; draws that agree with each other better than with the truth are under-d
 clip whatever the noise).
 
     python docs/runs/2026-12-04-run9/sample_diversity.py NAME=TEACHER ...   # CPU box -> sample_diversity.json
+
+The scoring is relickit.evaluate.scoring.draw_spread, which the teacher evaluation now runs (`--draws`); with two
+teachers, the second's per-clip gaps are paired against the first's (relickit.evaluate.teacher.change_stats).
 """
-import itertools
 import json
 import sys
 from pathlib import Path
@@ -18,8 +20,8 @@ import numpy as np
 import torch
 
 from relickit.diffusion import SamplerConfig, sample_teacher
-from relickit.evaluate.teacher import evaluation_clips
-from relickit.metrics import psnr_frames
+from relickit.evaluate.scoring import draw_spread
+from relickit.evaluate.teacher import change_stats, evaluation_clips
 from relickit.model import WorldModel
 from relickit.play import to_uint8
 from relickit.vae import Tokenizer
@@ -31,24 +33,24 @@ out = {}
 for arg in sys.argv[1:]:
     name, path = arg.split("=", 1)
     teacher = WorldModel.load(path).float().eval()
-    fps, rows = teacher.cfg.fps, []
+    rows = []
     for i, clip in evaluation_clips("data/eval_tokenizer_f2", teacher.cfg.video_frames(LATENT_FRAMES), CLIPS):
         with torch.no_grad():
             lat = tok.encode(clip["frames"][None].transpose(1, 2))
-            truth = to_uint8(tok.decode_tiny(lat)[0].float())[1:]  # (T, H, W, 3): the ceiling, after the start
+            truth = to_uint8(tok.decode_tiny(lat)[0].float())  # (T, H, W, 3): the ceiling clip
             ctx = teacher.encode_text([clip["caption"]])
             gen = torch.Generator().manual_seed(i)
             draws = [to_uint8(tok.decode_tiny(sample_teacher(
                 teacher, lat[:, :, :1], LATENT_FRAMES, ctx, clip["actions"][None], clip["poses"][None],
-                SamplerConfig(), noise=torch.randn(lat.shape, generator=gen))[0])[0].float())[1:] for _ in range(DRAWS)]
-        per_second = lambda a, b: [float(f[s:s + fps].mean()) for f in [psnr_frames(a, b)]  # noqa: E731
-                                   for s in range(0, len(f), fps)]
-        rows.append({"map": clip["map"], "to_truth": np.mean([per_second(d, truth) for d in draws], 0).tolist(),
-                     "to_each_other": np.mean([per_second(a, b) for a, b in itertools.combinations(draws, 2)],
-                                              0).tolist()})
-        print(name, clip["map"], {k: [round(v, 2) for v in rows[-1][k]] for k in ("to_truth", "to_each_other")},
+                SamplerConfig(), noise=torch.randn(lat.shape, generator=gen))[0])[0].float()) for _ in range(DRAWS)]
+        rows.append({"map": clip["map"], **draw_spread(draws, truth, teacher.cfg.fps)})
+        print(name, clip["map"], {k: np.round(rows[-1][k], 2).tolist() for k in ("to_truth", "to_each_other")},
               flush=True)
-    out[name] = {"to_truth": np.mean([r["to_truth"] for r in rows], 0).round(2).tolist(),
-                 "to_each_other": np.mean([r["to_each_other"] for r in rows], 0).round(2).tolist(), "rows": rows}
-    print(name, {k: out[name][k] for k in ("to_truth", "to_each_other")}, flush=True)
+    out[name] = {k: np.mean([r[k] for r in rows], 0).round(2).tolist() for k in ("to_truth", "to_each_other")}
+    out[name] |= {"gap_db": float(np.mean([r["gap_db"] for r in rows])), "rows": rows}
+    print(name, {k: out[name][k] for k in ("to_truth", "to_each_other", "gap_db")}, flush=True)
+if len(out) == 2:
+    first, second = (np.array([r["gap_db"] for r in v["rows"]]) for v in out.values())
+    out["gap_change"] = change_stats(second - first)  # the second teacher's against the first's, clip by clip
+    print("gap change", out["gap_change"])
 (Path(__file__).parent / "sample_diversity.json").write_text(json.dumps(out, indent=1))
