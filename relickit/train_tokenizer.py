@@ -417,6 +417,9 @@ def config_from_cli(argv: list[str] | None = None) -> tuple[TokenizerTrainConfig
     p.add_argument("--vae-minutes", type=float, help="stop the VAE stage after this long (checkpointed)")
     p.add_argument("--tiny-minutes", type=float, help="stop the tiny-decoder stage after this long")
     p.add_argument("--vae-lr", type=float)
+    p.add_argument("--cooldown", type=float, metavar="F", help="the last fraction of each stage (of its steps, or of "
+                   "its minutes where those end it first) over which the learning rate decays linearly to zero "
+                   "(TrainConfig.cooldown; default 0: constant to the end)")
     p.add_argument("--gan-start", type=int, nargs=2, metavar=("VAE", "TINY"),
                    help="steps at which the discriminators switch on, per stage")
     p.add_argument("--gan-ramp", type=int, help="steps over which the adversarial terms ramp in (both stages)")
@@ -436,6 +439,7 @@ def config_from_cli(argv: list[str] | None = None) -> tuple[TokenizerTrainConfig
     def stage_cfg(base: TrainConfig, steps: int | None, minutes: float | None, **more: Any) -> TrainConfig:
         extra = {"steps": steps} if steps is not None else {}
         extra.update({"time_limit_s": 60 * minutes} if minutes else {})
+        more["cooldown"] = a.cooldown
         return dataclasses.replace(base, **stage, **extra, **{k: v for k, v in more.items() if v is not None})
 
     vae_adv, tiny_adv = cfg.vae_adv, cfg.tiny_adv
@@ -448,6 +452,8 @@ def config_from_cli(argv: list[str] | None = None) -> tuple[TokenizerTrainConfig
         cfg = dataclasses.replace(cfg, grad_weight=a.grad_weight)
     if a.decoder_only and not a.init:
         p.error("--decoder-only fine-tunes a trained tokenizer's decoders: give --init PATH.")
+    if a.cooldown is not None and not 0.0 <= a.cooldown <= 1.0:
+        p.error(f"--cooldown is a fraction of each stage in [0, 1] (0 = off), got {a.cooldown}.")
     cfg = dataclasses.replace(
         cfg, out=a.out, run_dir=a.run_dir, decoder_only=a.decoder_only, channels_last=a.channels_last,
         vae_adv=vae_adv, tiny_adv=tiny_adv,

@@ -273,18 +273,23 @@ def test_newest_tokenizer_brings_home_what_a_run_reached(tmp_path):
     assert newest_tokenizer(run) is None  # a full run's encoder moved before its latent stats were measured
 
 
-def test_the_cli_widens_the_vae_of_a_layout_and_refuses_a_narrower_init(tmp_path, monkeypatch, capsys):
+def test_the_cli_widens_the_vae_of_a_layout_cools_both_stages_and_refuses_a_narrower_init(tmp_path, monkeypatch, capsys):
     from relickit.train_tokenizer import config_from_cli
 
     monkeypatch.setenv("RELICKIT_SMOKE", "0")
     cfg, _ = config_from_cli(["--data", str(SAMPLE / "train"), "--layout", "f4c16", "--base-dim", "64",
-                              "--res-blocks", "2", "--vae-lr", "1e-4"])
+                              "--res-blocks", "2", "--vae-lr", "1e-4", "--cooldown", "0.3", "--tiny-minutes", "5"])
     assert cfg.vae == dataclasses.replace(LAYOUTS["f4c16"], base_dim=64, num_res_blocks=2)  # latents, tiny decoder kept
     assert cfg.vae_train.lr == 1e-4
+    assert cfg.vae_train.cooldown == cfg.tiny_train.cooldown == 0.3 and cfg.tiny_train.time_limit_s == 300
+    assert config_from_cli(["--data", "d"])[0].tiny_train.cooldown == TokenizerTrainConfig().tiny_train.cooldown
     assert config_from_cli(["--data", "d", "--layout", "f4c16"])[0].vae == LAYOUTS["f4c16"]
     with pytest.raises(SystemExit):
         config_from_cli(["--data", "d", "--res-blocks", "0"])
     assert "--res-blocks must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        config_from_cli(["--data", "d", "--cooldown", "1.5"])
+    assert "--cooldown is a fraction of each stage" in capsys.readouterr().err
     Tokenizer(SMALL).save(tmp_path / "narrow.safetensors")
     wide = TokenizerTrainConfig(vae=dataclasses.replace(SMALL, base_dim=16), run_dir=str(tmp_path / "w"), out="")
     with pytest.raises(ValueError, match=r"another config.*base_dim"):
