@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from relickit.evaluate.tokenizer import TARGETS, TokenizerEvalConfig, evaluate_tokenizer, gates, score, table
+from relickit.evaluate.tokenizer import (TARGETS, TokenizerEvalConfig, evaluate_tokenizer, gates, main, paired_change,
+                                         score, table)
 from relickit.vae import TinyDecoderConfig, Tokenizer, VAEConfig
 
 
@@ -49,6 +50,43 @@ def test_colour_gates_see_casts_that_cancel_over_clips_and_washed_out_colour():
     half = truth + np.uint8(1)  # clip 1 a level brighter, its chroma kept (identical frames have no finite PSNR)
     half[0] = (f[0] + 0.5 * (f[0].mean(-1, keepdims=True) - f[0])).round().astype(np.uint8)
     assert score(half, truth)["saturation_error"] == pytest.approx(0.25, abs=0.01)
+
+
+def test_per_clip_scores_pair_two_tokenizers_clip_by_clip(tmp_path, capsys):
+    """Known answer: a tokenizer whose second clip is cast +6 levels red where another's is exact but for noise
+    scores that clip's colour shift 6 levels worse and the first clip the same; the paired change is the mean of
+    the per-clip changes, its standard error their spread over sqrt(2)."""
+    truth = clips()
+    noise = np.random.default_rng(1).integers(-2, 3, truth.shape)
+    good = np.clip(truth.astype(int) + noise, 0, 255).astype(np.uint8)
+    cast = good.astype(int)
+    cast[1, ..., 0] += 6
+    cast = np.clip(cast, 0, 255).astype(np.uint8)
+    a, b = score(good, truth), score(cast, truth)
+    assert a["per_clip"]["psnr"] == pytest.approx([score(good[i:i + 1], truth[i:i + 1])["psnr"] for i in range(2)],
+                                                  abs=1e-4)
+    assert b["per_clip"]["colour_shift"][1] == pytest.approx(6.0, abs=0.3)
+    assert np.mean(a["per_clip"]["saturation_error"]) == pytest.approx(a["saturation_error"], abs=1e-4)
+    config = {"maps": ["MAP21", "MAP22"]}
+    before, after = ({"config": config, "clips": list(truth.shape), "decoders": {"tiny": {"scores": s}}} for s in (a, b))
+    change = paired_change(before, after)["tiny"]
+    shift = np.subtract(b["per_clip"]["colour_shift"], a["per_clip"]["colour_shift"])
+    assert change["colour_shift"]["mean"] == pytest.approx(shift.mean()) and shift[0] == pytest.approx(0, abs=1e-4)
+    assert change["colour_shift"]["stderr"] == pytest.approx(shift.std(ddof=1) / np.sqrt(2))
+    assert change["colour_shift"]["up"] == 1 and change["psnr"]["mean"] < 0
+    paths = []
+    for name, report in (("before", before), ("after", after)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(report))
+    assert main(["--compare", *map(str, paths)])["tiny"] == change
+    assert "tiny  colour_shift" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="same clips"):
+        paired_change(before, {**after, "config": {"maps": ["MAP23", "MAP24"]}})
+    del before["decoders"]["tiny"]["scores"]["per_clip"]  # a report written before 2026-12-04
+    paths[0].write_text(json.dumps(before))
+    with pytest.raises(SystemExit):
+        main(["--compare", *map(str, paths)])
+    assert "evaluate that tokenizer again" in capsys.readouterr().err
 
 
 def test_first_frame_gap_and_psnr_over_time_see_a_bad_first_frame():

@@ -273,7 +273,7 @@ def test_newest_tokenizer_brings_home_what_a_run_reached(tmp_path):
     assert newest_tokenizer(run) is None  # a full run's encoder moved before its latent stats were measured
 
 
-def test_the_cli_widens_the_vae_of_a_layout_cools_both_stages_and_refuses_a_narrower_init(tmp_path, monkeypatch, capsys):
+def test_the_cli_widens_a_layouts_vae_cools_both_stages_and_refuses_a_narrower_init(tmp_path, monkeypatch, capsys):
     from relickit.train_tokenizer import config_from_cli
 
     monkeypatch.setenv("RELICKIT_SMOKE", "0")

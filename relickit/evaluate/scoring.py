@@ -160,6 +160,14 @@ def draw_spread(draws: Sequence[np.ndarray], truth: np.ndarray, fps: float, star
 # ---------------------------------------------------------------------------------------------------------------
 # aggregates over rows
 # ---------------------------------------------------------------------------------------------------------------
+def change_stats(change: np.ndarray) -> dict[str, Any]:
+    """Per-clip changes of a metric between two evaluations of the same clips -> their mean, its standard error
+    (their standard deviation over sqrt(clips)) and how many went up. A mean within about two standard errors of 0
+    is the clips' noise, not the model."""
+    stderr = change.std(ddof=1) / np.sqrt(len(change)) if len(change) > 1 else float("nan")
+    return {"mean": float(change.mean()), "stderr": float(stderr), "up": int((change > 0).sum())}
+
+
 def mean_pictures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The mean of `compare` results (one per row): every scalar and colour shift averaged over rows, collapsing
     re-judged on the mean sharpness, frames summed; per-second curves averaged second by second over the seconds

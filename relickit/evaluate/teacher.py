@@ -45,7 +45,7 @@ from PIL import Image
 from ..config import MemoryConfig
 from ..teacher import TeacherConfig
 from .report import clean, pictures_over_time_figure, write_report
-from .scoring import compare, mean_pictures, references
+from .scoring import change_stats, compare, mean_pictures, references
 from .tokenizer import HELD_OUT, TokenizerEvalConfig, held_out_episodes
 
 HELD_OUT_FREEDOOM2 = tuple(m for m in HELD_OUT if m.startswith("MAP"))  # the tokenizer runs' set (freedoom2.wad)
@@ -294,12 +294,6 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     width = max((x.shape[1] for x in strips), default=0)
     pad = [np.pad(x, ((0, 6), (0, width - x.shape[1]), (0, 0)), constant_values=255) for x in strips]
     return TeacherEval(report, figs, np.concatenate(pad) if pad else np.zeros((0, 0, 3), np.uint8))
-
-
-def change_stats(change: np.ndarray) -> dict:
-    """Per-clip changes -> their mean, its standard error and how many went up."""
-    stderr = change.std(ddof=1) / np.sqrt(len(change)) if len(change) > 1 else float("nan")
-    return {"mean": float(change.mean()), "stderr": float(stderr), "up": int((change > 0).sum())}
 
 
 def paired_change(before: dict, after: dict, name: str = "teacher") -> dict:

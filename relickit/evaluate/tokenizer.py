@@ -9,6 +9,12 @@ by clip) and the first frame of each video on its own, since the causal VAE code
 15's quality gates. The held-out clips come from the engine (maps the tokenizer never trained on), generated once
 into `--data`.
 Writes report.json and strip.png (rows: truth, then each decoder, every `every`-th frame of a few clips).
+
+    python -m relickit.evaluate.tokenizer --compare BEFORE/report.json AFTER/report.json   # two tokenizers, paired
+
+Each report keeps every clip's scores (`per_clip`), so two tokenizers scored on the same clips are compared clip by
+clip (`paired_change`): a change of a few tenths of a dB, or of a colour score, is read against the standard error
+of its per-clip changes rather than against the spread between maps.
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ from PIL import Image
 from .. import checkpoint
 from ..doom import map_names
 from ..vae import Tokenizer
-from .scoring import picture_frames, tokenizer_ceiling
+from .scoring import change_stats, picture_frames, tokenizer_ceiling
 
 HELD_OUT = tuple(m for m in map_names("eval") if m.startswith("MAP")) + ("E1M1", "E1M4", "E2M2", "E3M3", "E4M5")
 
@@ -94,14 +100,36 @@ def score(recon: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     frames = [picture_frames(r, t) for r, t in zip(recon, truth)]
     per = {k: np.stack([f[k] for f in frames]) for k in frames[0]}  # (N, T) each; colour_shift (N, T, 3)
     psnr, clip_shift = per["psnr"], per["colour_shift"].mean(1)  # (N, 3)
+    clip = {"psnr": psnr.mean(1), "ssim": per["ssim"].mean(1),
+            **{k: np.nanmean(per[k], 1) for k in ("sharpness", "brightness")},
+            "saturation_error": np.abs(np.nanmean(per["saturation"], 1) - 1),
+            "colour_shift": np.abs(clip_shift).max(1)}  # each clip's largest channel
     return {"psnr": float(psnr.mean()), "ssim": float(per["ssim"].mean()),
             **{k: float(np.nanmean(per[k])) for k in ("sharpness", "brightness", "saturation")},
-            "saturation_error": float(np.abs(np.nanmean(per["saturation"], 1) - 1).mean()),
+            "saturation_error": float(clip["saturation_error"].mean()),
             "colour_shift": float(np.abs(clip_shift).mean(0).max()),
             "colour_shift_rgb": clip_shift.mean(0).round(3).tolist(),
             "first_frame_psnr": float(psnr[:, 0].mean()), "later_psnr": float(psnr[:, 1:].mean()),
             "first_frame_gap": float(psnr[:, 1:].mean() - psnr[:, 0].mean()),
-            "psnr_over_time": [round(float(psnr[:, s:s + 8].mean()), 3) for s in range(0, psnr.shape[1], 8)]}
+            "psnr_over_time": [round(float(psnr[:, s:s + 8].mean()), 3) for s in range(0, psnr.shape[1], 8)],
+            "per_clip": {k: v.round(4).tolist() for k, v in clip.items()}}
+
+
+def paired_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each decoder of report `after` against the same decoder of `before`, two reports on the same clips: per
+    per-clip score, the mean change over the clips, its standard error and how many clips went up
+    (scoring.change_stats). Reports from before 2026-12-04 keep no per-clip scores."""
+    if before["clips"] != after["clips"] or before["config"] != after["config"]:
+        raise ValueError("the reports must score the same clips (the same --data and --maps); they hold "
+                         f"{before['clips']} and {after['clips']} frames.")
+    out = {}
+    for name in before["decoders"].keys() & after["decoders"].keys():
+        clips = [report["decoders"][name]["scores"].get("per_clip") for report in (before, after)]
+        if None in clips:
+            raise ValueError(f"a report keeps no per-clip scores of its {name!r} decoder (written before "
+                             "2026-12-04): evaluate that tokenizer again.")
+        out[name] = {k: change_stats(np.subtract(clips[1][k], clips[0][k])) for k in clips[0]}
+    return out
 
 
 def gates(scores: dict[str, float]) -> dict[str, dict[str, Any]]:
@@ -156,7 +184,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--maps", help="comma-separated held-out maps (default: Freedoom2 MAP21-MAP32 and five of "
                    "Freedoom1's); each --data folder belongs to one list of maps")
     p.add_argument("--workers", type=int, default=1, help="engine processes generating the clips")
+    p.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="instead of evaluating: the decoders of "
+                   "report AFTER against those of BEFORE, clip by clip (paired_change)")
     a = p.parse_args(argv)
+    if a.compare:
+        before, after = (json.loads(Path(path).read_text()) for path in a.compare)
+        try:
+            change = paired_change(before, after)
+        except ValueError as err:
+            p.error(str(err))
+        for name, metrics in change.items():
+            for metric, c in metrics.items():
+                print(f"{name:5s} {metric:16s} {c['mean']:+8.3f} +- {c['stderr']:.3f}  up in {c['up']} of "
+                      f"{before['clips'][0]} clips")
+        return change
     cfg = TokenizerEvalConfig(**({"maps": tuple(a.maps.split(","))} if a.maps else {}))
     clips = held_out_clips(a.data, cfg, workers=a.workers)
     if not a.tokenizer:

@@ -10,7 +10,7 @@ clip whatever the noise).
     python docs/runs/2026-12-04-run9/sample_diversity.py NAME=TEACHER ...   # CPU box -> sample_diversity.json
 
 The scoring is relickit.evaluate.scoring.draw_spread, which the teacher evaluation now runs (`--draws`); with two
-teachers, the second's per-clip gaps are paired against the first's (relickit.evaluate.teacher.change_stats).
+teachers, the second's per-clip gaps are paired against the first's (relickit.evaluate.scoring.change_stats).
 """
 import json
 import sys
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from relickit.diffusion import SamplerConfig, sample_teacher
-from relickit.evaluate.scoring import draw_spread
-from relickit.evaluate.teacher import change_stats, evaluation_clips
+from relickit.evaluate.scoring import change_stats, draw_spread
+from relickit.evaluate.teacher import evaluation_clips
 from relickit.model import WorldModel
 from relickit.play import to_uint8
 from relickit.vae import Tokenizer
