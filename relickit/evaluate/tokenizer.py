@@ -121,7 +121,7 @@ def paired_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, di
     (scoring.change_stats). Reports from before 2026-12-04 keep no per-clip scores."""
     if before["clips"] != after["clips"] or before["config"] != after["config"]:
         raise ValueError("the reports must score the same clips (the same --data and --maps); they hold "
-                         f"{before['clips']} and {after['clips']} frames.")
+                         f"clips of shape {before['clips']} and {after['clips']}.")
     out = {}
     for name in before["decoders"].keys() & after["decoders"].keys():
         clips = [report["decoders"][name]["scores"].get("per_clip") for report in (before, after)]
