@@ -9,10 +9,11 @@
 
 Stage outputs live in `out/` (data/, tokenizer.safetensors, latents.safetensors, teacher/stage*.safetensors,
 ode.safetensors, hybrid.safetensors, dmd/stage*.safetensors); `export` writes the shipped assets (int8 student,
-fp16 tokenizer without the Wan decoder) into relickit/assets/. `--tokenizer` copies a trained tokenizer in as
+int8 tokenizer without the Wan decoder) into relickit/assets/. `--tokenizer` copies a trained tokenizer in as
 out/tokenizer.safetensors (the tokenizer stage is then skipped) and builds the model for its latent layout;
 `--size` sets the model's width and depth (relickit.config.model_for); `--minutes` sets the stages' time limits;
-`--student-from` starts the student from another checkpoint than its teacher (a narrower model for the CPU).
+`--student-from` starts the student from another checkpoint than its teacher (a narrower model for the CPU), and
+`--student-layers` keeps some of its start's blocks (a shallower one, without a second checkpoint to carry).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import dataclasses
 import filecmp
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +105,9 @@ class RecipeConfig:
     # a world model the student starts from instead of its teacher's weights: a student narrower than its teacher
     # (the CPU budget), e.g. a teacher of that size trained beside it; same latent layout and chunk as the teacher
     student_from: str | None = None
+    # the student keeps this many of its start's blocks (relickit.teacher.shrink): a 384 x 3 student of a 384 x 5
+    # teacher for the joystick's CPU budget, without carrying a second checkpoint; None keeps them all
+    student_layers: int | None = None
     # a trained tokenizer checkpoint used instead of the tokenizer stage (copied to out/; model must fit its layout)
     tokenizer_from: str | None = None
     distill: DistillConfig = field(default_factory=lambda: DistillConfig(memory=MemoryConfig(window=3)))
@@ -119,10 +124,16 @@ class RecipeConfig:
     seed: int = 0  # episodes, clips and batches; a campaign run that continues a teacher takes a new one (new data)
 
     def student_model(self) -> ModelConfig:
-        """The student's architecture: the teacher's, or that of the checkpoint in `student_from`."""
-        if self.student_from is None:
-            return self.model
-        return checkpoint.load_config(self.student_from, "world_model", ModelConfig)
+        """The student's architecture: the teacher's, or that of the checkpoint in `student_from`, with
+        `student_layers` blocks when given."""
+        start = self.model if self.student_from is None else checkpoint.load_config(self.student_from, "world_model",
+                                                                                     ModelConfig)
+        if self.student_layers is None:
+            return start
+        if not 1 <= self.student_layers <= start.layers:
+            raise ValueError(f"student_layers={self.student_layers}: the student keeps 1 to {start.layers} of the "
+                             f"blocks it starts from (--student-layers).")
+        return dataclasses.replace(start, layers=self.student_layers)
 
     @classmethod
     def smoke(cls) -> "RecipeConfig":
@@ -205,21 +216,28 @@ def use_tokenizer(src: str | Path, out: Path) -> None:
 
 
 def with_minutes(recipe: RecipeConfig, minutes: dict[str, float]) -> RecipeConfig:
-    """The recipe with the time limits `minutes` names (keys of MINUTES) replaced."""
+    """The recipe with the time limits `minutes` names (keys of MINUTES) replaced. A teacher budget of 0 trains
+    those teacher stages no steps (each passes the stage before it on, RoPE stretched): `teacher_long=0` is the first
+    stage alone. Other stages are left out with the recipe's `stages`, not with 0 minutes."""
     unknown = set(minutes) - set(MINUTES)
     if unknown:
         raise ValueError(f"unknown time budgets {sorted(unknown)}; the keys are {list(MINUTES)}.")
+    skipped = sorted(k for k, v in minutes.items() if v == 0 and k not in ("teacher", "teacher_long"))
+    if skipped:
+        raise ValueError(f"{skipped} = 0 minutes: leave a stage out with --stages instead (a time limit of 0 is none).")
     seconds = {k: 60 * v for k, v in minutes.items()}
 
     def limit(cfg: TrainConfig, key: str) -> TrainConfig:
-        return dataclasses.replace(cfg, time_limit_s=seconds[key]) if key in seconds else cfg
+        return dataclasses.replace(cfg, time_limit_s=seconds[key]) if seconds.get(key) else cfg
 
     tok, teacher = recipe.tokenizer, recipe.teacher
+    stages = tuple(dataclasses.replace(s, steps=0) if seconds.get("teacher_long" if i else "teacher") == 0 else s
+                   for i, s in enumerate(teacher.stages))
     return dataclasses.replace(
         recipe,
         tokenizer=dataclasses.replace(tok, vae_train=limit(tok.vae_train, "tokenizer"),
                                       tiny_train=limit(tok.tiny_train, "tiny_decoder")),
-        teacher=dataclasses.replace(teacher, train=limit(teacher.train, "teacher_long")),
+        teacher=dataclasses.replace(teacher, stages=stages, train=limit(teacher.train, "teacher_long")),
         teacher_first_stage_s=seconds.get("teacher", recipe.teacher_first_stage_s),
         hybrid_train=limit(recipe.hybrid_train, "hybrid"), dmd_train=limit(recipe.dmd_train, "dmd"))
 
@@ -310,10 +328,11 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
 
     student_cfg = recipe.student_model()
 
-    def model_at(arch: ModelConfig, i: int, weights: str | Path) -> WorldModel:
-        """A model of architecture `arch` with teacher stage i's RoPE range, from `weights`."""
+    def model_at(arch: ModelConfig, i: int, weights: str | Path, shrink: bool = False) -> WorldModel:
+        """A model of architecture `arch` with teacher stage i's RoPE range, from `weights` (with `shrink`, a deeper
+        checkpoint's blocks at new_block_positions)."""
         m = WorldModel(stage_config(arch, recipe.teacher.stages[i], base)).to(device)
-        load_weights(m, weights)
+        load_weights(m, weights, shrink_deeper=shrink)
         return m
 
     def teacher_at(i: int) -> WorldModel:
@@ -330,7 +349,8 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
     if "hybrid" in stages and not (out / "hybrid.safetensors").exists():
         ti = stage_index(recipe.ode_latents)
         start = out / "teacher" / f"stage{ti}.safetensors" if recipe.student_from is None else recipe.student_from
-        student = model_at(student_cfg, ti, start).train()  # by default from the teacher's weights
+        # by default from the teacher's weights; with student_layers, from some of its blocks
+        student = model_at(student_cfg, ti, start, shrink=recipe.student_layers is not None).train()
         ode = ODESet(out / "ode.safetensors")
         result = train(_runs(out, "hybrid", recipe.hybrid_train), student, hybrid_loss_fn(recipe.distill),
                        ode.batches(recipe.hybrid_train.batch_size, recipe.seed, device), resume=True)
@@ -363,13 +383,18 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
 
 
 def export(student_path: Path, tokenizer_path: Path, assets: Path) -> None:
-    """Write the shipped default model: the student in blockwise int8 (checkpoint.save_int8), the tokenizer in
-    fp16 without its Wan decoder (play decodes with the tiny decoder), whether it was saved whole or split."""
+    """Write the shipped default model in blockwise int8 (checkpoint.save_int8): the student, and the tokenizer
+    without its Wan decoder (play decodes with the tiny decoder), whether it was saved whole or split. The campaign's
+    tokenizer is int8 already and the teacher learnt its latents, so its export is those same weights, at half the
+    size of fp16 (docs/runs/campaign.md: int8 moves the latents by 0.56% of their RMS, the picture by 0.001 dB)."""
     from .checkpoint import save_int8
     from .vae import Tokenizer
 
     save_int8(student_path, assets / "student.safetensors")
-    Tokenizer.load(tokenizer_path).save(assets / TOKENIZER, wan_decoder=False, half=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        play = Path(tmp) / TOKENIZER
+        Tokenizer.load(tokenizer_path).save(play, wan_decoder=False, half=True)
+        save_int8(play, assets / TOKENIZER)
 
 
 def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argparse.Namespace]:
@@ -383,6 +408,8 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
     ap.add_argument("--warm-start", help="teacher checkpoint the first teacher stage starts from")
     ap.add_argument("--student-from", help="world-model checkpoint the student starts from instead of its teacher's "
                     "weights, e.g. a narrower teacher trained beside it (the CPU budget); same tokenizer layout")
+    ap.add_argument("--student-layers", type=int, metavar="N", help="the student keeps N of its start's blocks "
+                    "(relickit.teacher.shrink; first and last kept), e.g. 3 of a 384x5 teacher's for the CPU budget")
     ap.add_argument("--assets", help=f"where export writes the play assets (default OUT/assets; the shipped ones: {ASSETS})")
     ap.add_argument("--tokenizer", help=f"a trained tokenizer checkpoint (a split one's .wan_decoder part beside it) "
                     f"copied to OUT/{TOKENIZER} instead of training one; the model is built for its latent layout")
@@ -445,6 +472,8 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
         recipe = dataclasses.replace(recipe, warm_start=args.warm_start)
     if args.student_from:
         recipe = dataclasses.replace(recipe, student_from=args.student_from)
+    if args.student_layers is not None:
+        recipe = dataclasses.replace(recipe, student_layers=args.student_layers)
     if args.seed is not None:
         recipe = dataclasses.replace(recipe, seed=args.seed)
     recipe = dataclasses.replace(recipe, windows=args.windows)

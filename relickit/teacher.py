@@ -85,26 +85,29 @@ def teacher_loss(cfg: TeacherConfig):
     return loss_fn
 
 
-def check_architecture(cfg: ModelConfig, path: str | Path, deeper: bool = False) -> None:
+def check_architecture(cfg: ModelConfig, path: str | Path, deeper: bool = False, shallower: bool = False) -> None:
     """Refuse a checkpoint whose architecture is not `cfg`'s (RoPE range and YaRN factor may differ: stages),
-    reading its config only. With `deeper`, a checkpoint with fewer layers of the same width passes: `grow`."""
+    reading its config only. With `deeper`, a checkpoint with fewer layers of the same width passes (`grow`); with
+    `shallower`, one with more layers (`shrink`)."""
     theirs = checkpoint.load_config(path, "world_model", ModelConfig)
-    layers = theirs.layers if deeper and theirs.layers < cfg.layers else cfg.layers
-    mine = dataclasses.replace(cfg, rope_frames=theirs.rope_frames, yarn_factor=theirs.yarn_factor, layers=layers)
+    fits = (deeper and theirs.layers < cfg.layers) or (shallower and theirs.layers > cfg.layers)
+    mine = dataclasses.replace(cfg, rope_frames=theirs.rope_frames, yarn_factor=theirs.yarn_factor,
+                               layers=theirs.layers if fits else cfg.layers)
     diff = {f.name: (getattr(theirs, f.name), getattr(mine, f.name)) for f in dataclasses.fields(theirs)
             if getattr(theirs, f.name) != getattr(mine, f.name)}
     if diff:
         skip = " (sigma_data is the velocity skip: the recipe's --sigma-data)" if "sigma_data" in diff else ""
-        deeper_note = "; a shallower checkpoint of the same width can warm-start a deeper model" if "layers" in diff else ""
+        depth_note = ("; a shallower checkpoint of the same width can warm-start a deeper model, and a student "
+                      "can keep some of a deeper teacher's blocks (--student-layers)") if "layers" in diff else ""
         raise ValueError(f"{path} has another architecture (checkpoint, model): {diff}; pick the matching "
-                         f"preset{skip}{deeper_note}.")
+                         f"preset{skip}{depth_note}.")
 
 
 def new_block_positions(layers: int, deeper: int) -> list[int]:
-    """Where `grow` puts a model's `layers` blocks among `deeper`: spread evenly, first and last kept in place
-    (3 -> 5: 0, 2, 4; the new blocks at 1 and 3)."""
+    """Where `grow` puts a model's `layers` blocks among `deeper` (and which of them `shrink` keeps): spread evenly,
+    first and last kept in place (3 -> 5: 0, 2, 4; the new blocks at 1 and 3)."""
     if not 1 <= layers <= deeper:
-        raise ValueError(f"cannot grow {layers} layers to {deeper}: a deeper model has at least as many.")
+        raise ValueError(f"cannot spread {layers} layers over {deeper}: a deeper model has at least as many.")
     return [0] if layers == 1 else [round(i * (deeper - 1) / (layers - 1)) for i in range(layers)]
 
 
@@ -131,15 +134,31 @@ def grow(model: WorldModel, layers: int) -> WorldModel:
     return deeper.train(model.training)
 
 
-def load_weights(model: WorldModel, path: str | Path) -> None:
+def shrink(model: WorldModel, layers: int) -> WorldModel:
+    """A shallower copy of `model` keeping the blocks at `new_block_positions(layers, model.cfg.layers)`, everything
+    else copied: `grow`'s inverse (a grown model shrinks back to the one it was grown from), and a student's start
+    when the CPU budget allows fewer blocks than its teacher has (distillation retrains what the dropped ones did)."""
+    shallow = WorldModel(dataclasses.replace(model.cfg, layers=layers), model.backend)
+    p = next(model.parameters())
+    shallow.to(p.device, p.dtype)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("blocks.")}
+    for new, old in enumerate(new_block_positions(layers, model.cfg.layers)):
+        state |= {f"blocks.{new}.{k}": v for k, v in model.blocks[old].state_dict().items()}
+    shallow.load_state_dict(state)
+    return shallow.train(model.training)
+
+
+def load_weights(model: WorldModel, path: str | Path, shrink_deeper: bool = False) -> None:
     """Load another stage's weights: the architecture must match (RoPE range and YaRN factor may differ), except
-    that a shallower checkpoint of the same width is grown to the model's depth (`grow`)."""
-    check_architecture(model.cfg, path, deeper=True)
+    that a shallower checkpoint of the same width is grown to the model's depth (`grow`), and with `shrink_deeper`
+    a deeper one is shrunk to it (`shrink`)."""
+    check_architecture(model.cfg, path, deeper=True, shallower=shrink_deeper)
     tensors, theirs, _ = checkpoint.load(path, "world_model", ModelConfig)
-    if theirs.layers < model.cfg.layers:
-        shallow = WorldModel(dataclasses.replace(model.cfg, layers=theirs.layers), model.backend)
-        checkpoint.load_into(shallow, tensors, path)
-        tensors = grow(shallow, model.cfg.layers).state_dict()
+    if theirs.layers != model.cfg.layers:
+        other = WorldModel(dataclasses.replace(model.cfg, layers=theirs.layers), model.backend)
+        checkpoint.load_into(other, tensors, path)
+        resize = grow if theirs.layers < model.cfg.layers else shrink
+        tensors = resize(other, model.cfg.layers).state_dict()
     checkpoint.load_into(model, tensors, path)
 
 

@@ -297,6 +297,11 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     recipe_from_cli(["--warm-start", str(DEFAULT_MODEL), "--sigma-data", "0"])[0].check()
     committed = SAMPLE.parent / "weights" / "world" / "teacher.safetensors"  # the campaign's 384 x 3 teacher
     recipe_from_cli(["--tokenizer", str(trained), "--size", "384x5", "--warm-start", str(committed)])[0].check()
+    distil = recipe_from_cli(["--tokenizer", str(trained), "--size", "384x5", "--warm-start", str(committed),
+                              "--minutes", "teacher=0", "teacher_long=0", "--student-layers", "3"])[0]  # run 12's
+    distil.check()
+    assert distil.student_model() == dataclasses.replace(distil.model, layers=3)
+    assert [s.steps for s in distil.teacher.stages] == [0, 0, 0]
     with pytest.raises(ValueError, match=r"'dim': \(384, 512\)"):  # grown deeper, never wider
         recipe_from_cli(["--tokenizer", str(trained), "--size", "512x5", "--warm-start", str(committed)])[0].check()
     more = recipe_from_cli(["--episodes", "600", "--clips", "8192"])[0]
@@ -309,7 +314,11 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     cooled = recipe_from_cli(["--cooldown", "0.3"])[0]  # every teacher stage cools down; nothing else changes
     assert cooled.teacher.train == dataclasses.replace(default.teacher.train, cooldown=0.3)
     assert dataclasses.replace(cooled, teacher=default.teacher) == default
+    alone = recipe_from_cli(["--minutes", "teacher=5", "teacher_long=0"])[0]  # the first teacher stage alone
+    assert [s.steps for s in alone.teacher.stages] == [default.teacher.stages[0].steps, 0, 0]
+    assert alone.teacher.train == default.teacher.train and alone.teacher_first_stage_s == 300
     for bad, named in ((["--minutes", "teacher"], "write KEY=MINUTES"), (["--minutes", "critic=2"], "teacher_long"),
+                       (["--minutes", "dmd=0"], "leave a stage out with --stages"),
                        (["--size", "200x8"], "multiple of the head size 64"), (["--clips", "0"], "at least 1"),
                        (["--sigma-data", "-1"], "turns the velocity skip off"), (["--cooldown", "2"], "in [0, 1]")):
         with pytest.raises(SystemExit):
@@ -344,6 +353,14 @@ def test_a_smoke_recipe_with_a_trained_tokenizer_skips_the_tokenizer_stage(tmp_p
         assert WorldModel.load(path).cfg.dim == 32
     assert read_metadata(tmp_path / "assets" / "student.safetensors")[QUANTIZED] == INT8  # shipped in int8
     assert WorldModel.load(out / "teacher" / "stage1.safetensors").cfg.dim == 64
+    # a shallower student from the teacher's own blocks (--student-layers), on the same latents and teacher
+    shallow = tmp_path / "shallow"
+    shutil.copytree(out, shallow, ignore=shutil.ignore_patterns("hybrid*", "dmd", "runs", "assets"))
+    main(["--out", str(shallow)] + argv[2:-2] + ["--stages", "hybrid,dmd", "--student-layers", "1"])
+    assert WorldModel.load(shallow / "dmd" / "stage1.safetensors").cfg == dataclasses.replace(
+        WorldModel.load(shallow / "teacher" / "stage1.safetensors").cfg, layers=1)
+    with pytest.raises(ValueError, match="keeps 1 to 2 of the blocks"):
+        recipe_from_cli(argv + ["--student-layers", "3"])[0].check()
     f8 = WorldModel(RecipeConfig.smoke().model).save(tmp_path / "f8.safetensors")  # 8x latents: not the teacher's
     recipe, _ = recipe_from_cli(argv[:-2] + ["--student-from", str(f8)])
     with pytest.raises(ValueError, match=r"does not stream the teacher's latents.*'spatial_down': \(8, 4\)"):
@@ -358,7 +375,8 @@ def test_export_writes_the_tokenizer_without_its_wan_decoder(tmp_path, split):
     exported = tmp_path / "assets" / "tokenizer.safetensors"
     tensors = load_file(exported)
     assert not any(k.startswith(WAN_DECODER) for k in tensors) and not wan_decoder_part(exported).exists()
-    assert {v.dtype for v in tensors.values()} == {torch.float16} and read_metadata(exported)["wan_decoder"] == "0"
+    assert read_metadata(exported)[QUANTIZED] == INT8 and read_metadata(exported)["wan_decoder"] == "0"
+    assert torch.int8 in {v.dtype for v in tensors.values()}  # the play part in int8, as the campaign's tokenizer
     full, play = Tokenizer.load(path), Tokenizer.load(exported)
     assert not play.has_wan_decoder
     video = torch.rand(1, 3, 5, 96, 128) * 2 - 1

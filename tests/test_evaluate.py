@@ -8,6 +8,7 @@ from relickit.controls import ControlsConfig
 from relickit.doom import DoomConfig, StartState, replay
 from relickit.evaluate import (SUITES, EngineActions, Script, check_eval_maps, commanded_poses, evaluate, main,
                                match_revisits, random_assets, revisit_scripts, run_script, session_factory)
+from relickit.evaluate.report import write_json
 from relickit.metrics import rpe
 
 
@@ -85,6 +86,15 @@ def test_revisit_report_is_reproducible_and_written(factory, tmp_path):
     assert [r["policy"] for r in rows] == ["none", "compressed"]
     assert rows[0]["pairs"] == 12 and isinstance(rows[0]["return_vs_truth"]["psnr"], float)
     assert a["maps"] == ["MAP21"] and a["suite"] == "revisit"
+
+
+def test_report_json_keeps_one_key_per_line_and_each_list_on_one(tmp_path):
+    report = {"b": {"per_frame": [[1.5, 2.0], [3.25, -4.0]], "name": "x"}, "a": [{"psnr": 20.5}], "empty": {}}
+    text = write_json(tmp_path / "r.json", report).read_text()
+    assert json.loads(text) == report
+    assert text.splitlines() == ['{', ' "a": [{"psnr":20.5}],', ' "b": {', '  "name": "x",',
+                                 '  "per_frame": [[1.5,2.0],[3.25,-4.0]]', ' },', ' "empty": {}', '}']
+    assert not list(tmp_path.glob(".r.json.*"))  # written atomically: no temporary left behind
 
 
 def test_run_script_times_steps_and_records_memory(factory):

@@ -46,6 +46,18 @@ def test_curriculum_switches_horizon_and_yarn(tmp_path):
     assert again == paths and seen == [4, 7, 10]
 
 
+def test_a_stage_of_no_steps_passes_the_stage_before_it_on(tmp_path):
+    """The recipe's `--minutes teacher_long=0`: the longer stages train nothing, and their checkpoints (which the
+    ODE and DMD stages read) hold the first stage's weights with their own RoPE range."""
+    data = clips(latent_frames=7)
+    cfg = TeacherConfig(stages=(Stage(4, 2), Stage(7, 0)),
+                        train=TrainConfig(batch_size=2, ema_decay=0.999, out_dir=str(tmp_path)))  # the recipe's EMA
+    first, second = (WorldModel.load(p) for p in train_teacher(CFG, lambda f: data.batches(f, 2, seed=0), cfg))
+    assert second.cfg.yarn_factor == 7 / 4
+    for (k, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
 def test_newest_teacher_is_the_running_stages_last_checkpoint_else_the_last_stage(tmp_path):
     """What a GPU call brings home before a machine can go back: nothing before the first checkpoint; the last
     finished stage; and while a later stage runs, its newest checkpoint's EMA weights in that stage's architecture
@@ -216,6 +228,32 @@ def test_encoded_images_are_each_latent_frames_video_frame_encoded_alone(tmp_pat
         assert torch.allclose(clips.images[:, :, k:k + 1], alone, atol=1e-3), k
 
 
+def test_a_shrunk_model_keeps_the_blocks_grow_spread_and_undoes_grow(tmp_path):
+    """The recipe's --student-layers: a student with fewer blocks than its teacher starts from the teacher's blocks
+    at new_block_positions (first and last kept), everything else copied; shrinking a grown model gives back the
+    model it was grown from, function and weights."""
+    from relickit.memory import bidirectional_visibility
+    from relickit.teacher import grow, shrink
+
+    from helpers import inputs, tiny_model
+
+    shallow = tiny_model(layers=2)
+    deep = grow(shallow, 4)
+    for p in deep.blocks[1].parameters():  # the grown blocks trained on: no longer identities
+        torch.nn.init.normal_(p, std=0.02)
+    back = shrink(deep, 2)
+    assert back.cfg == shallow.cfg
+    for (k, a), b in zip(shallow.state_dict().items(), back.state_dict().values()):
+        assert torch.equal(a, b), k
+    x, t, ctx, actions, poses = inputs(shallow, 5)
+    mask = bidirectional_visibility(5)
+    path = deep.save(tmp_path / "deep.safetensors")
+    student = WorldModel(shallow.cfg).eval()
+    load_weights(student, path, shrink_deeper=True)
+    with torch.no_grad():
+        torch.testing.assert_close(student(x, t, ctx, actions, poses, mask), shallow(x, t, ctx, actions, poses, mask))
+
+
 def test_a_grown_teacher_draws_what_the_shallow_one_did_and_trains_its_new_blocks(tmp_path):
     """The campaign's way to a deeper teacher: the shallow one's blocks spread over the new depth, identities in
     between, so the deeper model starts where the shallow one stopped; the new blocks learn from the first step; a
@@ -227,7 +265,7 @@ def test_a_grown_teacher_draws_what_the_shallow_one_did_and_trains_its_new_block
 
     assert new_block_positions(3, 5) == [0, 2, 4] and new_block_positions(2, 3) == [0, 2]
     assert new_block_positions(1, 4) == [0] and new_block_positions(3, 3) == [0, 1, 2]
-    with pytest.raises(ValueError, match="cannot grow"):
+    with pytest.raises(ValueError, match="cannot spread"):
         new_block_positions(5, 3)
     shallow = tiny_model(layers=2)
     x, t, ctx, actions, poses = inputs(shallow, 5)
@@ -252,7 +290,7 @@ def test_a_grown_teacher_draws_what_the_shallow_one_did_and_trains_its_new_block
     check_architecture(deep.cfg, path, deeper=True)
     with pytest.raises(ValueError, match="another architecture.*shallower checkpoint"):
         check_architecture(deep.cfg, path)  # growing is asked for, never a surprise
-    with pytest.raises(ValueError, match="another architecture"):
-        load_weights(WorldModel(dataclasses.replace(shallow.cfg, layers=1)), path)  # never shrinks
+    with pytest.raises(ValueError, match="another architecture.*--student-layers"):
+        load_weights(WorldModel(dataclasses.replace(shallow.cfg, layers=1)), path)  # shrinks only when asked
     with pytest.raises(ValueError, match="another architecture"):
         load_weights(WorldModel(dataclasses.replace(deep.cfg, dim=96, heads=3, ffn_dim=192)), path)

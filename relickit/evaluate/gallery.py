@@ -11,7 +11,6 @@ And a short GIF: truth and model side by side. `index.json` holds every case's n
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -23,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..doom import DoomConfig, DoomEnv
 from .engine import check_eval_maps, find_start
-from .report import LABELS, clean
+from .report import LABELS, clean, write_json
 from .scoring import compare, play_with_references
 from .scripts import EngineActions, Script, action_scripts, drift_script, revisit_scripts, select_scripts
 from .sessions import SessionFactory, load_assets, random_assets, session_factory, session_geometry
@@ -169,7 +168,7 @@ def write_gallery(factory: SessionFactory, out_dir: str | Path, cases: Sequence[
         entries.append({"case": asdict(case), "png": f"{stem}.png", "gif": f"{stem}.gif", "frames": len(r.videos["truth"]),
                         "script": r.script.to_json(), "scores": r.scores})
     index = clean({"config": asdict(cfg), "model": model_info or {}, "cases": entries})
-    (out / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
+    write_json(out / "index.json", index)
     return index
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from typing import Sequence
 import torch
 
 from .engine import check_eval_maps
-from .report import clean
+from .report import clean, write_json
 from .sessions import SessionFactory, load_assets, random_assets, session_factory
 from .suites import DEFAULT_MAPS, evaluate
 
@@ -160,10 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{info['weights']} on {args.maps} (seed {args.seed}, {torch.get_num_threads()} CPU threads)")
     print(format_gates(gates))
     if args.out:
-        path = Path(args.out) / "gates.json"
-        path.write_text(json.dumps(clean({"config": dataclasses.asdict(cfg), "maps": args.maps, "seed": args.seed,
-                                          "model": info, "gates": [dataclasses.asdict(g) for g in gates]}),
-                                   indent=1, sort_keys=True) + "\n")
+        write_json(Path(args.out) / "gates.json", clean({"config": dataclasses.asdict(cfg), "maps": args.maps,
+                                                        "seed": args.seed, "model": info,
+                                                        "gates": [dataclasses.asdict(g) for g in gates]}))
     return 0 if all(g.passed for g in gates) else 1
 
 

@@ -10,6 +10,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import torch
 
+from ..checkpoint import atomic_write
 from .scoring import COLLAPSE_SHARPNESS
 
 # one colour per scored video, the same in every figure
@@ -78,12 +79,26 @@ def progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, disable=not enabled)
 
 
+def dumps_report(obj: Any, depth: int = 0) -> str:
+    """JSON with sorted keys, one key per line and every list on one line: the reports' per-frame and per-clip
+    arrays are most of their bytes, and an indented list spends more on its whitespace than on its numbers."""
+    if not isinstance(obj, dict) or not obj:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    pad = " " * (depth + 1)
+    items = [f"{pad}{json.dumps(str(k))}: {dumps_report(v, depth + 1)}" for k, v in sorted(obj.items())]
+    return "{\n" + ",\n".join(items) + "\n" + " " * depth + "}"
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """`obj` as dumps_report writes it, atomically (a crash never leaves half a report)."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(dumps_report(obj) + "\n"))
+
+
 def write_report(report: dict, figs: Mapping[str, Any], out_dir: str | os.PathLike, name: str = "report.json") -> Path:
-    """report.json (sorted keys, 1-space indent) and one HTML file per figure (plotly.js written once beside)."""
+    """report.json (write_json) and one HTML file per figure (plotly.js written once beside)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / name
-    path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    path = write_json(out / name, report)
     stem = Path(name).stem
     for fig_name, fig in figs.items():
         fig.write_html(out / f"{stem}_{fig_name}.html", include_plotlyjs="directory", full_html=True)

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import checkpoint
 from ..doom import map_names
 from ..vae import Tokenizer
+from .report import write_json
 from .scoring import change_stats, picture_frames, tokenizer_ceiling
 
 HELD_OUT = tuple(m for m in map_names("eval") if m.startswith("MAP")) + ("E1M1", "E1M4", "E2M2", "E3M3", "E4M5")
@@ -158,7 +158,7 @@ def evaluate_tokenizer(tok: Tokenizer, clips: np.ndarray, cfg: TokenizerEvalConf
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        checkpoint.atomic_write(out / "report.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1)))
+        write_json(out / "report.json", report)
         picks = np.linspace(0, len(clips) - 1, min(cfg.strip_clips, len(clips))).astype(int)
         rows = [v for i in picks for v in (clips[i], *(recons[d][i] for d in decoders))]
         strip(rows, out / "strip.png", cfg.every)
