@@ -111,41 +111,40 @@ def new_block_positions(layers: int, deeper: int) -> list[int]:
     return [0] if layers == 1 else [round(i * (deeper - 1) / (layers - 1)) for i in range(layers)]
 
 
+def relayer(model: WorldModel, layers: int, source: dict[int, int]) -> WorldModel:
+    """A copy of `model` with `layers` blocks, block i taken from the model's block source[i] (blocks not in `source`
+    as a new model builds them), everything else copied, on the model's device and dtype."""
+    other = WorldModel(dataclasses.replace(model.cfg, layers=layers), model.backend)
+    p = next(model.parameters())
+    other.to(p.device, p.dtype)
+    state = other.state_dict() | {k: v for k, v in model.state_dict().items() if not k.startswith("blocks.")}
+    for new, old in source.items():
+        state |= {f"blocks.{new}.{k}": v for k, v in model.blocks[old].state_dict().items()}
+    other.load_state_dict(state)
+    return other.train(model.training)
+
+
 def grow(model: WorldModel, layers: int) -> WorldModel:
     """A deeper copy of `model` that computes the same function: its blocks spread over `layers`
     (`new_block_positions`), every block in between an identity at first (the output projection of each residual
     branch zero, as RELIC's controls start), everything else copied. A teacher that has stopped improving at its
     size warm-starts a deeper one this way instead of starting it from scratch."""
-    deeper = WorldModel(dataclasses.replace(model.cfg, layers=layers), model.backend)
-    p = next(model.parameters())
-    deeper.to(p.device, p.dtype)
     kept = new_block_positions(model.cfg.layers, layers)
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("blocks.")}
-    for old, new in enumerate(kept):
-        state |= {f"blocks.{new}.{k}": v for k, v in model.blocks[old].state_dict().items()}
+    deeper = relayer(model, layers, {new: old for old, new in enumerate(kept)})
     for i in sorted(set(range(layers)) - set(kept)):
         block = deeper.blocks[i]
         outputs = [block.attn1.to_out[0], block.attn2.to_out[0], block.ffn.net[2]]
         for out in outputs + ([block.action_proj] if model.cfg.controls else []):
             torch.nn.init.zeros_(out.weight)
             torch.nn.init.zeros_(out.bias)
-        state |= {f"blocks.{i}.{k}": v for k, v in block.state_dict().items()}
-    deeper.load_state_dict(state)
-    return deeper.train(model.training)
+    return deeper
 
 
 def shrink(model: WorldModel, layers: int) -> WorldModel:
     """A shallower copy of `model` keeping the blocks at `new_block_positions(layers, model.cfg.layers)`, everything
     else copied: `grow`'s inverse (a grown model shrinks back to the one it was grown from), and a student's start
     when the CPU budget allows fewer blocks than its teacher has (distillation retrains what the dropped ones did)."""
-    shallow = WorldModel(dataclasses.replace(model.cfg, layers=layers), model.backend)
-    p = next(model.parameters())
-    shallow.to(p.device, p.dtype)
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("blocks.")}
-    for new, old in enumerate(new_block_positions(layers, model.cfg.layers)):
-        state |= {f"blocks.{new}.{k}": v for k, v in model.blocks[old].state_dict().items()}
-    shallow.load_state_dict(state)
-    return shallow.train(model.training)
+    return relayer(model, layers, dict(enumerate(new_block_positions(layers, model.cfg.layers))))
 
 
 def load_weights(model: WorldModel, path: str | Path, shrink_deeper: bool = False) -> None:
