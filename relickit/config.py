@@ -231,8 +231,9 @@ def model_for(vae: VAEConfig, dim: int, layers: int, tokens: int = TOKENS_PER_FR
     """The world model for a tokenizer layout (relickit.vae.LAYOUTS or a checkpoint's VAEConfig) at a size.
 
     Geometry comes from the tokenizer (`layout_fields`), width and depth from the size (`size_fields`), every other
-    field from the `tiny` preset (its name too), then `overrides`. model_for(LAYOUTS["f4c16"], 192, 8) is the shipped
-    model (since 2026-12-02); model_for(LAYOUTS["f8c16"], 192, 8) is preset("tiny"), the first one.
+    field from the `tiny` preset (its name too), then `overrides`. model_for(LAYOUTS["f4c16"], 384, 3) is the shipped
+    model (since 2026-12-04; 192 x 8 from 2026-12-02); model_for(LAYOUTS["f8c16"], 192, 8) is preset("tiny"), the
+    first one.
     """
     return preset("tiny", **(layout_fields(vae, tokens) | size_fields(dim, layers) | overrides))
 

@@ -13,7 +13,9 @@ int8 tokenizer without the Wan decoder) into relickit/assets/. `--tokenizer` cop
 out/tokenizer.safetensors (the tokenizer stage is then skipped) and builds the model for its latent layout;
 `--size` sets the model's width and depth (relickit.config.model_for); `--minutes` sets the stages' time limits;
 `--student-from` starts the student from another checkpoint than its teacher (a narrower model for the CPU), and
-`--student-layers` keeps some of its start's blocks (a shallower one, without a second checkpoint to carry).
+`--student-layers` keeps some of its start's blocks (a shallower one, without a second checkpoint to carry; by
+default 3, the shipped student's depth), and `--dmd-from` starts the DMD stages from a given student (more DMD for
+the shipped one, without its hybrid and ODE stages).
 """
 from __future__ import annotations
 
@@ -44,8 +46,11 @@ from .train import TrainConfig, train
 from .train_tokenizer import TokenizerTrainConfig
 from .vae import LAYOUTS, VAEConfig, read_config, wan_decoder_part
 
-SHIPPED_LAYOUT = "f4c16"  # the shipped pair's latent layout and size (relickit/assets, since 2026-12-02)
-SHIPPED_SIZE = (192, 8)
+SHIPPED_LAYOUT = "f4c16"  # the shipped pair's latent layout (relickit/assets, since 2026-12-02)
+# the shipped student's teacher (width, depth) and the blocks of it the student keeps: three 384-wide blocks are the
+# joystick's CPU budget (docs/runs/campaign.md, "CPU cost of shallow, wide sizes"); shipped since run 12, 2026-12-04
+TEACHER_SIZE = (384, 5)
+STUDENT_LAYERS = 3
 
 # what a student must share with its teacher to be distilled from it: the latents it streams and the chunk it denoises
 STUDENT_MUST_MATCH = ("height", "width", "fps", "latent_channels", "spatial_down", "temporal_down", "chunk", "controls")
@@ -75,7 +80,7 @@ class DMDStage:
 @dataclass(frozen=True)
 class RecipeConfig:
     # the shipped layout and size, with the velocity skip (the shipped student, trained before it, has none)
-    model: ModelConfig = field(default_factory=lambda: model_for(LAYOUTS[SHIPPED_LAYOUT], *SHIPPED_SIZE,
+    model: ModelConfig = field(default_factory=lambda: model_for(LAYOUTS[SHIPPED_LAYOUT], *TEACHER_SIZE,
                                                                  sigma_data=LATENT_SIGMA))
     episodes: int = 200  # exploration episodes over the 20 training maps
     frames_per_episode: int = 600
@@ -107,7 +112,7 @@ class RecipeConfig:
     student_from: str | None = None
     # the student keeps this many of its start's blocks (relickit.teacher.shrink): a 384 x 3 student of a 384 x 5
     # teacher for the joystick's CPU budget, without carrying a second checkpoint; None keeps them all
-    student_layers: int | None = None
+    student_layers: int | None = STUDENT_LAYERS
     # a trained tokenizer checkpoint used instead of the tokenizer stage (copied to out/; model must fit its layout)
     tokenizer_from: str | None = None
     distill: DistillConfig = field(default_factory=lambda: DistillConfig(memory=MemoryConfig(window=3)))
@@ -117,7 +122,11 @@ class RecipeConfig:
     hybrid_train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=20_000, lr=1e-4, betas=(0.9, 0.99), warmup=100, batch_size=64, ema_decay=0.99, log_every=50,
         ckpt_every=1000, time_limit_s=90, mixed_precision="bf16"))
-    dmd: tuple[DMDStage, ...] = (DMDStage(13, 2000, 0), DMDStage(25, 2000, 1))
+    # the rollout curriculum, 3 -> 6 -> 12 s: 20 s of play darkened a student distilled on the first two alone (run 12)
+    dmd: tuple[DMDStage, ...] = (DMDStage(13, 2000, 0), DMDStage(25, 2000, 1), DMDStage(49, 2000, 2))
+    # a student the DMD curriculum starts from instead of the hybrid stage's (out/hybrid.safetensors), e.g. the
+    # shipped one, to distil it on without its hybrid and ODE stages; the student's architecture
+    dmd_from: str | None = None
     dmd_train: TrainConfig = field(default_factory=lambda: TrainConfig(
         lr=5e-5, betas=(0.0, 0.999), batch_size=32, ema_decay=0.99, log_every=10, ckpt_every=200,
         time_limit_s=45, mixed_precision="bf16"))
@@ -148,7 +157,7 @@ class RecipeConfig:
             ode_batches=1, ode_batch=2, ode_latents=7,
             hybrid_train=TrainConfig(steps=2, **quick),
             dmd=(DMDStage(7, 2, 0), DMDStage(13, 1, 1)),
-            dmd_train=TrainConfig(steps=1, betas=(0.0, 0.999), **quick),
+            dmd_train=TrainConfig(steps=1, betas=(0.0, 0.999), **quick), student_layers=None,
         )
 
     def check(self) -> None:
@@ -181,6 +190,8 @@ class RecipeConfig:
                              f"{[s.latent_frames for s in stages]}; add a longer teacher stage or shorten ode_latents.")
         check_rollout(stage_config(cfg, ode, base), self.ode_latents, dist, "the ODE set's teacher")
         hybrid_visibility(self.ode_latents, cfg.chunk, dist.noisy_blocks, dist.memory)
+        if self.dmd_from is not None:
+            check_architecture(student, self.dmd_from)
         for i, st in enumerate(self.dmd):
             if not 0 <= st.teacher_stage < len(stages):
                 raise ValueError(f"dmd stage {i} names teacher stage {st.teacher_stage}; there are {len(stages)}.")
@@ -357,7 +368,7 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
         (result.ema_model or result.model).save(out / "hybrid.safetensors")
         done("hybrid")
     if "dmd" in stages:
-        previous = out / "hybrid.safetensors"
+        previous = out / "hybrid.safetensors" if recipe.dmd_from is None else Path(recipe.dmd_from)
         for i, st in enumerate(recipe.dmd):
             path = out / "dmd" / f"stage{i}.safetensors"
             if path.exists():
@@ -383,14 +394,19 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
 
 
 def export(student_path: Path, tokenizer_path: Path, assets: Path) -> None:
-    """Write the shipped default model in blockwise int8 (checkpoint.save_int8): the student, and the tokenizer
-    without its Wan decoder (play decodes with the tiny decoder), whether it was saved whole or split. The campaign's
-    tokenizer is int8 already and the teacher learnt its latents, so its export is those same weights, at half the
-    size of fp16 (docs/runs/campaign.md: int8 moves the latents by 0.56% of their RMS, the picture by 0.001 dB)."""
-    from .checkpoint import save_int8
+    """Write the shipped default model in blockwise int8 (checkpoint.save_int8): the student (copied as it is when
+    it is int8 already, as a GPU run's collected checkpoints are), and the tokenizer without its Wan decoder (play
+    decodes with the tiny decoder), whether it was saved whole or split. The campaign's tokenizer is int8 already and
+    the teacher learnt its latents, so its export is those same weights, at half the size of fp16
+    (docs/runs/campaign.md: int8 moves the latents by 0.56% of their RMS, the picture by 0.001 dB)."""
+    from .checkpoint import QUANTIZED, atomic_write, read_metadata, save_int8
     from .vae import Tokenizer
 
-    save_int8(student_path, assets / "student.safetensors")
+    student = assets / "student.safetensors"
+    if read_metadata(student_path).get(QUANTIZED):
+        atomic_write(student, lambda tmp: shutil.copyfile(student_path, tmp))
+    else:
+        save_int8(student_path, student)
     with tempfile.TemporaryDirectory() as tmp:
         play = Path(tmp) / TOKENIZER
         Tokenizer.load(tokenizer_path).save(play, wan_decoder=False, half=True)
@@ -409,12 +425,15 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
     ap.add_argument("--student-from", help="world-model checkpoint the student starts from instead of its teacher's "
                     "weights, e.g. a narrower teacher trained beside it (the CPU budget); same tokenizer layout")
     ap.add_argument("--student-layers", type=int, metavar="N", help="the student keeps N of its start's blocks "
-                    "(relickit.teacher.shrink; first and last kept), e.g. 3 of a 384x5 teacher's for the CPU budget")
+                    f"(relickit.teacher.shrink; first and last kept; default {STUDENT_LAYERS}, the joystick's CPU budget; "
+                    "the smoke recipe keeps all)")
+    ap.add_argument("--dmd-from", help="a student the DMD stages start from instead of the hybrid stage's, e.g. "
+                    "relickit/assets/student.safetensors to distil the shipped student on (--stages teacher,dmd)")
     ap.add_argument("--assets", help=f"where export writes the play assets (default OUT/assets; the shipped ones: {ASSETS})")
     ap.add_argument("--tokenizer", help=f"a trained tokenizer checkpoint (a split one's .wan_decoder part beside it) "
                     f"copied to OUT/{TOKENIZER} instead of training one; the model is built for its latent layout")
     ap.add_argument("--size", help="DIMxLAYERS of the model (relickit.config.model_for: heads dim/64, ffn 4*dim), "
-                    "e.g. 256x12; default the recipe's (192x8, smoke 64x2)")
+                    "e.g. 256x12; default the recipe's (384x5, smoke 64x2)")
     ap.add_argument("--sigma-data", type=float, help=f"the velocity skip's latent RMS (ModelConfig.sigma_data; default "
                     f"{LATENT_SIGMA}); 0 turns it off, as in models trained before 2026-12-02 (to warm-start from one)")
     ap.add_argument("--episodes", type=int, help=f"exploration episodes the data stage generates "
@@ -474,6 +493,8 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
         recipe = dataclasses.replace(recipe, student_from=args.student_from)
     if args.student_layers is not None:
         recipe = dataclasses.replace(recipe, student_layers=args.student_layers)
+    if args.dmd_from:
+        recipe = dataclasses.replace(recipe, dmd_from=args.dmd_from)
     if args.seed is not None:
         recipe = dataclasses.replace(recipe, seed=args.seed)
     recipe = dataclasses.replace(recipe, windows=args.windows)

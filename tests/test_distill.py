@@ -8,7 +8,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from safetensors.torch import load_file
 
-from relickit.checkpoint import INT8, QUANTIZED, read_metadata
+from relickit.checkpoint import INT8, QUANTIZED, read_metadata, save_int8
 from relickit.config import MemoryConfig, model_for
 from relickit.diffusion import SamplerConfig, chunk_slices, rollout, sample_teacher
 from relickit.distill import (DistillConfig, dmd_gradient, dmd_loss_fn, dmd_surrogate, generator_step,
@@ -291,10 +291,11 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     # without --tokenizer, --size keeps the default layout: the shipped one
     assert recipe_from_cli(["--size", "320x12"])[0].model == model_for(LAYOUTS["f4c16"], 320, 12, sigma_data=1.0)
     assert recipe_from_cli(["--sigma-data", "0"])[0].model.sigma_data == 0.0  # to warm-start from an older model
-    from relickit.play import DEFAULT_MODEL  # trained without the skip: refused before any stage runs, naming the flag
+    # a model trained without the skip (as before 2026-12-02): refused before any stage runs, naming the flag
+    old = WorldModel(model_for(LAYOUTS["f4c16"], 64, 3, sigma_data=0.0)).save(tmp_path / "old.safetensors")
     with pytest.raises(ValueError, match=r"'sigma_data': \(0.0, 1.0\).*--sigma-data"):
-        recipe_from_cli(["--warm-start", str(DEFAULT_MODEL)])[0].check()
-    recipe_from_cli(["--warm-start", str(DEFAULT_MODEL), "--sigma-data", "0"])[0].check()
+        recipe_from_cli(["--size", "64x3", "--warm-start", str(old)])[0].check()
+    recipe_from_cli(["--size", "64x3", "--warm-start", str(old), "--sigma-data", "0"])[0].check()
     committed = SAMPLE.parent / "weights" / "world" / "teacher.safetensors"  # the campaign's 384 x 3 teacher
     recipe_from_cli(["--tokenizer", str(trained), "--size", "384x5", "--warm-start", str(committed)])[0].check()
     distil = recipe_from_cli(["--tokenizer", str(trained), "--size", "384x5", "--warm-start", str(committed),
@@ -361,6 +362,15 @@ def test_a_smoke_recipe_with_a_trained_tokenizer_skips_the_tokenizer_stage(tmp_p
         WorldModel.load(shallow / "teacher" / "stage1.safetensors").cfg, layers=1)
     with pytest.raises(ValueError, match="keeps 1 to 2 of the blocks"):
         recipe_from_cli(argv + ["--student-layers", "3"])[0].check()
+    # the DMD stages continue a student of their own (--dmd-from, e.g. the shipped one) without hybrid or ODE stages
+    cont = tmp_path / "cont"
+    shutil.copytree(shallow, cont, ignore=shutil.ignore_patterns("hybrid*", "dmd", "runs", "ode*"))
+    start = shallow / "dmd" / "stage1.safetensors"
+    main(["--out", str(cont)] + argv[2:-2] + ["--stages", "dmd", "--student-layers", "1", "--dmd-from", str(start)])
+    assert not (cont / "hybrid.safetensors").exists() and not (cont / "ode.safetensors").exists()
+    assert WorldModel.load(cont / "dmd" / "stage1.safetensors").cfg.layers == 1
+    with pytest.raises(ValueError, match=r"another architecture .*'layers': \(1, 2\)"):
+        recipe_from_cli(argv + ["--dmd-from", str(start)])[0].check()  # the teacher's 2 blocks, not the student's 1
     f8 = WorldModel(RecipeConfig.smoke().model).save(tmp_path / "f8.safetensors")  # 8x latents: not the teacher's
     recipe, _ = recipe_from_cli(argv[:-2] + ["--student-from", str(f8)])
     with pytest.raises(ValueError, match=r"does not stream the teacher's latents.*'spatial_down': \(8, 4\)"):
@@ -382,6 +392,9 @@ def test_export_writes_the_tokenizer_without_its_wan_decoder(tmp_path, split):
     video = torch.rand(1, 3, 5, 96, 128) * 2 - 1
     torch.testing.assert_close(play.encode(video), full.encode(video), atol=1e-2, rtol=1e-2)
     assert WorldModel.load(tmp_path / "assets" / "student.safetensors").cfg == WorldModel.load(student).cfg
+    int8 = save_int8(student, tmp_path / "student.int8.safetensors")  # a GPU run's collected checkpoint: copied
+    export(int8, path, tmp_path / "assets")
+    assert (tmp_path / "assets" / "student.safetensors").read_bytes() == int8.read_bytes()
 
 
 def test_the_default_recipe_trains_the_shipped_models_shapes():
@@ -392,7 +405,7 @@ def test_the_default_recipe_trains_the_shipped_models_shapes():
     default = RecipeConfig()
     default.check()
     shipped = WorldModel.load(DEFAULT_MODEL).cfg
-    assert default.model.sigma_data == 1.0  # the next model trains with the velocity skip; the shipped one may predate it
-    assert dataclasses.replace(default.model, rope_frames=shipped.rope_frames, yarn_factor=shipped.yarn_factor,
-                               sigma_data=shipped.sigma_data) == shipped
+    assert default.model.sigma_data == shipped.sigma_data == 1.0  # trained with the velocity skip
+    assert dataclasses.replace(default.student_model(), rope_frames=shipped.rope_frames,
+                               yarn_factor=shipped.yarn_factor) == shipped
     assert default.tokenizer.vae == read_config(DEFAULT_TOKENIZER)

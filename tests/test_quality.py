@@ -294,6 +294,32 @@ def test_paired_change_is_the_mean_and_standard_error_of_the_clips_changes(tmp_p
     assert "same clips" in capsys.readouterr().err
 
 
+def test_paired_change_of_a_student_against_its_teacher_is_the_distillation_gap(tmp_path):
+    """Known answer: a student 1 dB above its teacher on one clip and 1 dB under on the other is a gap of 0 +- 1 dB,
+    named "student - teacher", with no held-out loss (a student has none); the CLI picks each report's model with
+    REPORT:MODEL, and a path with a colon that names no model stays a path."""
+    from relickit.evaluate.teacher import _report_and_model, paired_change
+    from relickit.evaluate.teacher import main as teacher_main
+
+    def row(i, name, psnr):
+        return {"episode": f"ep{i}", "start": 0, name: {"model": {"psnr": psnr, "ssim": 0.5, "sharpness": 0.2,
+                                                                  "brightness": 1.0}}}
+
+    teacher = {"rows": [row(0, "teacher", 21.0), row(1, "teacher", 23.0)], "teacher_held_out_loss": 0.2}
+    student = {"rows": [row(0, "student", 22.0), row(1, "student", 22.0)]}
+    gap = paired_change(teacher, student, "teacher", "student")
+    assert gap["model"] == "student - teacher" and gap["clips"] == 2
+    assert gap["psnr"] == pytest.approx({"mean": 0.0, "stderr": 1.0, "up": 1})
+    assert "held_out_loss" not in gap
+    paths = [tmp_path / "t:1.json", tmp_path / "s.json"]
+    for path, r in zip(paths, (teacher, student)):
+        path.write_text(json.dumps(r))
+    assert teacher_main(["--compare", f"{paths[0]}:teacher", f"{paths[1]}:student"]) == gap
+    assert _report_and_model(str(paths[0])) == (str(paths[0]), None)
+    with pytest.raises(ValueError, match="'teacher' and 'teacher'"):
+        paired_change(teacher, student)  # the student's report has no teacher
+
+
 def test_one_step_clip_is_x_minus_v_at_sigma_one_after_the_clean_first_frame():
     """Known answer: a model whose velocity is x - target returns the target in one step, after the first frame as
     given; the model sees sigma 1 (timestep 1000) on every frame but the first (0)."""

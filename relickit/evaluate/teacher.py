@@ -55,6 +55,7 @@ ONE_STEP = "teacher_one_step"  # the teacher's clip in one step from pure noise 
 FROM_TRUTH = "teacher_from_truth"  # its sampler from the true clip noised to TeacherEvalConfig.from_truth (SDEdit)
 SPREAD = "teacher_spread"  # its draws from independent noise against each other and the ceiling (draw_spread)
 STRIP_ROWS = ("truth", "teacher", ONE_STEP, FROM_TRUTH, "student", "tokenizer_ceiling")
+MODELS = ("teacher", ONE_STEP, FROM_TRUTH, "student")  # the rows scored as models, which --compare can name
 
 
 @dataclass(frozen=True)
@@ -296,30 +297,40 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     return TeacherEval(report, figs, np.concatenate(pad) if pad else np.zeros((0, 0, 3), np.uint8))
 
 
-def paired_change(before: dict, after: dict, name: str = "teacher") -> dict:
-    """Model `name` of report `after` against that of `before`, two reports of this evaluation on the same clips:
-    per metric the mean change over the clips, its standard error (the per-clip changes' standard deviation over
-    sqrt(clips)) and how many clips went up, for the metrics both reports have; with teachers, both held-out
-    losses and, where both have them, the teacher's draw spread gaps. A change within about two standard errors is
-    the noise of the draws, not the model."""
+def paired_change(before: dict, after: dict, name: str = "teacher", after_name: str | None = None) -> dict:
+    """Model `after_name` (default: `name`) of report `after` against model `name` of `before`, two reports of this
+    evaluation on the same clips: per metric the mean change over the clips, its standard error (the per-clip
+    changes' standard deviation over sqrt(clips)) and how many clips went up, for the metrics both reports have;
+    with teachers on both sides, both held-out losses and, where both have them, the teacher's draw spread gaps. A
+    change within about two standard errors is the noise of the draws, not the model. A student against its
+    teacher (`name="teacher", after_name="student"`) is the distillation gap."""
+    after_name = after_name or name
+
     def per_clip(report: dict, field: str, key: str) -> dict:
         return {(r["episode"], r["start"]): r[field][key] for r in report["rows"] if field in r}
 
-    a, b = per_clip(before, name, "model"), per_clip(after, name, "model")
+    a, b = per_clip(before, name, "model"), per_clip(after, after_name, "model")
     if not a or a.keys() != b.keys():
-        raise ValueError(f"the reports must score {name!r} on the same clips (the same --held-out or --data, --clips "
-                         f"and --seed); they hold {len(a)} and {len(b)}, {len(a.keys() ^ b.keys())} not in both.")
-    out: dict = {"model": name, "clips": len(a)}
+        raise ValueError(f"the reports must score {name!r} and {after_name!r} on the same clips (the same --held-out "
+                         f"or --data, --clips and --seed); they hold {len(a)} and {len(b)}, "
+                         f"{len(a.keys() ^ b.keys())} not in both.")
+    out: dict = {"model": name if name == after_name else f"{after_name} - {name}", "clips": len(a)}
     both = [m for m in PAIRED_METRICS if all(m in s for s in (*a.values(), *b.values()))]  # older reports lack some
     for metric in both:
         out[metric] = change_stats(np.array([b[k][metric] - a[k][metric] for k in a]))
-    if name == "teacher":
+    if name == after_name == "teacher":
         out["held_out_loss"] = {"before": before.get("teacher_held_out_loss"),
                                 "after": after.get("teacher_held_out_loss")}
         gaps = [per_clip(report, SPREAD, "gap_db") for report in (before, after)]
         if gaps[0] and gaps[0].keys() == gaps[1].keys():  # reports before 2026-12-04 have no draws
             out["spread_gap_db"] = change_stats(np.array([gaps[1][k] - gaps[0][k] for k in gaps[0]]))
     return out
+
+
+def _report_and_model(arg: str) -> tuple[str, str | None]:
+    """"report.json:student" -> ("report.json", "student"); a plain path names no model."""
+    path, sep, model = arg.rpartition(":")
+    return (path, model) if sep and model in MODELS else (arg, None)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -358,13 +369,17 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-figures", action="store_true", help="no plotly figures (the report and strip only)")
     ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="instead of evaluating: the teacher of "
                     "report AFTER against that of BEFORE, clip by clip (paired_change; the student where a report "
-                    "has no teacher)")
+                    "has no teacher); REPORT:MODEL picks the model, e.g. --compare T.json:teacher S.json:student "
+                    "for the distillation gap")
     args = ap.parse_args(argv)
     if args.compare:
-        before, after = (json.loads(Path(path).read_text()) for path in args.compare)
-        name = "teacher" if all("teacher" in r for r in (*before["rows"], *after["rows"])) else "student"
+        (before_path, before_name), (after_path, after_name) = (_report_and_model(arg) for arg in args.compare)
+        before, after = (json.loads(Path(path).read_text()) for path in (before_path, after_path))
+        if not (before_name and after_name):
+            found = "teacher" if all("teacher" in r for r in (*before["rows"], *after["rows"])) else "student"
+            before_name, after_name = before_name or found, after_name or found
         try:
-            change = paired_change(before, after, name)
+            change = paired_change(before, after, before_name, after_name)
         except ValueError as err:
             ap.error(str(err))
         print(json.dumps(change))
