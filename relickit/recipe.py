@@ -79,7 +79,7 @@ class DMDStage:
 
 @dataclass(frozen=True)
 class RecipeConfig:
-    # the shipped layout and size, with the velocity skip (the shipped student, trained before it, has none)
+    # the shipped student's teacher: its layout and size, with the velocity skip
     model: ModelConfig = field(default_factory=lambda: model_for(LAYOUTS[SHIPPED_LAYOUT], *TEACHER_SIZE,
                                                                  sigma_data=LATENT_SIGMA))
     episodes: int = 200  # exploration episodes over the 20 training maps
@@ -428,7 +428,7 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
                     f"(relickit.teacher.shrink; first and last kept; default {STUDENT_LAYERS}, the joystick's CPU budget; "
                     "the smoke recipe keeps all)")
     ap.add_argument("--dmd-from", help="a student the DMD stages start from instead of the hybrid stage's, e.g. "
-                    "relickit/assets/student.safetensors to distil the shipped student on (--stages teacher,dmd)")
+                    "relickit/assets/student.safetensors to distil the shipped student on (--stages data,latents,teacher,dmd)")
     ap.add_argument("--assets", help=f"where export writes the play assets (default OUT/assets; the shipped ones: {ASSETS})")
     ap.add_argument("--tokenizer", help=f"a trained tokenizer checkpoint (a split one's .wan_decoder part beside it) "
                     f"copied to OUT/{TOKENIZER} instead of training one; the model is built for its latent layout")

@@ -296,7 +296,7 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     with pytest.raises(ValueError, match=r"'sigma_data': \(0.0, 1.0\).*--sigma-data"):
         recipe_from_cli(["--size", "64x3", "--warm-start", str(old)])[0].check()
     recipe_from_cli(["--size", "64x3", "--warm-start", str(old), "--sigma-data", "0"])[0].check()
-    committed = SAMPLE.parent / "weights" / "world" / "teacher.safetensors"  # the campaign's 384 x 3 teacher
+    committed = SAMPLE.parent / "weights" / "world" / "teacher.safetensors"  # the campaign's 384 x 5 teacher
     recipe_from_cli(["--tokenizer", str(trained), "--size", "384x5", "--warm-start", str(committed)])[0].check()
     distil = recipe_from_cli(["--tokenizer", str(trained), "--size", "384x5", "--warm-start", str(committed),
                               "--minutes", "teacher=0", "teacher_long=0", "--student-layers", "3"])[0]  # run 12's
