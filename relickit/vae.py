@@ -110,12 +110,16 @@ class VAEConfig:
 
 # The latent layouts compared in docs/tokenizer.md, all for 96x128 frames and 4x in time. The name says the spatial
 # factor per side and the channels: f8c16 is Wan-2.1's layout (12x16 latents, DiT patch 2 -> 48 tokens per latent
-# frame); f8c48 keeps that grid with 3x the channels; f4c16 has 24x32 latents (DiT patch 4 -> the same 48 tokens).
+# frame); f8c48 keeps that grid with 3x the channels; f4c16 has 24x32 latents (DiT patch 4 -> the same 48 tokens);
+# f4c32 doubles f4c16's channels (the shipped tokenizer's latents lose the edges its decoders cannot restore:
+# docs/runs/tokenizer/README.md, "The next tokenizer run").
+_F4 = dict(dim_mult=(1, 2, 4), temporal_downsample=(True, True),
+           tiny=TinyDecoderConfig(channels=(64, 32, 16), time_up=(True, True)))
 LAYOUTS: dict[str, VAEConfig] = {
     "f8c16": VAEConfig(),
     "f8c48": VAEConfig(z_dim=48),
-    "f4c16": VAEConfig(dim_mult=(1, 2, 4), temporal_downsample=(True, True),
-                       tiny=TinyDecoderConfig(channels=(64, 32, 16), time_up=(True, True))),
+    "f4c16": VAEConfig(**_F4),
+    "f4c32": VAEConfig(z_dim=32, **_F4),
 }
 
 

@@ -145,6 +145,7 @@ def test_layouts_build_and_match_their_shapes():
         z = Tokenizer(cfg).encode(torch.zeros(1, 3, 5, 96, 128))
         assert z.shape == (1, cfg.z_dim, 2, *cfg.latent_size), name
     assert LAYOUTS["f4c16"].latent_size == (24, 32) and LAYOUTS["f8c48"].z_dim == 48
+    assert LAYOUTS["f4c32"] == dataclasses.replace(LAYOUTS["f4c16"], z_dim=32)  # f4c16 with twice the channels
 
 
 def test_adversarial_training_continues_from_a_checkpoint(tmp_path):
