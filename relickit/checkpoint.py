@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +38,11 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy `src` to `dst` through atomic_write."""
+    return atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def save(path: str | os.PathLike, tensors: dict[str, torch.Tensor], kind: str, config: Any = None,

@@ -12,9 +12,9 @@ ode.safetensors, hybrid.safetensors, dmd/stage*.safetensors); `export` writes th
 int8 tokenizer without the Wan decoder) into relickit/assets/. `--tokenizer` copies a trained tokenizer in as
 out/tokenizer.safetensors (the tokenizer stage is then skipped) and builds the model for its latent layout;
 `--size` sets the model's width and depth (relickit.config.model_for); `--minutes` sets the stages' time limits;
-`--student-from` starts the student from another checkpoint than its teacher (a narrower model for the CPU), and
+`--student-from` starts the student from another checkpoint than its teacher (a narrower model for the CPU);
 `--student-layers` keeps some of its start's blocks (a shallower one, without a second checkpoint to carry; by
-default 3, the shipped student's depth), and `--dmd-from` starts the DMD stages from a given student (more DMD for
+default 3, the shipped student's depth); `--dmd-from` starts the DMD stages from a given student (more DMD for
 the shipped one, without its hybrid and ODE stages).
 """
 from __future__ import annotations
@@ -24,7 +24,6 @@ import copy
 import dataclasses
 import filecmp
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
-from .checkpoint import atomic_write
+from .checkpoint import atomic_copy
 from .config import (LATENT_SIGMA, MemoryConfig, ModelConfig, layout_diff, layout_fields, model_for, parse_size, preset,
                      size_fields)
 from .diffusion import SamplerConfig, chunk_slices
@@ -223,7 +222,7 @@ def use_tokenizer(src: str | Path, out: Path) -> None:
                              f"start a new --out for {a}, or delete {b} and the stage outputs after it.")
     for a, b in pairs:
         if not b.exists():
-            atomic_write(b, lambda tmp: shutil.copyfile(a, tmp))
+            atomic_copy(a, b)
 
 
 def with_minutes(recipe: RecipeConfig, minutes: dict[str, float]) -> RecipeConfig:
@@ -399,12 +398,12 @@ def export(student_path: Path, tokenizer_path: Path, assets: Path) -> None:
     decodes with the tiny decoder), whether it was saved whole or split. The campaign's tokenizer is int8 already and
     the teacher learnt its latents, so its export is those same weights, at half the size of fp16
     (docs/runs/campaign.md: int8 moves the latents by 0.56% of their RMS, the picture by 0.001 dB)."""
-    from .checkpoint import QUANTIZED, atomic_write, read_metadata, save_int8
+    from .checkpoint import QUANTIZED, read_metadata, save_int8
     from .vae import Tokenizer
 
     student = assets / "student.safetensors"
     if read_metadata(student_path).get(QUANTIZED):
-        atomic_write(student, lambda tmp: shutil.copyfile(student_path, tmp))
+        atomic_copy(student_path, student)
     else:
         save_int8(student_path, student)
     with tempfile.TemporaryDirectory() as tmp:
