@@ -15,7 +15,7 @@ out/tokenizer.safetensors (the tokenizer stage is then skipped) and builds the m
 `--student-from` starts the student from another checkpoint than its teacher (a narrower model for the CPU);
 `--student-layers` keeps some of its start's blocks (a shallower one, without a second checkpoint to carry; by
 default 3, the shipped student's depth); `--dmd-from` starts the DMD stages from a given student (more DMD for
-the shipped one, without its hybrid and ODE stages).
+the shipped one, without its hybrid and ODE stages), `--dmd-stages` picks which of them run.
 """
 from __future__ import annotations
 
@@ -126,6 +126,9 @@ class RecipeConfig:
     # a student the DMD curriculum starts from instead of the hybrid stage's (out/hybrid.safetensors), e.g. the
     # shipped one, to distil it on without its hybrid and ODE stages; the student's architecture
     dmd_from: str | None = None
+    # the curriculum's stages this run trains (None: all); the others are skipped, so `dmd_from` + (2,) continues a
+    # student at the longest rollout alone
+    dmd_stages: tuple[int, ...] | None = None
     dmd_train: TrainConfig = field(default_factory=lambda: TrainConfig(
         lr=5e-5, betas=(0.0, 0.999), batch_size=32, ema_decay=0.99, log_every=10, ckpt_every=200,
         time_limit_s=45, mixed_precision="bf16"))
@@ -191,6 +194,8 @@ class RecipeConfig:
         hybrid_visibility(self.ode_latents, cfg.chunk, dist.noisy_blocks, dist.memory)
         if self.dmd_from is not None:
             check_architecture(student, self.dmd_from)
+        if self.dmd_stages is not None and not (self.dmd_stages and set(self.dmd_stages) <= set(range(len(self.dmd)))):
+            raise ValueError(f"dmd_stages={self.dmd_stages}: name some of the curriculum's stages 0..{len(self.dmd) - 1}.")
         for i, st in enumerate(self.dmd):
             if not 0 <= st.teacher_stage < len(stages):
                 raise ValueError(f"dmd stage {i} names teacher stage {st.teacher_stage}; there are {len(stages)}.")
@@ -370,6 +375,8 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
         previous = out / "hybrid.safetensors" if recipe.dmd_from is None else Path(recipe.dmd_from)
         for i, st in enumerate(recipe.dmd):
             path = out / "dmd" / f"stage{i}.safetensors"
+            if recipe.dmd_stages is not None and i not in recipe.dmd_stages:
+                continue
             if path.exists():
                 previous = path
                 continue
@@ -428,6 +435,8 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
                     "the smoke recipe keeps all)")
     ap.add_argument("--dmd-from", help="a student the DMD stages start from instead of the hybrid stage's, e.g. "
                     "relickit/assets/student.safetensors to distil the shipped student on (--stages data,latents,teacher,dmd)")
+    ap.add_argument("--dmd-stages", metavar="I,J", help="the DMD curriculum's stages to train (default all), e.g. 2 "
+                    "with --dmd-from to continue a student at the longest rollout alone")
     ap.add_argument("--assets", help=f"where export writes the play assets (default OUT/assets; the shipped ones: {ASSETS})")
     ap.add_argument("--tokenizer", help=f"a trained tokenizer checkpoint (a split one's .wan_decoder part beside it) "
                     f"copied to OUT/{TOKENIZER} instead of training one; the model is built for its latent layout")
@@ -494,6 +503,11 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
         recipe = dataclasses.replace(recipe, student_layers=args.student_layers)
     if args.dmd_from:
         recipe = dataclasses.replace(recipe, dmd_from=args.dmd_from)
+    if args.dmd_stages is not None:
+        try:
+            recipe = dataclasses.replace(recipe, dmd_stages=tuple(int(i) for i in args.dmd_stages.split(",")))
+        except ValueError:
+            ap.error(f"--dmd-stages takes comma-separated stage indices, e.g. 2 or 1,2 (got {args.dmd_stages!r}).")
     if args.seed is not None:
         recipe = dataclasses.replace(recipe, seed=args.seed)
     recipe = dataclasses.replace(recipe, windows=args.windows)

@@ -371,6 +371,16 @@ def test_a_smoke_recipe_with_a_trained_tokenizer_skips_the_tokenizer_stage(tmp_p
     assert WorldModel.load(cont / "dmd" / "stage1.safetensors").cfg.layers == 1
     with pytest.raises(ValueError, match=r"another architecture .*'layers': \(1, 2\)"):
         recipe_from_cli(argv + ["--dmd-from", str(start)])[0].check()  # the teacher's 2 blocks, not the student's 1
+    # the last stage alone (--dmd-stages): it starts from --dmd-from; the stages left out are not written
+    last = tmp_path / "last"
+    shutil.copytree(cont, last, ignore=shutil.ignore_patterns("dmd", "runs"))
+    main(["--out", str(last)] + argv[2:-2] + ["--stages", "dmd", "--student-layers", "1", "--dmd-from", str(start),
+                                             "--dmd-stages", "1"])
+    assert sorted(p.name for p in (last / "dmd").iterdir()) == ["stage1.safetensors"]
+    assert sorted(p.name for p in (last / "runs").iterdir()) == ["dmd1"]
+    for bad in ("2", "0,x", ""):
+        with pytest.raises((ValueError, SystemExit)):
+            recipe_from_cli(argv + ["--dmd-stages", bad])[0].check()
     f8 = WorldModel(RecipeConfig.smoke().model).save(tmp_path / "f8.safetensors")  # 8x latents: not the teacher's
     recipe, _ = recipe_from_cli(argv[:-2] + ["--student-from", str(f8)])
     with pytest.raises(ValueError, match=r"does not stream the teacher's latents.*'spatial_down': \(8, 4\)"):

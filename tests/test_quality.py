@@ -229,6 +229,7 @@ def test_teacher_vs_student_scores_both_beside_the_references(tmp_path):
 
 def test_teacher_cli_scores_one_clip_on_each_held_out_map(tmp_path):
     from relickit.evaluate.teacher import main as teacher_main
+    from relickit.evaluate.tokenizer import TokenizerEvalConfig
 
     student, tok = random_assets()
     teacher, _ = random_assets(seed=1)
@@ -255,6 +256,19 @@ def test_teacher_cli_scores_one_clip_on_each_held_out_map(tmp_path):
     assert [r["map"] for r in train["rows"]] == ["MAP01"] and train["settings"]["split"] == "train"
     with pytest.raises(SystemExit):
         teacher_main([*files, "--held-out", str(tmp_path / "train2"), "--split", "train"])
+    # clips longer than the held-out episodes and than the teacher's RoPE range: episodes generated long enough, the
+    # teacher stretched by YaRN (as the recipe's DMD stages score long rollouts), said so in the report
+    cfg = student.cfg
+    frames = cfg.rope_frames + 5 * cfg.chunk
+    assert cfg.video_frames(frames) > TokenizerEvalConfig.frames
+    long = teacher_main([*files, "--held-out", str(tmp_path / "long"), "--maps", "MAP21", "--latent-frames",
+                         str(frames), "--draws", "1", "--from-truth", "0"])
+    assert long["settings"]["latent_frames"] == frames
+    assert long["rows"][0]["student"]["model"]["frames"] == cfg.video_frames(frames) - 1
+    assert long["model"]["teacher_yarn_factor"] == pytest.approx(frames / cfg.rope_frames, rel=1e-5)  # as reported
+    assert report["model"]["teacher_yarn_factor"] == 1.0
+    with pytest.raises(SystemExit):  # not the image plus whole chunks
+        teacher_main([*files, "--held-out", str(tmp_path / "long"), "--latent-frames", str(frames + 1)])
 
 
 def test_paired_change_is_the_mean_and_standard_error_of_the_clips_changes(tmp_path, capsys):

@@ -3,9 +3,11 @@
     python -m relickit.evaluate.teacher --teacher runs/default/teacher/stage2.safetensors --out eval/tvs.json
     python -m relickit.evaluate.teacher --out eval/student.json     # the student alone (no teacher is shipped)
     python -m relickit.evaluate.teacher --teacher T --held-out data/eval_tokenizer_f2 --out R  # 12 held-out maps
+    python -m relickit.evaluate.teacher --teacher T --held-out data/eval_12s --latent-frames 49 --out R  # 12-s clips
     python -m relickit.evaluate.teacher --compare BEFORE.json AFTER.json  # two reports' teachers, clip by clip
 
-Clips of `latent_frames` latent frames (13: 49 frames, 3 s) from an eval-split dataset (default data/sample/eval:
+Clips of `latent_frames` latent frames (13: 49 frames, 3 s; a teacher trained on shorter clips is stretched to
+them by YaRN, as the recipe's DMD stages score long rollouts) from an eval-split dataset (default data/sample/eval:
 held-out MAP21 and E1M1; `--held-out`: one episode on each of twelve held-out maps), with their true actions and
 poses. The teacher samples each clip whole (Euler, `teacher_steps`) from its first frame, caption, actions and
 poses; the student rolls it out chunk by chunk with compressed memory (4 steps per chunk) from the same
@@ -192,12 +194,16 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     the tokenizer whose latents the teacher was trained on, where it is not the student's (a new tokenizer's
     teacher trains ahead of its student): the teacher's clips are encoded, decoded and given their tokenizer
     ceiling with it, the student's with `tokenizer`; the strip's ceiling row is then the teacher's."""
-    from ..diffusion import SamplerConfig, add_noise, rollout, sample_teacher
+    from ..config import check_rope_range
+    from ..diffusion import SamplerConfig, add_noise, chunk_slices, rollout, sample_teacher
     from ..play import to_uint8
     from ..tutorial import sample_data
     from .gallery import GalleryConfig, Rendered, strip
     from .scoring import draw_spread
 
+    chunk_slices(student.cfg, cfg.latent_frames)  # the image plus whole chunks, before any work
+    if teacher is not None:
+        check_rope_range(teacher.cfg, cfg.latent_frames, "the teacher samples each clip whole")
     models = {"student": student.float().eval(), **({"teacher": teacher.float().eval()} if teacher is not None else {})}
     teacher_tok = teacher_tokenizer if teacher_tokenizer is not None else tokenizer
     tok_of = lambda name: tokenizer if name == "student" else teacher_tok  # noqa: E731
@@ -336,6 +342,8 @@ def _report_and_model(arg: str) -> tuple[str, str | None]:
 def main(argv: list[str] | None = None) -> dict:
     from ..model import WorldModel
     from ..play import DEFAULT_MODEL, DEFAULT_TOKENIZER
+    from ..diffusion import chunk_slices
+    from ..teacher import stretch_horizon
     from ..vae import Tokenizer
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -356,6 +364,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workers", type=int, default=1, help="engine processes generating --held-out's episodes")
     ap.add_argument("--clips", type=int, help=f"clips scored (default {TeacherEvalConfig.clips}; with --held-out "
                     "one per map)")
+    ap.add_argument("--latent-frames", type=int, default=TeacherEvalConfig.latent_frames, help="clip length in latent "
+                    "frames (default 13: 3 s; 49: 12 s, the teacher's longest stage); --held-out's episodes are "
+                    "generated long enough, so each length needs its own DIR")
     ap.add_argument("--steps", type=int, default=TeacherEvalConfig.teacher_steps, help="teacher Euler steps")
     ap.add_argument("--guidance", type=float, default=TeacherEvalConfig.guidance,
                     help="the teacher's classifier-free guidance on text (1: off)")
@@ -391,11 +402,23 @@ def main(argv: list[str] | None = None) -> dict:
     if args.held_out and args.data:
         ap.error("--held-out generates its own dataset: drop --data, or --held-out to read --data")
     teacher = WorldModel.load(args.teacher) if args.teacher else None
+    if teacher is not None and args.latent_frames > teacher.cfg.rope_frames * teacher.cfg.yarn_factor:
+        # as the recipe's later stages begin, and as its DMD stages score rollouts longer than the teacher trained on
+        teacher = stretch_horizon(teacher, args.latent_frames)
+        print(f"the teacher's RoPE range is stretched by YaRN to {args.latent_frames} latent frames "
+              f"(factor {teacher.cfg.yarn_factor:.4g}), weights unchanged")
+    student = WorldModel.load(args.student)
+    try:
+        chunk_slices(student.cfg, args.latent_frames)
+    except ValueError as err:
+        ap.error(f"--latent-frames: {err}")
     data, clips = args.data, args.clips or TeacherEvalConfig.clips
     if args.held_out:
         maps = tuple(args.maps.split(","))
+        frames = max(TokenizerEvalConfig.frames, student.cfg.video_frames(args.latent_frames))
         try:  # maps outside the split (e.g. --split train with the default held-out maps) are refused, named
-            data = held_out_episodes(args.held_out, TokenizerEvalConfig(maps=maps), args.workers, args.split)
+            data = held_out_episodes(args.held_out, TokenizerEvalConfig(maps=maps, frames=frames), args.workers,
+                                     args.split)
         except ValueError as err:
             ap.error(str(err))
         clips = args.clips or len(maps)
@@ -403,14 +426,16 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error(f"--draws is how many clips the teacher draws per start frame, at least 1 (got {args.draws})")
     if not 0 <= args.from_truth < 1:
         ap.error(f"--from-truth is a noise level below 1, or 0 for none (got {args.from_truth})")
-    cfg = TeacherEvalConfig(clips=clips, teacher_steps=args.steps, guidance=args.guidance, seed=args.seed,
-                            from_truth=args.from_truth, split=args.split, draws=args.draws)
+    cfg = TeacherEvalConfig(clips=clips, latent_frames=args.latent_frames, teacher_steps=args.steps,
+                            guidance=args.guidance, seed=args.seed, from_truth=args.from_truth, split=args.split,
+                            draws=args.draws)
     teacher_tok = Tokenizer.load(args.teacher_tokenizer) if args.teacher_tokenizer else None
-    result = teacher_vs_student(WorldModel.load(args.student), Tokenizer.load(args.tokenizer), teacher, data, cfg,
+    result = teacher_vs_student(student, Tokenizer.load(args.tokenizer), teacher, data, cfg,
                                 figures=not args.no_figures, teacher_tokenizer=teacher_tok)
     report = clean({**result.report, "model": {"student": args.student, "teacher": args.teacher,
                                                "tokenizer": args.tokenizer,
-                                               "teacher_tokenizer": args.teacher_tokenizer or args.tokenizer}})
+                                               "teacher_tokenizer": args.teacher_tokenizer or args.tokenizer,
+                                               "teacher_yarn_factor": teacher.cfg.yarn_factor if teacher else None}})
     if args.out:
         out = Path(args.out)
         write_report(report, result.figures, out.parent, out.name)
