@@ -126,8 +126,8 @@ class RecipeConfig:
     # a student the DMD curriculum starts from instead of the hybrid stage's (out/hybrid.safetensors), e.g. the
     # shipped one, to distil it on without its hybrid and ODE stages; the student's architecture
     dmd_from: str | None = None
-    # the curriculum's stages this run trains (None: all); the others are skipped, so `dmd_from` + (2,) continues a
-    # student at the longest rollout alone
+    # the curriculum's stages this run trains (None: all); the others are skipped (one done before still hands its
+    # student on), so `dmd_from` + (2,) in a new run directory continues a student at the longest rollout alone
     dmd_stages: tuple[int, ...] | None = None
     dmd_train: TrainConfig = field(default_factory=lambda: TrainConfig(
         lr=5e-5, betas=(0.0, 0.999), batch_size=32, ema_decay=0.99, log_every=10, ckpt_every=200,
@@ -375,10 +375,10 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
         previous = out / "hybrid.safetensors" if recipe.dmd_from is None else Path(recipe.dmd_from)
         for i, st in enumerate(recipe.dmd):
             path = out / "dmd" / f"stage{i}.safetensors"
-            if recipe.dmd_stages is not None and i not in recipe.dmd_stages:
-                continue
             if path.exists():
                 previous = path
+                continue
+            if recipe.dmd_stages is not None and i not in recipe.dmd_stages:
                 continue
             teacher = teacher_at(st.teacher_stage)
             student = model_at(student_cfg, st.teacher_stage, previous)

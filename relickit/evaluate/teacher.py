@@ -340,9 +340,9 @@ def _report_and_model(arg: str) -> tuple[str, str | None]:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    from ..diffusion import chunk_slices
     from ..model import WorldModel
     from ..play import DEFAULT_MODEL, DEFAULT_TOKENIZER
-    from ..diffusion import chunk_slices
     from ..teacher import stretch_horizon
     from ..vae import Tokenizer
 

@@ -17,8 +17,8 @@ import sys
 import numpy as np
 import torch
 
-from relickit.dataset import caption
 from relickit.controls import ACTION_DIM, integrate, pose_vector
+from relickit.dataset import caption
 from relickit.diffusion import SamplerConfig, sample_teacher
 from relickit.doom import DoomConfig, DoomEnv
 from relickit.evaluate.engine import check_eval_maps, find_start
