@@ -8,7 +8,9 @@ rollouts has it) from the engine's first frame, with the actions and camera pose
 student for the same script; the student plays the script in a session, as the gates do. Brightness, sharpness and
 PSNR per second against the engine's truth, beside the frozen start frame:
 
-    python docs/runs/2026-12-04-run13/teacher_on_drift.py TEACHER STUDENT TOKENIZER OUT.json
+    python docs/runs/2026-12-04-run13/teacher_on_drift.py TEACHER STUDENT TOKENIZER OUT.json [LATENT_FRAMES]
+
+LATENT_FRAMES (default 49) shortens the clip: 13 is the teacher's own range (no YaRN), 25 a stretch of 1.9.
 """
 import json
 import math
@@ -32,7 +34,7 @@ from relickit.play import to_uint8
 from relickit.teacher import stretch_horizon
 from relickit.vae import Tokenizer
 
-LATENT_FRAMES = 49  # 12 s: the teacher's longest stage
+LATENT_FRAMES = 49  # 12 s: the teacher's longest stage (the default)
 
 
 def script_controls(script, frames_per_step: int, controls) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,9 +48,10 @@ def script_controls(script, frames_per_step: int, controls) -> tuple[torch.Tenso
     return torch.cat([static, steps], 1), pose_vector(rots, pos)
 
 
-def main(teacher_path, student_path, tokenizer_path, out):
+def main(teacher_path, student_path, tokenizer_path, out, latent_frames=LATENT_FRAMES):
+    latent_frames = int(latent_frames)
     torch.manual_seed(0)
-    teacher = stretch_horizon(WorldModel.load(teacher_path).float().eval(), LATENT_FRAMES)
+    teacher = stretch_horizon(WorldModel.load(teacher_path).float().eval(), latent_frames)
     student, tok = WorldModel.load(student_path).float().eval(), Tokenizer.load(tokenizer_path)
     factory = session_factory(student, tok)
     probe = factory(GateConfig.policy, 0)
@@ -61,7 +64,7 @@ def main(teacher_path, student_path, tokenizer_path, out):
         script = drift_script(max(1, math.ceil(gates.seconds * fps / fps_step)), run_seed, fps_step)
         with DoomEnv(doom) as env:
             start = find_start(doom, engine.script(script, fps_step, doom, controls), run_seed, 30, env)
-        steps = (LATENT_FRAMES - 1) // student.cfg.chunk
+        steps = (latent_frames - 1) // student.cfg.chunk
         short = Script(script.name, script.steps[:steps])
         truth = start.truth.frames[:1 + steps * fps_step]
         text = caption(m)
@@ -71,12 +74,13 @@ def main(teacher_path, student_path, tokenizer_path, out):
         video = torch.from_numpy(truth[:1]).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
         first = tok.encode(video)
         with torch.no_grad():
-            z, _ = sample_teacher(teacher, first, LATENT_FRAMES, teacher.encode_text([text]), actions, poses,
+            z, _ = sample_teacher(teacher, first, latent_frames, teacher.encode_text([text]), actions, poses,
                                   SamplerConfig())
         drawn = to_uint8(tok.decode_tiny(z)[0].float())
         refs = references(session, truth)
         scores = compare({"teacher": drawn, "student": played, **refs}, truth, fps=fps)
-        rows.append({"map": m, "seed": run_seed, "script": short.to_json(),
+        rows.append({"map": m, "seed": run_seed, "latent_frames": latent_frames,
+                     "teacher_yarn_factor": teacher.cfg.yarn_factor, "script": short.to_json(),
                      **{k: {"brightness": v["brightness"], "psnr": v["psnr"], "sharpness": v["sharpness"],
                             "per_second": {s: v["per_second"][s] for s in ("brightness", "sharpness", "psnr")}}
                         for k, v in scores.items()}})
