@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import torch
 
-from relickit.controls import ACTION_DIM, integrate, pose_vector
+from relickit.controls import ACTION_DIM, accumulate, pose_vector
 from relickit.dataset import caption
 from relickit.diffusion import SamplerConfig, sample_teacher
 from relickit.doom import DoomConfig, DoomEnv
@@ -39,13 +39,10 @@ LATENT_FRAMES = 49  # 12 s: the teacher's longest stage (the default)
 
 def script_controls(script, frames_per_step: int, controls) -> tuple[torch.Tensor, torch.Tensor]:
     """(1, T, 13) actions and (1, T, 12) poses of the whole clip, frame 0 static, as Session.reset/step feed them."""
-    static = torch.zeros(1, 1, ACTION_DIM)
-    static[..., -1] = 1.0
-    steps = script.step_actions()[:, None].expand(-1, frames_per_step, -1).reshape(1, -1, ACTION_DIM)
-    rots, pos = integrate(torch.eye(3)[None], torch.zeros(1, 3), steps, controls)
-    rots = torch.cat([torch.eye(3)[None, None], rots], 1)
-    pos = torch.cat([torch.zeros(1, 1, 3), pos], 1)
-    return torch.cat([static, steps], 1), pose_vector(rots, pos)
+    static = torch.zeros(1, ACTION_DIM)
+    static[0, -1] = 1.0
+    actions = torch.cat([static, script.frame_actions(frames_per_step)])[None]
+    return actions, pose_vector(*accumulate(actions, controls))
 
 
 def main(teacher_path, student_path, tokenizer_path, out, latent_frames=LATENT_FRAMES):
