@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import multiprocessing as mp
 import os
 import signal
 import zipfile
@@ -45,9 +44,11 @@ from tqdm.auto import tqdm
 from .controls import ACTIONS, ControlsConfig, labels_from_poses, pose_vector, relative_to_first
 from .doom import DoomConfig, DoomEnv, StartState, check_split, wad_of
 from .explore import ExploreConfig, explore
+from .pool import imap_guarded
 
 FORMAT = 1
 MANIFEST = "manifest.json"
+STALL_TIMEOUT = 180.0  # seconds without a finished episode before generate() takes its workers for deadlocked
 
 # ---- captions: what each map looks like, static content only -------------------------------------------------
 CAPTIONS: dict[str, str] = {
@@ -307,11 +308,14 @@ def generate(
     frame_skip: int = 2,
     fly: bool = True,
     progress: bool = True,
+    stall_timeout: float = STALL_TIMEOUT,
 ) -> Path:
     """Generate `episodes` episodes round-robin over `maps` into `out_dir`; resumable; returns the directory.
 
     Episode i plays maps[i % len(maps)] with seed episode_seed(seed, i). Re-running with the same arguments
-    skips finished episodes; re-running with a larger `episodes` adds episodes.
+    skips finished episodes; re-running with a larger `episodes` adds episodes. With several workers, an episode
+    that has not finished for `stall_timeout` seconds is taken for a deadlocked engine (relickit.pool): the workers
+    are killed and the unfinished episodes generated again.
     """
     cfg = DatasetConfig(tuple(maps), split, frames_per_episode, seed, height, width, frame_skip, fly,
                         explore=explore_cfg)
@@ -355,18 +359,11 @@ def generate(
                 save_manifest()
                 bar.update()
         else:
-            pool = mp.get_context("spawn").Pool(workers, initializer=_worker_init)
-            try:
-                for entry in pool.imap_unordered(_work, [(cfg, i, str(out)) for i in todo]):
-                    entries[entry["index"]] = entry
-                    save_manifest()
-                    bar.update()
-                pool.close()  # workers exit normally and close their engines
-            except BaseException:
-                pool.terminate()
-                raise
-            finally:
-                pool.join()
+            tasks = {i: (cfg, i, str(out)) for i in todo}
+            for i, entry in imap_guarded(_work, tasks, workers, stall_timeout, initializer=_worker_init):
+                entries[i] = entry
+                save_manifest()
+                bar.update()
     finally:
         bar.close()
         _close_env()

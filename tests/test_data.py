@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from relickit.doom import (
     EVAL_MAPS, TRAIN_MAPS, DoomConfig, DoomEnv, StartState, camera_pose, check_split, replay, rollout,
     script_to_commands, wad_of,
 )
+from relickit.pool import StalledError, imap_guarded
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 A = {name: i for i, name in enumerate(ACTIONS)}
@@ -244,6 +247,36 @@ def test_interrupted_generation_resumes(tmp_path, monkeypatch):
         assert np.array_equal(a.frames(), b.frames()) and np.array_equal(a.actions, b.actions)
     with pytest.raises(ValueError, match="other settings"):
         ds.generate(out, ["MAP01", "MAP02"], 3, 13, seed=5, progress=False)
+
+
+def _hang_once(task: tuple[str, int]) -> int:
+    """Pool task (flag_dir, i): task 0's first run starts a child process, as a worker starts its engine, and hangs."""
+    flag, i = task
+    marker = Path(flag) / "hung"
+    if i == 0 and not marker.exists():
+        marker.write_text(str(subprocess.Popen(["sleep", "600"]).pid))
+        time.sleep(600)
+    return i * i
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie
+    except FileNotFoundError:
+        return True
+
+
+def test_stalled_pool_is_killed_and_its_tasks_rerun(tmp_path):
+    """A deadlocked generate() worker (ViZDoom's engine and its driver waiting on each other) once hung a CI run:
+    imap_guarded kills the stalled workers with what they started and runs their tasks again."""
+    tasks = {i: (str(tmp_path), i) for i in range(4)}
+    results = dict(imap_guarded(_hang_once, tasks, workers=2, stall_timeout=10, retries=3))
+    assert results == {i: i * i for i in range(4)}
+    assert _gone(int((tmp_path / "hung").read_text())), "the hung worker's child was killed with it"
+    (tmp_path / "hung").unlink()
+    with pytest.raises(StalledError, match="workers=1"):
+        list(imap_guarded(_hang_once, {0: (str(tmp_path), 0)}, workers=1, stall_timeout=3, retries=0))
+    assert _gone(int((tmp_path / "hung").read_text()))
 
 
 def test_corrupt_episode_names_file_and_fix(tmp_path):
