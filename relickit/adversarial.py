@@ -12,6 +12,10 @@ back, neither needing downloaded weights:
   is tight for the same reason later on: whenever the discriminator falls back to chance its gradient vanishes again
   (tokenizer run 3: adaptive weights of 0.004-0.03 while it learned, spikes of 15 and 61 when it fell back, after
   which the L1 doubled and the tiny decoder's red channel shifted by 17 levels).
+- `texture_sigma` > 0 makes it a texture discriminator: it sees each frame minus its gaussian blur, so it judges
+  edges and fine texture only, and its gradient to the frames is high-pass too: it sums to exactly zero over every
+  frame and channel (the blur's weights sum to one), so it cannot move a frame's brightness or colour, which the L1
+  keeps. Whole-frame discriminators bought colour drift instead of sharpness (tokenizer runs 3 and 5).
 
 `Adversarial` pairs a generator with its discriminator in one module, so the one training loop (relickit.train)
 trains both with one optimizer and one backward pass: the discriminator's own loss sees the reconstruction detached,
@@ -20,12 +24,15 @@ pushes the other network the wrong way.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+
+from .metrics import gaussian_window
 
 ADAPTIVE_EPS = 1e-4  # keeps the adaptive weight finite when the adversarial gradient vanishes
 
@@ -41,11 +48,13 @@ class AdversarialConfig:
     max_adaptive: float = 0.1  # clamp of the adaptive weight: ~3-10x its steady value (see the module docstring)
     channels: int = 64  # first layer's width, doubled per layer
     layers: int = 3  # stride-2 layers: receptive field 34 pixels for 3
+    texture_sigma: float = 0.0  # > 0: the discriminator sees frames minus their gaussian blur of this sigma (pixels)
 
     def __post_init__(self) -> None:
-        if self.weight < 0 or self.start < 0 or self.ramp < 0 or self.layers < 1 or self.channels < 1:
-            raise ValueError("AdversarialConfig needs weight >= 0, start >= 0, ramp >= 0, layers >= 1, channels >= 1: "
-                             f"{self}")
+        if (self.weight < 0 or self.start < 0 or self.ramp < 0 or self.layers < 1 or self.channels < 1
+                or self.texture_sigma < 0):
+            raise ValueError("AdversarialConfig needs weight >= 0, start >= 0, ramp >= 0, layers >= 1, channels >= 1, "
+                             f"texture_sigma >= 0: {self}")
         if self.max_adaptive <= 0:
             raise ValueError(f"AdversarialConfig.max_adaptive must be > 0 (got {self.max_adaptive}).")
 
@@ -60,11 +69,25 @@ class AdversarialConfig:
         return self.weight * min(1.0, (step - self.start + 1) / self.ramp) if self.ramp else self.weight
 
 
+def high_pass(frames: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Frames (N, C, H, W) minus their separable gaussian blur (radius 3 sigma, reflected at the borders)."""
+    radius = max(1, math.ceil(3 * sigma))
+    g = gaussian_window(2 * radius + 1, sigma).to(frames)
+    c = frames.shape[1]
+    blur = F.conv2d(F.pad(frames, (radius, radius, 0, 0), mode="reflect"), g.view(1, 1, 1, -1).expand(c, 1, 1, -1),
+                    groups=c)
+    blur = F.conv2d(F.pad(blur, (0, 0, radius, radius), mode="reflect"), g.view(1, 1, -1, 1).expand(c, 1, -1, 1),
+                    groups=c)
+    return frames - blur
+
+
 class PatchDiscriminator(nn.Module):
-    """Frames (N, 3, H, W) in [-1, 1] -> a map of real/fake logits, one per overlapping patch."""
+    """Frames (N, 3, H, W) in [-1, 1] -> a map of real/fake logits, one per overlapping patch (of the frames' high
+    frequencies only, with cfg.texture_sigma)."""
 
     def __init__(self, cfg: AdversarialConfig) -> None:
         super().__init__()
+        self.texture_sigma = cfg.texture_sigma
         layers: list[nn.Module] = [nn.Conv2d(3, cfg.channels, 4, 2, 1), nn.LeakyReLU(0.2)]
         width = cfg.channels
         for i in range(1, cfg.layers + 1):
@@ -76,7 +99,7 @@ class PatchDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.net(frames)
+        return self.net(high_pass(frames, self.texture_sigma) if self.texture_sigma else frames)
 
 
 class Adversarial(nn.Module):

@@ -65,7 +65,8 @@ def psnr_frames(a, b) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _gaussian(size: int, sigma: float) -> torch.Tensor:
+def gaussian_window(size: int, sigma: float) -> torch.Tensor:
+    """(size,) float64 gaussian weights of standard deviation `sigma` (samples), summing to 1."""
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
     return g / g.sum()
@@ -74,7 +75,7 @@ def _gaussian(size: int, sigma: float) -> torch.Tensor:
 @lru_cache(maxsize=None)
 def _band(n: int) -> torch.Tensor:
     """(n, n - window + 1) matrix whose columns are the gaussian window at each 'valid' offset."""
-    g = _gaussian(SSIM_WINDOW, SSIM_SIGMA).float()
+    g = gaussian_window(SSIM_WINDOW, SSIM_SIGMA).float()
     m = torch.zeros(n, n - SSIM_WINDOW + 1)
     for j in range(n - SSIM_WINDOW + 1):
         m[j:j + SSIM_WINDOW, j] = g

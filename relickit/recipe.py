@@ -437,6 +437,10 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
                     "relickit/assets/student.safetensors to distil the shipped student on (--stages data,latents,teacher,dmd)")
     ap.add_argument("--dmd-stages", metavar="I,J", help="the DMD curriculum's stages to train (default all), e.g. 2 "
                     "with --dmd-from to continue a student at the longest rollout alone")
+    ap.add_argument("--dmd-batch", type=int, metavar="N", help=f"clips per DMD step (default "
+                    f"{RecipeConfig().dmd_train.batch_size}); the step is launch-bound on an H200 (19%% busy in "
+                    "campaign run 13), so a larger batch costs little: time it with scripts/bench_train_step.py "
+                    "--stages dmd --batch N first")
     ap.add_argument("--assets", help=f"where export writes the play assets (default OUT/assets; the shipped ones: {ASSETS})")
     ap.add_argument("--tokenizer", help=f"a trained tokenizer checkpoint (a split one's .wan_decoder part beside it) "
                     f"copied to OUT/{TOKENIZER} instead of training one; the model is built for its latent layout")
@@ -508,6 +512,10 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
             recipe = dataclasses.replace(recipe, dmd_stages=tuple(int(i) for i in args.dmd_stages.split(",")))
         except ValueError:
             ap.error(f"--dmd-stages takes comma-separated stage indices, e.g. 2 or 1,2 (got {args.dmd_stages!r}).")
+    if args.dmd_batch is not None:
+        if args.dmd_batch < 1:
+            ap.error(f"--dmd-batch must be at least 1 (got {args.dmd_batch}).")
+        recipe = dataclasses.replace(recipe, dmd_train=dataclasses.replace(recipe.dmd_train, batch_size=args.dmd_batch))
     if args.seed is not None:
         recipe = dataclasses.replace(recipe, seed=args.seed)
     recipe = dataclasses.replace(recipe, windows=args.windows)

@@ -308,6 +308,8 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     more = recipe_from_cli(["--episodes", "600", "--clips", "8192"])[0]
     assert (more.episodes, more.clips) == (600, 8192) and more.model == default.model
     assert recipe_from_cli(["--seed", "3"])[0] == dataclasses.replace(default, seed=3)
+    wide = recipe_from_cli(["--dmd-batch", "64"])[0]  # only DMD's batch changes
+    assert wide == dataclasses.replace(default, dmd_train=dataclasses.replace(default.dmd_train, batch_size=64))
     assert default.windows and recipe_from_cli(["--no-windows"])[0] == dataclasses.replace(default, windows=False)
     fused = recipe_from_cli(["--compile"])[0]  # the teacher and the hybrid student train compiled; DMD stays eager
     assert (fused.teacher.train.compile, fused.hybrid_train.compile, fused.dmd_train.compile) == ("inductor", "inductor", "")
@@ -321,7 +323,8 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     for bad, named in ((["--minutes", "teacher"], "write KEY=MINUTES"), (["--minutes", "critic=2"], "teacher_long"),
                        (["--minutes", "dmd=0"], "leave a stage out with --stages"),
                        (["--size", "200x8"], "multiple of the head size 64"), (["--clips", "0"], "at least 1"),
-                       (["--sigma-data", "-1"], "turns the velocity skip off"), (["--cooldown", "2"], "in [0, 1]")):
+                       (["--sigma-data", "-1"], "turns the velocity skip off"), (["--cooldown", "2"], "in [0, 1]"),
+                       (["--dmd-batch", "0"], "at least 1")):
         with pytest.raises(SystemExit):
             recipe_from_cli(bad)
         assert named in capsys.readouterr().err

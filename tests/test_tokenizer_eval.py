@@ -9,6 +9,7 @@ import torch
 
 from relickit.evaluate.tokenizer import (TARGETS, TokenizerEvalConfig, evaluate_tokenizer, gates, main, paired_change,
                                          score, table)
+from relickit.evaluate.scoring import thumbnail
 from relickit.vae import TinyDecoderConfig, Tokenizer, VAEConfig
 
 
@@ -109,3 +110,25 @@ def test_report_of_a_small_tokenizer(tmp_path):
     assert saved["decoders"]["tiny"]["scores"]["psnr"] == report["decoders"]["tiny"]["scores"]["psnr"]
     assert (tmp_path / "strip.png").stat().st_size > 0
     assert "FAIL" in table(report)  # a random tokenizer fails its gates
+    assert set(report["thumbnails"]) == {"2x", "4x"} and "thumb 4x" in table(report)
+
+
+def test_thumbnails_known_answers():
+    """A flat picture survives any thumbnail; one-pixel stripes average to flat grey in a 2x thumbnail (no edges
+    left); on 8x8-block pictures with 3-pixel noise a 2x thumbnail keeps more than a 4x one."""
+    flat = np.full((2, 3, 8, 8, 3), 77, np.uint8)
+    assert np.array_equal(thumbnail(flat, 4), flat)
+    stripes = np.zeros((2, 16, 16, 3), np.uint8)
+    stripes[0, :, ::2] = stripes[1, :, 1::2] = (200, 100, 60)  # stripes that move
+    assert np.all(thumbnail(stripes, 2) == (100, 50, 30)) and score(thumbnail(stripes[None], 2), stripes[None])["sharpness"] == 0
+    truth = clips()
+    two, four = score(thumbnail(truth, 2), truth), score(thumbnail(truth, 4), truth)
+    assert two["psnr"] > four["psnr"] and two["sharpness"] > four["sharpness"] and four["sharpness"] < 0.5
+    assert abs(two["brightness"] - 1) < 0.01 and abs(four["brightness"] - 1) < 0.01  # blocks keep their mean
+    # frame_change: a still copy of the first frame has none; noise on a slow pan changes more than the pan
+    pan = np.stack([np.roll(truth[0, 0], k, axis=1) for k in range(6)])[None]
+    assert score(np.repeat(pan[:, :1], 6, 1), pan)["frame_change"] == 0
+    noisy = np.clip(pan.astype(int) + np.random.default_rng(2).integers(-30, 31, pan.shape), 0, 255)
+    assert score(noisy.astype(np.uint8), pan)["frame_change"] > 1.2
+    with pytest.raises(ValueError, match="3x3 blocks"):
+        thumbnail(truth, 3)

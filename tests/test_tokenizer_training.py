@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from relickit.adversarial import Adversarial, AdversarialConfig, adversarial_terms, gradient_l1
+from relickit.adversarial import Adversarial, AdversarialConfig, adversarial_terms, gradient_l1, high_pass
 from relickit.dataset import load_episodes
 from relickit.train import TrainConfig
 from relickit.train_tokenizer import (FrameBank, SyntheticClips, TokenizerTrainConfig, to_memory_format,
@@ -105,6 +105,28 @@ def test_adversarial_term_ramps_in_while_the_discriminator_learns_at_once():
     assert all(g.abs().sum() > 0 for g in grads(pair.disc))  # the discriminator learns from the first step
     with pytest.raises(ValueError, match="ramp >= 0"):
         AdversarialConfig(ramp=-1)
+
+
+def test_texture_discriminator_cannot_move_brightness_or_colour():
+    """With texture_sigma the generator's adversarial gradient sums to zero over every frame and channel (the
+    discriminator sees frames minus their blur): it can add edges, never shift a frame's mean colour, which a
+    whole-frame discriminator does. The high-pass keeps a frame's edges and removes a flat or slowly varying one."""
+    torch.manual_seed(0)
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    ramp = torch.linspace(-1, 1, 16).expand(1, 3, 16, 16)
+    assert high_pass(flat, 1.0).abs().max() < 1e-6 and high_pass(ramp, 1.0)[..., 4:-4, 4:-4].abs().max() < 1e-5
+    edges = clip(3)[:, :, 0]
+    assert high_pass(edges, 1.0).abs().mean() > 0.5 * edges.abs().mean()
+    per_frame_sums = {}
+    for sigma in (0.0, 1.0):
+        pair = Adversarial(Generator(), dataclasses.replace(ADV, texture_sigma=sigma))
+        fake = clip(2).requires_grad_()
+        g_loss = -pair.disc(fake.transpose(1, 2).flatten(0, 1)).mean()
+        (grad,) = torch.autograd.grad(g_loss, fake)
+        per_frame_sums[sigma] = grad.sum((-2, -1)).abs().max() / grad.abs().sum((-2, -1)).max()
+    assert per_frame_sums[1.0] < 1e-5 < 1e-2 < per_frame_sums[0.0]
+    with pytest.raises(ValueError, match="texture_sigma >= 0"):
+        AdversarialConfig(texture_sigma=-1)
 
 
 def test_frame_bank_windows_batches_and_mirror():

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..metrics import per_second, picture_stats, psnr_frames, ssim_frames
 from .scripts import Script
@@ -41,6 +42,19 @@ SCALARS: tuple[str, ...] = ("psnr", "ssim", "sharpness", "brightness", "saturati
 def frozen_start(truth: np.ndarray) -> np.ndarray:
     """The truth's first frame (the start image the session was given) repeated: (T, H, W, 3) uint8."""
     return np.repeat(truth[:1], len(truth), 0)
+
+
+@torch.no_grad()
+def thumbnail(truth: np.ndarray, factor: int) -> np.ndarray:
+    """The truth (..., H, W, 3) uint8 through a picture `factor` times smaller: f x f blocks averaged, then bicubic
+    back to full size. What a decoder holding that many pixels' worth of information reaches by regression: a
+    tokenizer's picture scores read against it (a 4x thumbnail holds 3 values per 16 pixels; f4c16, 16 per 16 pixels
+    and 4 frames)."""
+    if truth.shape[-3] % factor or truth.shape[-2] % factor:
+        raise ValueError(f"frames of {truth.shape[-3]}x{truth.shape[-2]} do not split into {factor}x{factor} blocks.")
+    x = torch.from_numpy(truth.reshape(-1, *truth.shape[-3:])).permute(0, 3, 1, 2).float()
+    x = F.interpolate(F.avg_pool2d(x, factor), scale_factor=factor, mode="bicubic", align_corners=False)
+    return x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).reshape(truth.shape).numpy()
 
 
 @torch.no_grad()

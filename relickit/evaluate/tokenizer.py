@@ -31,7 +31,7 @@ from PIL import Image
 from ..doom import map_names
 from ..vae import Tokenizer
 from .report import write_json
-from .scoring import change_stats, picture_frames, tokenizer_ceiling
+from .scoring import change_stats, picture_frames, thumbnail, tokenizer_ceiling
 
 HELD_OUT = tuple(m for m in map_names("eval") if m.startswith("MAP")) + ("E1M1", "E1M4", "E2M2", "E3M3", "E4M5")
 
@@ -71,6 +71,8 @@ class TokenizerEvalConfig:
     strip_clips: int = 4
     every: int = 8  # strip: every n-th frame
     decoders: tuple[str, ...] = field(default=("tiny", "vae"))  # the play decoder and the full Wan decoder
+    # the references beside the decoders: the truth through 2x and 4x smaller pictures (scoring.thumbnail)
+    thumbnails: tuple[int, ...] = (2, 4)
 
 
 def held_out_episodes(root: str | Path, cfg: TokenizerEvalConfig, workers: int = 1, split: str = "eval") -> Path:
@@ -91,22 +93,31 @@ def held_out_clips(root: str | Path, cfg: TokenizerEvalConfig, workers: int = 1)
     return np.stack([e.frames() for e in load_episodes(held_out_episodes(root, cfg, workers))])
 
 
+def frame_change(video: np.ndarray) -> float:
+    """Mean absolute change from one frame to the next of a uint8 video (T, H, W, 3), in levels."""
+    return float(np.abs(np.diff(video.astype(np.int16), axis=0)).mean())
+
+
 def score(recon: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     """Mean scores over every frame of every clip (N, T, H, W, 3), the first frames' PSNR gap to the rest, and
     PSNR over time (mean of every 8 frames). colour_shift is the largest channel's mean over clips of each clip's
     absolute shift (levels); colour_shift_rgb the signed shift pooled over clips, as reports before 2026-12-03
     gave it (their colour_shift: its largest absolute value); saturation_error the mean over clips of each clip's
-    saturation ratio off 1."""
+    saturation ratio off 1; frame_change the mean over clips of each clip's frame-to-frame change, reconstruction
+    over truth: under 1 smears motion, over 1 is texture that flickers (what a discriminator may invent)."""
     frames = [picture_frames(r, t) for r, t in zip(recon, truth)]
+    change = [frame_change(r) / c if (c := frame_change(t)) else np.nan for r, t in zip(recon, truth)]  # nan: still
     per = {k: np.stack([f[k] for f in frames]) for k in frames[0]}  # (N, T) each; colour_shift (N, T, 3)
     psnr, clip_shift = per["psnr"], per["colour_shift"].mean(1)  # (N, 3)
     clip = {"psnr": psnr.mean(1), "ssim": per["ssim"].mean(1),
             **{k: np.nanmean(per[k], 1) for k in ("sharpness", "brightness")},
             "saturation_error": np.abs(np.nanmean(per["saturation"], 1) - 1),
-            "colour_shift": np.abs(clip_shift).max(1)}  # each clip's largest channel
+            "colour_shift": np.abs(clip_shift).max(1),  # each clip's largest channel
+            "frame_change": np.array(change)}
     return {"psnr": float(psnr.mean()), "ssim": float(per["ssim"].mean()),
             **{k: float(np.nanmean(per[k])) for k in ("sharpness", "brightness", "saturation")},
             "saturation_error": float(clip["saturation_error"].mean()),
+            "frame_change": float(np.nanmean(clip["frame_change"])),
             "colour_shift": float(np.abs(clip_shift).mean(0).max()),
             "colour_shift_rgb": clip_shift.mean(0).round(3).tolist(),
             "first_frame_psnr": float(psnr[:, 0].mean()), "later_psnr": float(psnr[:, 1:].mean()),
@@ -154,7 +165,8 @@ def evaluate_tokenizer(tok: Tokenizer, clips: np.ndarray, cfg: TokenizerEvalConf
     decoders = [d for d in cfg.decoders if d == "tiny" or tok.has_wan_decoder]
     recons = {d: np.stack([tokenizer_ceiling(tok, c, d) for c in clips]) for d in decoders}
     report = {"config": asdict(cfg), "tokenizer": asdict(tok.cfg), "clips": list(clips.shape),
-              "decoders": {d: {"scores": (s := score(r, clips)), "gates": gates(s)} for d, r in recons.items()}}
+              "decoders": {d: {"scores": (s := score(r, clips)), "gates": gates(s)} for d, r in recons.items()},
+              "thumbnails": {f"{f}x": score(thumbnail(clips, f), clips) for f in cfg.thumbnails}}
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -166,12 +178,14 @@ def evaluate_tokenizer(tok: Tokenizer, clips: np.ndarray, cfg: TokenizerEvalConf
 
 
 def table(report: dict[str, Any]) -> str:
-    """The gates as text: one line per decoder and gate."""
-    lines = []
+    """The gates as text: one line per decoder and gate, the thumbnails' value of each gate beside them."""
+    thumbs = report.get("thumbnails", {})  # reports before 2026-12-05 have none
+    lines = [f"{'':5s} {'gate':16s} {'value':>8s}  {'target':17s} {'':4s} "
+             + " ".join(f"{'thumb ' + k:>9s}" for k in thumbs)]
     for name, r in report["decoders"].items():
         for gate, g in r["gates"].items():
             lines.append(f"{name:5s} {gate:16s} {g['value']:8.3f}  target {g['target']:10s} "
-                         f"{'pass' if g['pass'] else 'FAIL'}")
+                         f"{'pass' if g['pass'] else 'FAIL'} " + " ".join(f"{t[gate]:9.3f}" for t in thumbs.values()))
     return "\n".join(lines)
 
 
