@@ -4,6 +4,7 @@
         --batch 64 --layout f4c16
     python scripts/bench_train_step.py --stages teacher --sizes 384x3 --latent-frames 13 --batch 128 \
         --modes eager compiled                                     # is the recipe's --compile worth it here?
+    python scripts/bench_train_step.py --stages dmd --sizes 384x3 --latent-frames 49 --batch 32 64 128   # recipe --dmd-batch
 
 Each stage is built from the library as relickit.recipe.run builds it, with RecipeConfig's configs, random weights
 and random clips, and trained by relickit.train.train (the recipe's loop: AdamW, grad clipping, EMA, bf16 autocast on
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import itertools
 import statistics
 import sys
 import tempfile
@@ -44,7 +46,7 @@ from relickit.latents import LatentClips  # noqa: E402
 from relickit.model import WorldModel  # noqa: E402
 from relickit.recipe import COMPILE_BACKEND, RecipeConfig  # noqa: E402
 from relickit.teacher import teacher_loss  # noqa: E402
-from relickit.train import TrainConfig, train  # noqa: E402
+from relickit.train import train  # noqa: E402
 from relickit.vae import LAYOUTS  # noqa: E402
 
 STAGES = ("teacher", "hybrid", "dmd")
@@ -117,7 +119,7 @@ def main() -> None:
     p.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     p.add_argument("--sizes", nargs="+", default=["192x8", "256x12"], help="DIMxLAYERS")
     p.add_argument("--latent-frames", nargs="+", type=int, default=[13, 25])
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--batch", nargs="+", type=int, default=[64], help="clips per step; several: each is timed")
     p.add_argument("--layout", choices=sorted(LAYOUTS), default="f4c16")
     p.add_argument("--steps", type=int, default=10, help="timed steps (DMD: rounded up to whole cycles)")
     p.add_argument("--modes", nargs="+", choices=MODES, default=["eager"], help="compiled: teacher and hybrid with "
@@ -130,13 +132,13 @@ def main() -> None:
         cfg = model_for(LAYOUTS[a.layout], *parse_size(size), rope_frames=max(a.latent_frames),
                         sigma_data=recipe.model.sigma_data)
         params = sum(q.numel() for q in WorldModel(cfg).parameters()) / 1e6
-        for f in a.latent_frames:
-            clips = random_clips(cfg, a.batch, f)
+        for f, batch in itertools.product(a.latent_frames, a.batch):
+            clips = random_clips(cfg, batch, f)
             for stage, mode in [(s, m) for s in a.stages for m in a.modes if m == "eager" or s != "dmd"]:
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
                     torch.cuda.reset_peak_memory_stats()
-                ms, first, data = step_times(stage, recipe, cfg, clips, f, a.batch, a.steps, device, mode == "compiled")
+                ms, first, data = step_times(stage, recipe, cfg, clips, f, batch, a.steps, device, mode == "compiled")
                 peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
                 mean = statistics.fmean(ms)
                 extra = ""
@@ -146,8 +148,8 @@ def main() -> None:
                     critic = [t for i, t in enumerate(ms, first) if i % k]
                     extra = f", generator step {statistics.fmean(gen):.1f} ms" + (
                         f", critic step {statistics.fmean(critic):.1f} ms" if critic else "")
-                print(f"{stage:7s} {mode:8s} {a.layout} {size:>7} ({params:5.1f}M)  batch {a.batch} x {f:2d} "
-                      f"latent frames: {mean:8.1f} ms/step, {a.batch / mean * 1000:7.1f} clips/s, peak {peak:5.1f} GiB, "
+                print(f"{stage:7s} {mode:8s} {a.layout} {size:>7} ({params:5.1f}M)  batch {batch} x {f:2d} "
+                      f"latent frames: {mean:8.1f} ms/step, {batch / mean * 1000:7.1f} clips/s, peak {peak:5.1f} GiB, "
                       f"data {data:6.1f} ms{extra}  ({device.type}, {torch.__version__})", flush=True)
 
 

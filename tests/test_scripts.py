@@ -57,13 +57,14 @@ def test_bench_stream_measures_a_size_for_a_layout(tmp_path):
 
 def test_bench_train_step_times_each_stage_for_a_size_and_layout():
     out = subprocess.run([sys.executable, "scripts/bench_train_step.py", "--sizes", "64x2", "--latent-frames", "7",
-                          "--batch", "2", "--steps", "1", "--layout", "f4c16"],
+                          "--batch", "2", "3", "--steps", "1", "--layout", "f4c16"],
                          cwd=ROOT, capture_output=True, text=True, check=True, timeout=600).stdout
     params = sum(p.numel() for p in WorldModel(model_for(LAYOUTS["f4c16"], 64, 2)).parameters()) / 1e6
     lines = out.splitlines()
-    assert [line.split()[:2] for line in lines] == [["teacher", "eager"], ["hybrid", "eager"], ["dmd", "eager"]]
-    for line in lines:
-        assert line.split(maxsplit=2)[2].startswith(f"f4c16    64x2 ({params:5.1f}M)  batch 2 x  7 latent frames:")
+    stages = [["teacher", "eager"], ["hybrid", "eager"], ["dmd", "eager"]]
+    assert [line.split()[:2] for line in lines] == stages * 2  # each batch size in turn
+    for line, batch in zip(lines, [2] * 3 + [3] * 3):
+        assert line.split(maxsplit=2)[2].startswith(f"f4c16    64x2 ({params:5.1f}M)  batch {batch} x  7 latent frames:")
         assert float(line.split(" ms/step")[0].split()[-1]) > 0
     assert "generator step" in lines[2] and "critic step" in lines[2]
 
