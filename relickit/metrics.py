@@ -16,7 +16,8 @@ then the relative motion between consecutive frames is compared:
 
 Picture statistics (PSNR rewards blur: a grey mean frame scores like a mediocre model, so every PSNR needs these
 beside it): `sharpness_frames` is the mean absolute image gradient (|dx| + |dy| over both axes, all channels, in
-levels), `brightness_frames` the mean intensity; `picture_stats` compares a video with its truth per frame:
+levels), `edge_error_frames` how far a video's pixel differences are from the truth's (relative: a blur ~1,
+invented speckle > 1), `brightness_frames` the mean intensity; `picture_stats` compares a video with its truth per frame:
 sharpness ratio, brightness ratio and per-channel colour shift (generated - truth, in levels 0-255).
 """
 from __future__ import annotations
@@ -120,6 +121,16 @@ def sharpness_frames(x) -> np.ndarray:
     dx = (v[:, :, 1:] - v[:, :, :-1]).abs().flatten(1).mean(1)
     dy = (v[:, 1:] - v[:, :-1]).abs().flatten(1).mean(1)
     return (dx + dy).numpy()
+
+
+def edge_error_frames(a, truth) -> np.ndarray:
+    """Per-frame edge error (T,) of a uint8 video against its truth: mean |d(a) - d(truth)| over the horizontal and
+    vertical pixel differences, over the truth's mean |d(truth)|. 0 for the truth itself, 1 for a flat picture,
+    about 1 for a blur, under 1 for edges put where the truth has them, over 1 for edges it does not have (speckle):
+    the sharpness ratio alone counts invented speckle as detail."""
+    a, t = (v.double() for v in _pair(a, truth))
+    err = sum((a.diff(dim=d) - t.diff(dim=d)).abs().flatten(1).mean(1) for d in (1, 2))
+    return (err / sum(t.diff(dim=d).abs().flatten(1).mean(1) for d in (1, 2))).numpy()
 
 
 def brightness_frames(x) -> np.ndarray:

@@ -423,6 +423,8 @@ def config_from_cli(argv: list[str] | None = None) -> tuple[TokenizerTrainConfig
     p.add_argument("--gan-start", type=int, nargs=2, metavar=("VAE", "TINY"),
                    help="steps at which the discriminators switch on, per stage")
     p.add_argument("--gan-ramp", type=int, help="steps over which the adversarial terms ramp in (both stages)")
+    p.add_argument("--gan-weight", type=float, help="scale of the adversarial terms before the adaptive weight "
+                   "(AdversarialConfig.weight; both stages; default 0.5)")
     p.add_argument("--texture-sigma", type=float, help="the discriminators see frames minus their gaussian blur of "
                    "this sigma in pixels: texture only, no say in brightness or colour (AdversarialConfig."
                    "texture_sigma; both stages; default 0: whole frames)")
@@ -451,6 +453,8 @@ def config_from_cli(argv: list[str] | None = None) -> tuple[TokenizerTrainConfig
         tiny_adv = dataclasses.replace(tiny_adv, start=a.gan_start[1])
     if a.gan_ramp is not None:
         vae_adv, tiny_adv = (dataclasses.replace(adv, ramp=a.gan_ramp) for adv in (vae_adv, tiny_adv))
+    if a.gan_weight is not None:
+        vae_adv, tiny_adv = (dataclasses.replace(adv, weight=a.gan_weight) for adv in (vae_adv, tiny_adv))
     if a.texture_sigma is not None:
         vae_adv, tiny_adv = (dataclasses.replace(adv, texture_sigma=a.texture_sigma) for adv in (vae_adv, tiny_adv))
     if a.grad_weight is not None:

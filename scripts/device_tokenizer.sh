@@ -12,14 +12,14 @@
 # width W and B residual blocks per stage, e.g. "f4c16 f4c16-48x1"; a job continues INIT_DIR/JOB.safetensors where
 # that exists, else starts from scratch; wait and collect take the launch's), EPISODES, BATCH (clips of 17 frames per
 # step, default 16; the launch's step benchmark times 16, 32 and 64), VAE_MIN, TINY_MIN, GAN_START, GAN_RAMP,
-# GRAD_WEIGHT, TEXTURE_SIGMA (the discriminators see texture only: relickit.adversarial), VAE_LR, COOLDOWN (the last
-# fraction of each stage's minutes over which the learning rate decays to zero), INIT_DIR (committed state to resume:
-# data/weights/tokenizer), DECODER_ONLY=1 (fine-tune the decoders of INIT_DIR's state: the latents a world model
-# trained on stay), VAE_STEPS (0 with DECODER_ONLY=1: the tiny play decoder alone trains, against INIT_DIR's Wan
-# decoder), TRAIN_DATA (train on an existing dataset, e.g. the one a world-model run beside this one generated,
-# instead of generating EPISODES; skips the step benchmark), NO_BENCH=1 (skip the step benchmark), CHANNELS_LAST=0
-# (train in contiguous memory; by default weights and clips are channels-last, 4-9% faster on an H200:
-# docs/runs/campaign.md, 2026-12-03).
+# GRAD_WEIGHT, GAN_WEIGHT, TEXTURE_SIGMA (the discriminators see texture only: relickit.adversarial), VAE_LR,
+# COOLDOWN (the last fraction of each stage's minutes over which the learning rate decays to zero), INIT_DIR
+# (committed state to resume: data/weights/tokenizer), DECODER_ONLY=1 (fine-tune the decoders of INIT_DIR's state:
+# the latents a world model trained on stay), VAE_STEPS (0 with DECODER_ONLY=1: the tiny play decoder alone trains,
+# against INIT_DIR's Wan decoder), TRAIN_DATA (train on an existing dataset, e.g. the one a world-model run beside
+# this one generated, instead of generating EPISODES; skips the step benchmark), NO_BENCH=1 (skip the step
+# benchmark), CHANNELS_LAST=0 (train in contiguous memory; by default weights and clips are channels-last, 4-9%
+# faster on an H200: docs/runs/campaign.md, 2026-12-03).
 set -u
 # A machine goes back 30 s after a call: issue the phases' calls back to back, edit nothing in between.
 source scripts/device_site.sh || exit 1
@@ -53,7 +53,8 @@ generate('$TRAIN', map_names('train'), episodes=${EPISODES:-300}, frames_per_epi
     setsid nohup bash -c "python3 -m relickit.train_tokenizer --data $TRAIN --bank --layout $L $init \
       --frames 17 --lengths 17 33 65 --batch-size ${BATCH:-16} --mixed-precision bf16 --gan-start ${GAN_START:-1200 300} \
       $([ "${CHANNELS_LAST:-1}" = 1 ] && echo --channels-last) \
-      ${GAN_RAMP:+--gan-ramp $GAN_RAMP} ${GRAD_WEIGHT:+--grad-weight $GRAD_WEIGHT} ${TEXTURE_SIGMA:+--texture-sigma $TEXTURE_SIGMA} ${VAE_LR:+--vae-lr $VAE_LR} \
+      ${GAN_RAMP:+--gan-ramp $GAN_RAMP} ${GRAD_WEIGHT:+--grad-weight $GRAD_WEIGHT} ${VAE_LR:+--vae-lr $VAE_LR} \
+      ${GAN_WEIGHT:+--gan-weight $GAN_WEIGHT} ${TEXTURE_SIGMA:+--texture-sigma $TEXTURE_SIGMA} \
       --vae-minutes ${VAE_MIN:-11} --tiny-minutes ${TINY_MIN:-3} --vae-steps ${VAE_STEPS:-100000} --tiny-steps 100000 \
       ${COOLDOWN:+--cooldown $COOLDOWN} \
       --run-dir $RUNS/$J --out $RUNS/$J/tokenizer.safetensors && \

@@ -10,6 +10,7 @@ import torch
 from relickit.evaluate.tokenizer import (TARGETS, TokenizerEvalConfig, evaluate_tokenizer, gates, main, paired_change,
                                          score, table)
 from relickit.evaluate.scoring import thumbnail
+from relickit.metrics import edge_error_frames
 from relickit.vae import TinyDecoderConfig, Tokenizer, VAEConfig
 
 
@@ -83,6 +84,8 @@ def test_per_clip_scores_pair_two_tokenizers_clip_by_clip(tmp_path, capsys):
     assert "tiny  colour_shift" in capsys.readouterr().out
     with pytest.raises(ValueError, match="same clips"):
         paired_change(before, {**after, "config": {"maps": ["MAP23", "MAP24"]}})
+    # settings that do not pick the clips may differ (a report from before the thumbnails pairs with a newer one)
+    assert paired_change(before, {**after, "config": {**config, "thumbnails": [2, 4], "every": 4}})["tiny"] == change
     del before["decoders"]["tiny"]["scores"]["per_clip"]  # a report written before 2026-12-04
     paths[0].write_text(json.dumps(before))
     with pytest.raises(SystemExit):
@@ -130,5 +133,13 @@ def test_thumbnails_known_answers():
     assert score(np.repeat(pan[:, :1], 6, 1), pan)["frame_change"] == 0
     noisy = np.clip(pan.astype(int) + np.random.default_rng(2).integers(-30, 31, pan.shape), 0, 255)
     assert score(noisy.astype(np.uint8), pan)["frame_change"] > 1.2
+    # edge_error: 0 for the truth, 1 for a flat picture, about 1 for a blur (the 4x thumbnail), under it for the 2x
+    # thumbnail's better edges, over 1 for speckle the truth lacks, however much the sharpness ratio likes it
+    assert np.all(edge_error_frames(truth[0], truth[0]) == 0) and score(np.full_like(truth, 128), truth)["edge_error"] == 1
+    assert two["edge_error"] < four["edge_error"] < 1.05
+    speckle = thumbnail(truth, 4)  # a blur with a grid of bright dots on it, as a discriminator may teach
+    speckle[:, :, ::4, ::4] = 255
+    speckled = score(speckle, truth)
+    assert speckled["sharpness"] > 2 * four["sharpness"] and speckled["edge_error"] > 1.1
     with pytest.raises(ValueError, match="3x3 blocks"):
         thumbnail(truth, 3)

@@ -306,6 +306,8 @@ def test_the_cli_widens_a_layouts_vae_cools_both_stages_and_refuses_a_narrower_i
     assert cfg.vae_train.lr == 1e-4
     assert cfg.vae_train.cooldown == cfg.tiny_train.cooldown == 0.3 and cfg.tiny_train.time_limit_s == 300
     assert config_from_cli(["--data", "d"])[0].tiny_train.cooldown == TokenizerTrainConfig().tiny_train.cooldown
+    textured, _ = config_from_cli(["--data", "d", "--gan-weight", "0.1", "--texture-sigma", "1"])  # run 10a's
+    assert all((adv.weight, adv.texture_sigma) == (0.1, 1.0) for adv in (textured.vae_adv, textured.tiny_adv))
     assert config_from_cli(["--data", "d", "--layout", "f4c16"])[0].vae == LAYOUTS["f4c16"]
     with pytest.raises(SystemExit):
         config_from_cli(["--data", "d", "--res-blocks", "0"])

@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 
 from ..doom import map_names
+from ..metrics import edge_error_frames
 from ..vae import Tokenizer
 from .report import write_json
 from .scoring import change_stats, picture_frames, thumbnail, tokenizer_ceiling
@@ -75,6 +76,9 @@ class TokenizerEvalConfig:
     thumbnails: tuple[int, ...] = (2, 4)
 
 
+CLIP_FIELDS = ("maps", "frames", "seed")  # the TokenizerEvalConfig fields that pick the clips two reports pair on
+
+
 def held_out_episodes(root: str | Path, cfg: TokenizerEvalConfig, workers: int = 1, split: str = "eval") -> Path:
     """The folder `root` holding one exploration episode per held-out map (an eval-split dataset with actions and
     poses, which the teacher evaluation reads too), generated there on first use. split="train": the same episodes
@@ -104,20 +108,22 @@ def score(recon: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     absolute shift (levels); colour_shift_rgb the signed shift pooled over clips, as reports before 2026-12-03
     gave it (their colour_shift: its largest absolute value); saturation_error the mean over clips of each clip's
     saturation ratio off 1; frame_change the mean over clips of each clip's frame-to-frame change, reconstruction
-    over truth: under 1 smears motion, over 1 is texture that flickers (what a discriminator may invent)."""
+    over truth: under 1 smears motion, over 1 is texture that flickers (what a discriminator may invent);
+    edge_error (metrics.edge_error_frames) the mean over clips: a blur ~1, edges the truth lacks push it over 1."""
     frames = [picture_frames(r, t) for r, t in zip(recon, truth)]
     change = [frame_change(r) / c if (c := frame_change(t)) else np.nan for r, t in zip(recon, truth)]  # nan: still
+    edges = [np.nanmean(edge_error_frames(r, t)) for r, t in zip(recon, truth)]
     per = {k: np.stack([f[k] for f in frames]) for k in frames[0]}  # (N, T) each; colour_shift (N, T, 3)
     psnr, clip_shift = per["psnr"], per["colour_shift"].mean(1)  # (N, 3)
     clip = {"psnr": psnr.mean(1), "ssim": per["ssim"].mean(1),
             **{k: np.nanmean(per[k], 1) for k in ("sharpness", "brightness")},
             "saturation_error": np.abs(np.nanmean(per["saturation"], 1) - 1),
             "colour_shift": np.abs(clip_shift).max(1),  # each clip's largest channel
-            "frame_change": np.array(change)}
+            "frame_change": np.array(change), "edge_error": np.array(edges)}
     return {"psnr": float(psnr.mean()), "ssim": float(per["ssim"].mean()),
             **{k: float(np.nanmean(per[k])) for k in ("sharpness", "brightness", "saturation")},
             "saturation_error": float(clip["saturation_error"].mean()),
-            "frame_change": float(np.nanmean(clip["frame_change"])),
+            "frame_change": float(np.nanmean(clip["frame_change"])), "edge_error": float(clip["edge_error"].mean()),
             "colour_shift": float(np.abs(clip_shift).mean(0).max()),
             "colour_shift_rgb": clip_shift.mean(0).round(3).tolist(),
             "first_frame_psnr": float(psnr[:, 0].mean()), "later_psnr": float(psnr[:, 1:].mean()),
@@ -130,7 +136,8 @@ def paired_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, di
     """Each decoder of report `after` against the same decoder of `before`, two reports on the same clips: per
     per-clip score, the mean change over the clips, its standard error and how many clips went up
     (scoring.change_stats). Reports from before 2026-12-04 keep no per-clip scores."""
-    if before["clips"] != after["clips"] or before["config"] != after["config"]:
+    same = [{k: report["config"].get(k) for k in CLIP_FIELDS} for report in (before, after)]
+    if before["clips"] != after["clips"] or same[0] != same[1]:
         raise ValueError("the reports must score the same clips (the same --data and --maps); they hold "
                          f"clips of shape {before['clips']} and {after['clips']}.")
     out = {}
@@ -139,7 +146,8 @@ def paired_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, di
         if None in clips:
             raise ValueError(f"a report keeps no per-clip scores of its {name!r} decoder (written before "
                              "2026-12-04): evaluate that tokenizer again.")
-        out[name] = {k: change_stats(np.subtract(clips[1][k], clips[0][k])) for k in clips[0]}
+        shared = [k for k in clips[0] if k in clips[1]]  # frame_change is in reports from 2026-12-05 on
+        out[name] = {k: change_stats(np.subtract(clips[1][k], clips[0][k])) for k in shared}
     return out
 
 
@@ -177,15 +185,22 @@ def evaluate_tokenizer(tok: Tokenizer, clips: np.ndarray, cfg: TokenizerEvalConf
     return report
 
 
+UNGATED = ("edge_error", "frame_change")  # read beside sharpness: invented speckle, smeared or flickering motion
+
+
 def table(report: dict[str, Any]) -> str:
-    """The gates as text: one line per decoder and gate, the thumbnails' value of each gate beside them."""
+    """The gates as text: one line per decoder and gate, then the ungated scores, the thumbnails' values beside."""
     thumbs = report.get("thumbnails", {})  # reports before 2026-12-05 have none
-    lines = [f"{'':5s} {'gate':16s} {'value':>8s}  {'target':17s} {'':4s} "
-             + " ".join(f"{'thumb ' + k:>9s}" for k in thumbs)]
+
+    def line(name: str, key: str, value: float, verdict: str) -> str:
+        return f"{name:5s} {key:16s} {value:8.3f}  {verdict:22s} " + " ".join(f"{t.get(key, np.nan):9.3f}"
+                                                                        for t in thumbs.values())
+
+    lines = [f"{'':5s} {'score':16s} {'value':>8s}  {'target':22s} " + " ".join(f"{'thumb ' + k:>9s}" for k in thumbs)]
     for name, r in report["decoders"].items():
-        for gate, g in r["gates"].items():
-            lines.append(f"{name:5s} {gate:16s} {g['value']:8.3f}  target {g['target']:10s} "
-                         f"{'pass' if g['pass'] else 'FAIL'} " + " ".join(f"{t[gate]:9.3f}" for t in thumbs.values()))
+        lines += [line(name, gate, g["value"], f"target {g['target']:10s} {'pass' if g['pass'] else 'FAIL'}")
+                  for gate, g in r["gates"].items()]
+        lines += [line(name, key, r["scores"][key], "") for key in UNGATED if key in r["scores"]]
     return "\n".join(lines)
 
 
