@@ -126,11 +126,12 @@ def sharpness_frames(x) -> np.ndarray:
 def edge_error_frames(a, truth) -> np.ndarray:
     """Per-frame edge error (T,) of a uint8 video against its truth: mean |d(a) - d(truth)| over the horizontal and
     vertical pixel differences, over the truth's mean |d(truth)|. 0 for the truth itself, 1 for a flat picture,
-    about 1 for a blur, under 1 for edges put where the truth has them, over 1 for edges it does not have (speckle):
-    the sharpness ratio alone counts invented speckle as detail."""
+    about 1 for a blur, under 1 for edges put where the truth has them, over 1 for edges it does not have there
+    (speckle, or texture drawn out of place: independent texture of the truth's strength scores about 1.4). The
+    sharpness ratio alone counts invented speckle as detail; for a reconstruction this tells them apart."""
     a, t = (v.double() for v in _pair(a, truth))
     err = sum((a.diff(dim=d) - t.diff(dim=d)).abs().flatten(1).mean(1) for d in (1, 2))
-    return (err / sum(t.diff(dim=d).abs().flatten(1).mean(1) for d in (1, 2))).numpy()
+    return (err / sum(t.diff(dim=d).abs().flatten(1).mean(1) for d in (1, 2))).numpy()  # NaN / inf: a flat truth
 
 
 def brightness_frames(x) -> np.ndarray:
@@ -153,11 +154,13 @@ def saturation_frames(x) -> np.ndarray:
 def picture_stats(generated, truth) -> dict[str, np.ndarray]:
     """Per-frame picture statistics of a video against its truth (both uint8 (T, H, W, 3)):
     "sharpness", "brightness" and "saturation" are ratios generated / truth (1 = as sharp / as bright / as
-    colourful; a blur falls under 1 in sharpness, a washed-out picture in saturation), "colour_shift" is (T, 3)
-    mean generated - truth per channel in levels. A flat (or, for saturation, grey) truth frame gives a NaN ratio."""
+    colourful; a blur falls under 1 in sharpness, a washed-out picture in saturation), "edge_error" is
+    edge_error_frames (a blur ~1; speckle the truth lacks, which the sharpness ratio counts as detail, > 1),
+    "colour_shift" is (T, 3) mean generated - truth per channel in levels. A flat (or, for saturation, grey) truth
+    frame gives a NaN ratio."""
     g, t = _pair(generated, truth)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return {"sharpness": sharpness_frames(g) / sharpness_frames(t),
+        return {"sharpness": sharpness_frames(g) / sharpness_frames(t), "edge_error": edge_error_frames(g, t),
                 "brightness": brightness_frames(g) / brightness_frames(t),
                 "saturation": saturation_frames(g) / saturation_frames(t),
                 "colour_shift": colour_frames(g) - colour_frames(t)}

@@ -8,9 +8,10 @@ alone proves nothing. Every suite that scores frames scores, on exactly the same
   - `tokenizer_ceiling`: the truth encoded by the tokenizer and decoded by the play decoder (the best pictures the
     model can show, whatever the world model does); `to_ceiling_db` is how far below it the model is.
 Beside each PSNR/SSIM go the picture statistics against the truth (relickit.metrics.picture_stats): sharpness
-ratio (mean absolute image gradient, generated / truth), brightness ratio (mean intensity), saturation ratio (mean
-chroma) and per-channel colour shift (generated - truth, levels 0-255). A video whose sharpness ratio is under
-COLLAPSE_SHARPNESS is `collapsing`.
+ratio (mean absolute image gradient, generated / truth), edge error (how far the pixel differences are from the
+truth's, relative: a blur ~1, invented speckle > 1, so that speckle cannot pass for sharpness), brightness ratio
+(mean intensity), saturation ratio (mean chroma) and per-channel colour shift (generated - truth, levels 0-255). A
+video whose sharpness ratio is under COLLAPSE_SHARPNESS is `collapsing`.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ COLLAPSE_SHARPNESS = 0.5  # under this sharpness ratio a video has lost half the
 # identical frames are capped.
 PSNR_CAP = 100.0
 REFERENCES: tuple[str, ...] = ("frozen_start", "tokenizer_ceiling")
-SCALARS: tuple[str, ...] = ("psnr", "ssim", "sharpness", "brightness", "saturation")
+SCALARS: tuple[str, ...] = ("psnr", "ssim", "sharpness", "edge_error", "brightness", "saturation")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ import torch
 from PIL import Image
 
 from ..doom import map_names
-from ..metrics import edge_error_frames
 from ..vae import Tokenizer
 from .report import write_json
 from .scoring import change_stats, picture_frames, thumbnail, tokenizer_ceiling
@@ -112,14 +111,13 @@ def score(recon: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     edge_error (metrics.edge_error_frames) the mean over clips: a blur ~1, edges the truth lacks push it over 1."""
     frames = [picture_frames(r, t) for r, t in zip(recon, truth)]
     change = [frame_change(r) / c if (c := frame_change(t)) else np.nan for r, t in zip(recon, truth)]  # nan: still
-    edges = [np.nanmean(edge_error_frames(r, t)) for r, t in zip(recon, truth)]
     per = {k: np.stack([f[k] for f in frames]) for k in frames[0]}  # (N, T) each; colour_shift (N, T, 3)
     psnr, clip_shift = per["psnr"], per["colour_shift"].mean(1)  # (N, 3)
     clip = {"psnr": psnr.mean(1), "ssim": per["ssim"].mean(1),
             **{k: np.nanmean(per[k], 1) for k in ("sharpness", "brightness")},
             "saturation_error": np.abs(np.nanmean(per["saturation"], 1) - 1),
             "colour_shift": np.abs(clip_shift).max(1),  # each clip's largest channel
-            "frame_change": np.array(change), "edge_error": np.array(edges)}
+            "frame_change": np.array(change), "edge_error": np.nanmean(per["edge_error"], 1)}
     return {"psnr": float(psnr.mean()), "ssim": float(per["ssim"].mean()),
             **{k: float(np.nanmean(per[k])) for k in ("sharpness", "brightness", "saturation")},
             "saturation_error": float(clip["saturation_error"].mean()),
