@@ -17,8 +17,8 @@ then the relative motion between consecutive frames is compared:
 Picture statistics (PSNR rewards blur: a grey mean frame scores like a mediocre model, so every PSNR needs these
 beside it): `sharpness_frames` is the mean absolute image gradient (|dx| + |dy| over both axes, all channels, in
 levels), `edge_error_frames` how far a video's pixel differences are from the truth's (relative: a blur ~1,
-invented speckle > 1), `brightness_frames` the mean intensity; `picture_stats` compares a video with its truth per frame:
-sharpness ratio, brightness ratio and per-channel colour shift (generated - truth, in levels 0-255).
+invented speckle > 1), `brightness_frames` the mean intensity; `picture_stats` compares a video with its truth per
+frame: sharpness ratio, edge error, brightness ratio and per-channel colour shift (generated - truth, in levels).
 """
 from __future__ import annotations
 

@@ -7,11 +7,11 @@ alone proves nothing. Every suite that scores frames scores, on exactly the same
     The model's headline number is its gain over it, `gain_over_frozen_db`;
   - `tokenizer_ceiling`: the truth encoded by the tokenizer and decoded by the play decoder (the best pictures the
     model can show, whatever the world model does); `to_ceiling_db` is how far below it the model is.
-Beside each PSNR/SSIM go the picture statistics against the truth (relickit.metrics.picture_stats): sharpness
-ratio (mean absolute image gradient, generated / truth), edge error (how far the pixel differences are from the
-truth's, relative: a blur ~1, invented speckle > 1, so that speckle cannot pass for sharpness), brightness ratio
-(mean intensity), saturation ratio (mean chroma) and per-channel colour shift (generated - truth, levels 0-255). A
-video whose sharpness ratio is under COLLAPSE_SHARPNESS is `collapsing`.
+Beside each PSNR/SSIM go the picture statistics against the truth (relickit.metrics.picture_stats): sharpness ratio
+(mean absolute image gradient, generated / truth), edge error (how far the pixel differences are from the truth's,
+relative: a blur ~1, speckle or texture out of place > 1; read beside sharpness, which counts speckle as detail),
+brightness ratio (mean intensity), saturation ratio (mean chroma) and per-channel colour shift (generated - truth,
+levels 0-255). A video whose sharpness ratio is under COLLAPSE_SHARPNESS is `collapsing`.
 """
 from __future__ import annotations
 

@@ -144,7 +144,7 @@ def paired_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, di
         if None in clips:
             raise ValueError(f"a report keeps no per-clip scores of its {name!r} decoder (written before "
                              "2026-12-04): evaluate that tokenizer again.")
-        shared = [k for k in clips[0] if k in clips[1]]  # frame_change is in reports from 2026-12-05 on
+        shared = [k for k in clips[0] if k in clips[1]]  # frame_change and edge_error: reports from 2026-12-05 on
         out[name] = {k: change_stats(np.subtract(clips[1][k], clips[0][k])) for k in shared}
     return out
 
