@@ -2,7 +2,7 @@
 
     python pilot.py encode TRAIN_DIR LATENTS            # the campaign encoder over 17-frame clips of TRAIN_DIR, once
     python pilot.py train LATENTS OUT --arm control --minutes 14
-    python pilot.py train LATENTS OUT --arm texture --minutes 14 [--weight W]
+    python pilot.py train LATENTS OUT --arm texture --minutes 14 [--weight W] [--sigma S]
     python pilot.py eval OUT_A OUT_B ...                # scores on held-out clips, paired, and a strip
 
 Two arms continue the campaign's play decoder (tokenizer run 9) on the same cached latents, batches and steps, with
@@ -49,11 +49,12 @@ def encode(train: str, out: str) -> None:
     print(f"{len(video)} clips encoded")
 
 
-def train(latents: str, out: str, arm: str, minutes: float, weight: float, seed: int = 0) -> None:
+def train(latents: str, out: str, arm: str, minutes: float, weight: float, sigma: float, seed: int = 0) -> None:
     torch.set_num_threads(1)
     data = torch.load(latents)
     tok = Tokenizer.load(TOKENIZER, device="cpu")
-    pair = Adversarial(tok.tiny, dataclasses.replace(ADV, weight=weight) if arm == "texture" else AdversarialConfig())
+    adv = dataclasses.replace(ADV, weight=weight, texture_sigma=sigma) if arm == "texture" else AdversarialConfig()
+    pair = Adversarial(tok.tiny, adv)
     opt = torch.optim.Adam(pair.parameters(), LR, betas=(0.5, 0.99))
     g = torch.Generator().manual_seed(seed)
     log, start, step = [], time.time(), 0
@@ -71,8 +72,8 @@ def train(latents: str, out: str, arm: str, minutes: float, weight: float, seed:
         step += 1
     Path(out).mkdir(parents=True, exist_ok=True)
     torch.save(pair.generator.state_dict(), Path(out) / "tiny.pt")
-    (Path(out) / "log.json").write_text(json.dumps({"arm": arm, "weight": weight, "steps": step, "minutes": minutes,
-                                                    "log": log}))
+    (Path(out) / "log.json").write_text(json.dumps({"arm": arm, "weight": weight, "sigma": sigma, "steps": step,
+                                                    "minutes": minutes, "log": log}))
     print(f"{arm}: {step} steps, l1 first/last 50: {np.mean([r['l1'] for r in log[:50]]):.4f} / "
           f"{np.mean([r['l1'] for r in log[-50:]]):.4f}")
 
@@ -109,10 +110,11 @@ if __name__ == "__main__":
     p.add_argument("--arm", choices=["control", "texture"], default="texture")
     p.add_argument("--minutes", type=float, default=12)
     p.add_argument("--weight", type=float, default=ADV.weight, help="the adversarial term's scale (texture arm)")
+    p.add_argument("--sigma", type=float, default=ADV.texture_sigma, help="texture_sigma (texture arm)")
     a = p.parse_args()
     if a.what == "encode":
         encode(*a.paths)
     elif a.what == "train":
-        train(*a.paths, a.arm, a.minutes, a.weight)
+        train(*a.paths, a.arm, a.minutes, a.weight, a.sigma)
     else:
         evaluate(a.paths)
