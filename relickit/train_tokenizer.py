@@ -451,12 +451,9 @@ def config_from_cli(argv: list[str] | None = None) -> tuple[TokenizerTrainConfig
     if a.gan_start:
         vae_adv = dataclasses.replace(vae_adv, start=a.gan_start[0])
         tiny_adv = dataclasses.replace(tiny_adv, start=a.gan_start[1])
-    if a.gan_ramp is not None:
-        vae_adv, tiny_adv = (dataclasses.replace(adv, ramp=a.gan_ramp) for adv in (vae_adv, tiny_adv))
-    if a.gan_weight is not None:
-        vae_adv, tiny_adv = (dataclasses.replace(adv, weight=a.gan_weight) for adv in (vae_adv, tiny_adv))
-    if a.texture_sigma is not None:
-        vae_adv, tiny_adv = (dataclasses.replace(adv, texture_sigma=a.texture_sigma) for adv in (vae_adv, tiny_adv))
+    both = {k: v for k, v in {"ramp": a.gan_ramp, "weight": a.gan_weight, "texture_sigma": a.texture_sigma}.items()
+            if v is not None}  # the discriminator settings both stages take
+    vae_adv, tiny_adv = (dataclasses.replace(adv, **both) for adv in (vae_adv, tiny_adv))
     if a.grad_weight is not None:
         cfg = dataclasses.replace(cfg, grad_weight=a.grad_weight)
     if a.decoder_only and not a.init:

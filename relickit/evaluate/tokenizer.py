@@ -114,14 +114,14 @@ def score(recon: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     per = {k: np.stack([f[k] for f in frames]) for k in frames[0]}  # (N, T) each; colour_shift (N, T, 3)
     psnr, clip_shift = per["psnr"], per["colour_shift"].mean(1)  # (N, 3)
     clip = {"psnr": psnr.mean(1), "ssim": per["ssim"].mean(1),
-            **{k: np.nanmean(per[k], 1) for k in ("sharpness", "brightness")},
+            **{k: np.nanmean(per[k], 1) for k in ("sharpness", "brightness", "edge_error")},
             "saturation_error": np.abs(np.nanmean(per["saturation"], 1) - 1),
             "colour_shift": np.abs(clip_shift).max(1),  # each clip's largest channel
-            "frame_change": np.array(change), "edge_error": np.nanmean(per["edge_error"], 1)}
+            "frame_change": np.array(change)}
     return {"psnr": float(psnr.mean()), "ssim": float(per["ssim"].mean()),
-            **{k: float(np.nanmean(per[k])) for k in ("sharpness", "brightness", "saturation")},
+            **{k: float(np.nanmean(per[k])) for k in ("sharpness", "brightness", "saturation", "edge_error")},
             "saturation_error": float(clip["saturation_error"].mean()),
-            "frame_change": float(np.nanmean(clip["frame_change"])), "edge_error": float(clip["edge_error"].mean()),
+            "frame_change": float(np.nanmean(clip["frame_change"])),
             "colour_shift": float(np.abs(clip_shift).mean(0).max()),
             "colour_shift_rgb": clip_shift.mean(0).round(3).tolist(),
             "first_frame_psnr": float(psnr[:, 0].mean()), "later_psnr": float(psnr[:, 1:].mean()),

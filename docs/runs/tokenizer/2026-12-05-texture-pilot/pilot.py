@@ -1,6 +1,9 @@
 """A CPU pilot of tokenizer run 10a: does a texture discriminator sharpen the play decoder without moving colour?
 
     python pilot.py encode TRAIN_DIR LATENTS            # the campaign encoder over 17-frame clips of TRAIN_DIR, once
+
+TRAIN_DIR was made with relickit.dataset.generate("runs/pilot/train", relickit.doom.map_names("train")[:16],
+episodes=16, frames_per_episode=97, seed=777, workers=2) (MAP01-MAP16, training maps only).
     python pilot.py train LATENTS OUT --arm control --minutes 14
     python pilot.py train LATENTS OUT --arm texture --minutes 14 [--weight W] [--sigma S]
     python pilot.py eval OUT_A OUT_B ...                # scores on held-out clips, paired, and a strip
