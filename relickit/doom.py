@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import shutil
 import struct
 import tempfile
 from dataclasses import dataclass, field
@@ -201,9 +202,11 @@ class DoomEnv:
         self.cfg = cfg
         resolution, self._down = RESOLUTIONS[(cfg.height, cfg.width)]
         game = vzd.DoomGame()
-        # the engine writes an .ini on exit: keep it out of the working directory, one per process
-        self._ini = os.path.join(tempfile.gettempdir(), f"relickit-vizdoom-{os.getpid()}.ini")
-        game.set_doom_config_path(self._ini)
+        # The engine makes ./_vizdoom/ in its working directory as it starts and writes an .ini on exit. Two engines
+        # starting at once in one directory race for the folder, and the loser can die (it killed a dataset worker in
+        # CI): each engine starts in a private directory of its own, which also keeps the user's folder clean.
+        self._home = tempfile.mkdtemp(prefix="relickit-vizdoom-")
+        game.set_doom_config_path(os.path.join(self._home, "_vizdoom.ini"))
         game.set_doom_game_path(os.path.join(os.path.dirname(vzd.__file__), f"{cfg.wad}.wad"))
         game.set_doom_map(cfg.map)
         game.set_screen_resolution(resolution)
@@ -222,7 +225,15 @@ class DoomEnv:
         game.set_mode(vzd.Mode.PLAYER)
         # no monsters; cheats for god/fly; no view bobbing (the camera height is the pose, not a walking wobble)
         game.add_game_args("-nomonsters +sv_cheats 1 +movebob 0 +stillbob 0")
-        game.init()
+        here = os.getcwd()
+        os.chdir(self._home)  # the engine process inherits it as it is spawned
+        try:
+            game.init()
+        except BaseException:
+            shutil.rmtree(self._home, ignore_errors=True)
+            raise
+        finally:
+            os.chdir(here)
         self._game = game
         self._scale = np.array([cfg.max_move, cfg.max_move, cfg.max_turn_deg, cfg.max_look_deg, cfg.max_fly])
         self._last: Observation | None = None
@@ -270,8 +281,7 @@ class DoomEnv:
 
     def close(self) -> None:
         self._game.close()
-        if os.path.exists(self._ini):
-            os.remove(self._ini)
+        shutil.rmtree(self._home, ignore_errors=True)
 
     def __enter__(self) -> "DoomEnv":
         return self

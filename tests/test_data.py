@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -124,6 +125,17 @@ def test_engine_directions_and_rotation(env):
 
 
 # ---- determinism and replay ---------------------------------------------------------------------------------------
+def test_engine_starts_in_a_private_directory(tmp_path, monkeypatch):
+    """Engines started at once in one folder race for ViZDoom's ./_vizdoom/ (CI lost a worker so): each gets its own,
+    gone after close(), and the caller's working directory stays as it was."""
+    monkeypatch.chdir(tmp_path)
+    with DoomEnv(DoomConfig()) as a, DoomEnv(DoomConfig()) as b:
+        homes = {a._home, b._home}
+        assert len(homes) == 2 and all(os.path.isdir(os.path.join(h, "_vizdoom")) for h in homes)
+        assert os.getcwd() == str(tmp_path) and not list(tmp_path.iterdir())
+    assert not any(os.path.exists(h) for h in homes)
+
+
 def test_same_seed_same_frames(env):
     cmds = np.random.default_rng(1).uniform(-1, 1, (30, 5)).astype(np.float32)
     a = rollout(env.cfg, 7, cmds, spawn=(1145.0, 821.0), env=env)
@@ -259,6 +271,16 @@ def _hang_once(task: tuple[str, int]) -> int:
     return i * i
 
 
+def _crash_once(task: tuple[str, int]) -> int:
+    """Pool task (flag_dir, i): task 1's first run kills its worker, as a crash in the engine's C code would."""
+    flag, i = task
+    marker = Path(flag) / "crashed"
+    if i == 1 and not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return i * i
+
+
 def _gone(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie
@@ -277,6 +299,15 @@ def test_stalled_pool_is_killed_and_its_tasks_rerun(tmp_path):
     with pytest.raises(StalledError, match="workers=1"):
         list(imap_guarded(_hang_once, {0: (str(tmp_path), 0)}, workers=1, stall_timeout=3, retries=0))
     assert _gone(int((tmp_path / "hung").read_text()))
+
+
+def test_crashed_worker_is_replaced_and_its_task_rerun(tmp_path):
+    """A worker that dies (CI once lost a dataset worker to a crash in ViZDoom) breaks the pool: its tasks run again."""
+    tasks = {i: (str(tmp_path), i) for i in range(4)}
+    assert dict(imap_guarded(_crash_once, tasks, workers=2, stall_timeout=60)) == {i: i * i for i in range(4)}
+    (tmp_path / "crashed").unlink()
+    with pytest.raises(StalledError, match="lost a worker"):
+        list(imap_guarded(_crash_once, tasks, workers=2, stall_timeout=60, retries=0))
 
 
 def test_corrupt_episode_names_file_and_fix(tmp_path):
