@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import filecmp
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -40,7 +41,8 @@ from .distill import DistillConfig, DMDPair, ODESet, check_rollout, dmd_loss_fn,
 from .latents import LatentClips, encode_clips
 from .memory import hybrid_visibility
 from .model import WorldModel
-from .teacher import Stage, TeacherConfig, check_architecture, load_weights, stage_config, train_teacher
+from .teacher import (STAGE_MODEL, Stage, TeacherConfig, check_architecture, checkpoint_model, load_weights, stage_config,
+                      train_teacher)
 from .train import TrainConfig, train
 from .train_tokenizer import TokenizerTrainConfig
 from .vae import LAYOUTS, VAEConfig, read_config, wan_decoder_part
@@ -276,6 +278,26 @@ def _runs(out: Path, name: str, cfg: TrainConfig, steps: int | None = None) -> T
     return dataclasses.replace(cfg, out_dir=str(out / "runs" / name), steps=cfg.steps if steps is None else steps)
 
 
+def newest_student(out: str | Path) -> tuple[WorldModel, str] | None:
+    """The newest DMD student of a recipe run directory, and where it came from: the DMD stage running after the last
+    finished one, at its newest checkpoint (the student of its EMA pair; checkpoints come every
+    `dmd_train.ckpt_every` steps), else the last finished stage (`dmd/stage<i>.safetensors`); None before any. What a
+    GPU machine that can go back at any minute should bring home, as `newest_teacher` is for the teacher."""
+    out = Path(out)
+    done, running = _numbered(out / "dmd", "stage", ".safetensors"), _numbered(out / "runs", "dmd")
+    last = done[-1][0] if done else -1
+    for i, run_dir in reversed(running):
+        if i > last and (found := checkpoint_model(run_dir, "student.")) is not None:
+            return found
+    return (WorldModel.load(done[-1][1]), str(done[-1][1])) if done else None
+
+
+def _numbered(folder: Path, word: str, suffix: str = "") -> list[tuple[int, Path]]:
+    """(i, path) of the folder's entries named <word><i><suffix>, by i."""
+    found = ((re.fullmatch(rf"{word}(\d+){re.escape(suffix)}", p.name), p) for p in folder.glob(f"{word}*{suffix}"))
+    return sorted((int(m.group(1)), p) for m, p in found if m)
+
+
 def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None = None, log=print,
         data: str | Path | None = None, assets: str | Path | None = None) -> None:
     """Run the named stages; `data` puts the (regenerable) dataset elsewhere than out/data; `export` writes the
@@ -384,7 +406,9 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
             student = model_at(student_cfg, st.teacher_stage, previous)
             critic = copy.deepcopy(teacher).train().requires_grad_(True)
             pair = DMDPair(student, critic)
-            result = train(_runs(out, f"dmd{i}", recipe.dmd_train, st.steps), pair,
+            tcfg = _runs(out, f"dmd{i}", recipe.dmd_train, st.steps)
+            checkpoint.save_config(Path(tcfg.out_dir) / STAGE_MODEL, student.cfg)  # what newest_student builds on
+            result = train(tcfg, pair,
                            dmd_loss_fn(teacher, recipe.distill, st.latent_frames),
                            clips.batches(st.latent_frames, recipe.dmd_train.batch_size, recipe.seed + 2 + i,
                                          cfg.temporal_down, device), resume=True)

@@ -197,6 +197,20 @@ def _stage(path: Path) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def checkpoint_model(run_dir: str | Path, prefix: str = "") -> tuple[WorldModel, str] | None:
+    """The model a training run is at: its newest checkpoint's weights (the EMA copy where kept) in the architecture
+    the run wrote beside them (STAGE_MODEL), the keys under `prefix` alone (e.g. "student." of a DMDPair), and where
+    they came from; None before the first checkpoint or without the architecture."""
+    run_dir = Path(run_dir)
+    if not (run_dir / STAGE_MODEL).exists() or latest_checkpoint(run_dir) is None:
+        return None
+    model = WorldModel(checkpoint.read_config(run_dir / STAGE_MODEL, ModelConfig))
+    weights = newest_weights(run_dir)
+    tensors = checkpoint.load(weights, CKPT_KIND)[0]
+    checkpoint.load_into(model, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, weights)
+    return model, str(weights)
+
+
 def newest_teacher(out_dir: str | Path) -> tuple[WorldModel, str] | None:
     """The newest teacher weights under a curriculum's `out_dir` (TeacherConfig.train.out_dir), and where they came
     from: the stage running after the last finished one, at its newest checkpoint (its EMA weights; the checkpoints
@@ -208,9 +222,5 @@ def newest_teacher(out_dir: str | Path) -> tuple[WorldModel, str] | None:
                       and (d / STAGE_MODEL).exists() and latest_checkpoint(d) is not None), key=_stage)
     last = _stage(done[-1]) if done else -1
     if running and _stage(running[-1]) > last:
-        stage = running[-1]
-        model = WorldModel(checkpoint.read_config(stage / STAGE_MODEL, ModelConfig))
-        weights = newest_weights(stage)
-        checkpoint.load_into(model, checkpoint.load(weights, CKPT_KIND)[0], weights)
-        return model, str(weights)
+        return checkpoint_model(running[-1])
     return (WorldModel.load(done[-1]), str(done[-1])) if done else None

@@ -13,6 +13,9 @@
 #   bash scripts/device_run.sh collect-teachers DIR ...  each run directory's newest teacher (the last stage, or the
 #                                                   running stage's newest checkpoint) -> $OUT/<dir>.int8.safetensors
 #                                                   (the campaign's continuation format), the logs -> $OUT/teacher_logs.tgz
+#   bash scripts/device_run.sh collect-student      this RUN's newest DMD student (the last stage, or the running
+#                                                   stage's newest checkpoint: relickit.recipe.newest_student) ->
+#                                                   $OUT/student.int8.safetensors, with the logs
 #   bash scripts/device_run.sh stop                 end this RUN's recipe (its checkpoints stay)
 #
 # RUN (default /tmp/run) names the run directory, so runs can go side by side (a small model leaves most of the GPU
@@ -108,10 +111,32 @@ collect() {
       "$RUN/$f" "/tmp/half/$f" "${PRECISION:-half}"
     split -b 15m -d "/tmp/half/$f" "$OUT/$(echo "$f" | tr / _).part"
   done
+  collect_logs
+}
+
+collect_logs() {  # this RUN's recipe log, its step benchmark's, and every training run's log.jsonl
   cp "$LOG" "$OUT/recipe.log"
   [ -e "$RUN.bench.log" ] && cp "$RUN.bench.log" "$OUT/bench.log"
   (cd "$RUN" && find . -name log.jsonl | tar czf "$OUT/logs.tgz" -T -) || true
   ls -la "$OUT"
+}
+
+collect_student() {
+  mkdir -p "$OUT"
+  python3 - "$RUN" "$OUT/student.int8.safetensors" <<'PY' || echo "$RUN: no DMD stage or checkpoint (a fresh machine, or none yet)"
+import sys, tempfile
+from relickit.checkpoint import save_int8
+from relickit.recipe import newest_student
+run, dst = sys.argv[1:]
+found = newest_student(run)
+if found is None:
+    sys.exit(1)
+model, source = found
+with tempfile.TemporaryDirectory() as tmp:
+    save_int8(model.save(f"{tmp}/student.safetensors"), dst)
+print(f"{run}: {source}")
+PY
+  collect_logs
 }
 
 eval_teacher() {  # the last teacher stage of each run directory, evaluated side by side on the CPUs
@@ -133,10 +158,11 @@ case $phase in
   wait) wait_for "$@" ;;
   collect-teachers) collect_teachers "$@" ;;
   collect) collect "$@" ;;
+  collect-student) collect_student ;;
   run) stages=$1; shift; launch "$stages" && wait_for 100000 && collect "$@" ;;
   eval-teacher) eval_teacher "$@" ;;
   stop) pkill -f -- "$RECIPE_OF_RUN" && echo "stopped the recipe in $RUN" ;;
   *) echo "usage: $0 launch STAGES | wait SECONDS [RUN ...] | collect OUTPUT ... | run STAGES OUTPUT ... |" \
-       "eval-teacher DIR ... | collect-teachers DIR ... | stop" >&2
+       "eval-teacher DIR ... | collect-teachers DIR ... | collect-student | stop" >&2
      exit 2 ;;
 esac

@@ -14,7 +14,7 @@ from relickit.diffusion import SamplerConfig, chunk_slices, rollout, sample_teac
 from relickit.distill import (DistillConfig, dmd_gradient, dmd_loss_fn, dmd_surrogate, generator_step,
                               hybrid_forcing_loss, ode_trajectory)
 from relickit.model import WorldModel
-from relickit.recipe import DMDStage, RecipeConfig, export, main, recipe_from_cli, run
+from relickit.recipe import DMDStage, RecipeConfig, export, main, newest_student, recipe_from_cli, run
 from relickit.teacher import stretch_horizon
 from relickit.tutorial import SAMPLE
 from relickit.vae import LAYOUTS, WAN_DECODER, Tokenizer, wan_decoder_part
@@ -381,6 +381,16 @@ def test_a_smoke_recipe_with_a_trained_tokenizer_skips_the_tokenizer_stage(tmp_p
                                              "--dmd-stages", "1"])
     assert sorted(p.name for p in (last / "dmd").iterdir()) == ["stage1.safetensors"]
     assert sorted(p.name for p in (last / "runs").iterdir()) == ["dmd1"]
+    # what a GPU call brings home before its machine can go back: the last finished DMD stage, or while a later stage
+    # runs its newest checkpoint's student (here: the stage's file deleted, as if the machine went back before it)
+    finished = last / "dmd" / "stage1.safetensors"
+    assert newest_student(last)[1] == str(finished) and newest_student(tmp_path / "nothing") is None
+    expected = WorldModel.load(finished)
+    finished.unlink()
+    model, source = newest_student(last)
+    assert source.startswith(str(last / "runs" / "dmd1" / "checkpoints")) and model.cfg == expected.cfg
+    for k, v in expected.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
     for bad in ("2", "0,x", ""):
         with pytest.raises((ValueError, SystemExit)):
             recipe_from_cli(argv + ["--dmd-stages", bad])[0].check()
