@@ -2,7 +2,7 @@
 
     python -m relickit.train_tokenizer --data data/doom --out relickit/assets/tokenizer.safetensors
     python -m relickit.train_tokenizer --data data/doom --layout f4c16 --bank --mixed-precision bf16 --vae-minutes 10
-    RELICKIT_SMOKE=1 python -m relickit.train_tokenizer        # two steps on data/sample (or synthetic clips)
+    RELICKIT_SMOKE=1 python -m relickit.train_tokenizer        # two steps on the sample dataset
 
 Losses (relickit.adversarial): the VAE learns L1 + MSE + an image-gradient L1 + a small KL, and from
 `vae_adv.start` a patch discriminator's hinge loss with the adaptive weight; the tiny decoder learns the TRUE frames
@@ -33,7 +33,7 @@ from .adversarial import Adversarial, AdversarialConfig, adversarial_terms, grad
 from .clip_pass import decode_clip, encode_clip
 from . import checkpoint
 from .train import CKPT_KIND, Batches, TrainConfig, TrainResult, newest_weights, random_batches, train
-from .tutorial import SAMPLE, SMOKE_ENV
+from .tutorial import SMOKE_ENV, sample_data
 from .tutorial import smoke as smoke_mode
 from .vae import LAYOUTS, Tokenizer, VAEConfig, kl_divergence
 
@@ -135,11 +135,8 @@ def clip_dataset(root: str | os.PathLike, frames: int, vae: VAEConfig, split: st
 
 
 def demo_clips(frames: int, vae: VAEConfig, split: str = "train") -> Dataset:
-    """The repository's sample clips (data/sample/<split>) if present, else SyntheticClips: for tutorials, smoke."""
-    root = SAMPLE / split
-    if (root / "manifest.json").exists():
-        return clip_dataset(root, frames, vae, split=split)
-    return SyntheticClips(frames=frames, height=vae.height, width=vae.width)
+    """The sample dataset's clips (relickit.tutorial.sample_data, generated on first use): for tutorials and smoke."""
+    return clip_dataset(sample_data(split), frames, vae, split=split)
 
 
 def video_of(batch: dict[str, torch.Tensor], channels_last: bool = False) -> torch.Tensor:
@@ -400,7 +397,7 @@ def newest_tokenizer(run_dir: str | os.PathLike) -> tuple[Tokenizer, str] | None
 def config_from_cli(argv: list[str] | None = None) -> tuple[TokenizerTrainConfig, argparse.Namespace]:
     """The training config the command line asks for (smoke mode: TokenizerTrainConfig.smoke's), and the arguments."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", help="a relickit.dataset directory of the train split; smoke mode: data/sample/train")
+    p.add_argument("--data", help="a relickit.dataset directory of the train split; required; smoke mode: the sample dataset's")
     p.add_argument("--out", default=TokenizerTrainConfig.out, help="where to save the tokenizer checkpoint")
     p.add_argument("--run-dir", default=TokenizerTrainConfig.run_dir, help="checkpoints and logs of both stages")
     p.add_argument("--layout", choices=sorted(LAYOUTS), help="latent layout (relickit.vae.LAYOUTS); default f8c16")

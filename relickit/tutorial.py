@@ -1,4 +1,4 @@
-"""What the tutorial notebooks share: smoke mode, the bundled sample data, and the default weights.
+"""What the tutorial notebooks share: smoke mode, the sample data, and the default weights.
 
 Notebooks run at two sizes: a tutorial size that trains for a few minutes on a laptop CPU, and the smoke size
 (RELICKIT_SMOKE=1) that CI uses to execute every notebook top to bottom in seconds; CI runs both.
@@ -20,7 +20,12 @@ from .config import LATENT_SIGMA, ModelConfig, layout_fields, preset
 SMOKE_ENV = "RELICKIT_SMOKE"
 RUNS_ENV = "RELICKIT_RUNS"
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "data" / "sample"
+# The sample dataset the tutorials and tests read, one short episode per map: generated on first use (bit for bit the
+# same everywhere, ~6 s on two cores) instead of carried in the repository, whose size every GPU run pays for.
+SAMPLE_MAPS = {"train": ("MAP01", "MAP02", "MAP05", "MAP08", "MAP13", "MAP18"),  # tech, brick, cave, city, fortress
+               "eval": ("MAP21", "E1M1")}  # held out: one map of each WAD
+SAMPLE_FRAMES = 65  # 1 + 4 x 16: three 17-frame clips, or one 65-frame clip, per episode
+SAMPLE_SEED = 0
 ASSETS = Path(__file__).resolve().parent / "assets"
 # docs/runs/campaign.md's kept teacher, and (a link to) the tokenizer whose latents it was trained on
 CAMPAIGN_TEACHER = REPO / "data" / "weights" / "world" / "teacher.safetensors"
@@ -47,14 +52,41 @@ def runs_dir(name: str) -> Path:
     return root / (f"{name}_smoke" if smoke() else name)
 
 
+def sample_root() -> Path:
+    """Where the sample dataset lives: data/sample in a clone (git ignores it), else the temp dir."""
+    if (REPO / "pyproject.toml").exists():
+        return REPO / "data" / "sample"
+    return Path(tempfile.gettempdir()) / "relickit-sample"
+
+
 def sample_data(split: str = "train") -> Path:
-    path = SAMPLE / split
-    if not (path / "manifest.json").exists():
-        raise FileNotFoundError(
-            f"no sample data at {path}: the notebooks read data/ from a clone of the relickit repository "
-            "(pip install -e .), or generate some with relickit.dataset.generate(...)."
-        )
+    """The sample dataset's `split` ("train": six training maps, "eval": two held-out ones), one episode of
+    SAMPLE_FRAMES frames per map at 96x128, generated on first use (resumable; a lock keeps two processes from writing
+    it at once)."""
+    import fcntl
+
+    from .dataset import generate
+
+    if split not in SAMPLE_MAPS:
+        raise ValueError(f"the sample dataset has the splits {sorted(SAMPLE_MAPS)}, not {split!r}.")
+    path, maps = sample_root() / split, SAMPLE_MAPS[split]
+    if not _sample_complete(path, len(maps)):
+        path.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / f".{split}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not _sample_complete(path, len(maps)):
+                generate(path, maps, len(maps), SAMPLE_FRAMES, SAMPLE_SEED, workers=min(2, os.cpu_count() or 1),
+                         split=split)
     return path
+
+
+def _sample_complete(path: Path, episodes: int) -> bool:
+    from .dataset import load_manifest
+
+    try:
+        return len(load_manifest(path)["episodes"]) == episodes
+    except (FileNotFoundError, ValueError, KeyError):
+        return False
 
 
 def notebook_model(vae=None) -> ModelConfig:

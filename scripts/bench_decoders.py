@@ -6,7 +6,7 @@
 A chunk of 3 latent frames decodes to 12 video frames. Both decoders keep their causal memory between chunks
 (streaming); the first latent frame and one chunk warm up, the next `--repeats` chunks are timed
 (relickit.vae.benchmark_decoders). Weights do not change the timing. With a trained checkpoint it also prints
-PSNRs on held-out clips (data/sample/eval, maps the tokenizer never trained on; `--data` for another directory).
+PSNRs on held-out clips (relickit.tutorial.sample_data("eval"), maps the tokenizer never trained on; `--data` for another directory).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from relickit.train_tokenizer import clip_dataset, video_of  # noqa: E402
-from relickit.tutorial import SAMPLE  # noqa: E402
+from relickit.tutorial import sample_data  # noqa: E402
 from relickit.vae import Tokenizer, VAEConfig, benchmark_decoders, psnr  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=3, help="latent frames per chunk")
     p.add_argument("--repeats", type=int, default=6, help="timed chunks per decoder (after the first latent frame)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    p.add_argument("--data", default=str(SAMPLE / "eval"), help="clips for the PSNRs (a relickit.dataset directory)")
+    p.add_argument("--data", help="clips for the PSNRs (a relickit.dataset directory; default the sample's eval split)")
     p.add_argument("--clips", type=int, default=8, help="clips of 25 frames for the PSNRs")
     a = p.parse_args()
     if a.threads:
@@ -53,7 +53,8 @@ def main() -> None:
             med = statistics.median(times)
             print(f"{device:<6} {decoder:<7} {med:>15.1f} {min(times):>8.1f} {frames / med * 1000:>9.1f}   ({name})")
 
-    if a.checkpoint and Path(a.data, "manifest.json").exists():
+    if a.checkpoint:
+        a.data = a.data or sample_data("eval")
         tok.to(devices[-1])
         data = clip_dataset(a.data, 1 + 6 * tok.cfg.temporal_down, tok.cfg, split=None)
         step = max(1, len(data) // a.clips)

@@ -22,9 +22,9 @@ from relickit.joystick import Joystick
 from relickit.keys import action_from_keys, canonical_key, parse_script
 from relickit.model import WorldModel
 from relickit.play import MAX_ACTION, Session, load_start, main
+from relickit.tutorial import sample_data
 from relickit.vae import Tokenizer
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 W, RIGHT = action_from_keys({"W"}), action_from_keys({"W", "Right"})
 
@@ -286,7 +286,7 @@ def test_half_written_episode_is_named_and_regenerated(tmp_path):
 
 def test_half_written_manifest_is_named(tmp_path):
     root = tmp_path / "c"
-    shutil.copytree(SAMPLE / "train", root)
+    shutil.copytree(sample_data("train"), root)
     text = (root / "manifest.json").read_text()
     (root / "manifest.json").write_text(text[: len(text) // 2])
     episodes = sorted(p.read_bytes() for p in root.glob("*.npz"))

@@ -20,8 +20,8 @@ from relickit.doom import (
     script_to_commands, wad_of,
 )
 from relickit.pool import StalledError, imap_guarded
+from relickit.tutorial import sample_data
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 A = {name: i for i, name in enumerate(ACTIONS)}
 OPPOSITE = {"forward": "backward", "right": "left", "up": "down", "tilt_up": "tilt_down", "pan_right": "pan_left",
             "roll_cw": "roll_ccw"}
@@ -145,7 +145,7 @@ def test_same_seed_same_frames(env):
 
 
 def test_replay_reproduces_recorded_episode(env):
-    ep = ds.load_episode(SAMPLE / "train" / "ep00000_MAP01.npz")
+    ep = ds.load_episode(sample_data("train") / "ep00000_MAP01.npz")
     ro = replay(env.cfg, ep.start, ep.commands[1:], env=env)
     assert np.array_equal(ro.frames, ep.frames()) and np.array_equal(ro.positions, ep.positions)
     assert np.array_equal(ro.rotations, ep.rotations)
@@ -170,16 +170,16 @@ def test_held_out_maps_never_in_train(tmp_path):
     with pytest.raises(ValueError, match="held-out eval"):
         ds.generate(tmp_path / "x", ["MAP01", "E1M1"], 1, 10, progress=False)
     assert not (tmp_path / "x").exists()
-    train = ds.load_manifest(SAMPLE / "train")
+    train = ds.load_manifest(sample_data("train"))
     assert train["split"] == "train"
     assert all((e["wad"], e["map"]) in TRAIN_MAPS for e in train["episodes"])
     with pytest.raises(ValueError, match="'eval' dataset"):
-        ds.ClipDataset(SAMPLE / "eval", 17, split="train")
+        ds.ClipDataset(sample_data("eval"), 17, split="train")
 
 
 # ---- clips --------------------------------------------------------------------------------------------------------
 def test_clip_dataset_items_and_balance():
-    clips = ds.ClipDataset(SAMPLE / "train", 17, split="train")
+    clips = ds.ClipDataset(sample_data("train"), 17, split="train")
     item = clips[len(clips) // 2]
     assert item["frames"].shape == (17, 3, 96, 128) and item["frames"].dtype == torch.float32
     assert -1.0 <= item["frames"].min() and item["frames"].max() <= 1.0
@@ -203,8 +203,8 @@ def test_palindrome_synthetic_reverses_motion():
 
 
 def test_palindrome_clip_from_dataset():
-    clips = ds.ClipDataset(SAMPLE / "train", 17, palindrome=1.0, seed=3)
-    plain = ds.ClipDataset(SAMPLE / "train", 17, palindrome=0.0)
+    clips = ds.ClipDataset(sample_data("train"), 17, palindrome=1.0, seed=3)
+    plain = ds.ClipDataset(sample_data("train"), 17, palindrome=0.0)
     for i in range(0, len(clips), max(1, len(clips) // 5)):
         item, ref = clips[i], plain[i]
         t = item["pivot"]
@@ -312,7 +312,7 @@ def test_crashed_worker_is_replaced_and_its_task_rerun(tmp_path):
 
 def test_corrupt_episode_names_file_and_fix(tmp_path):
     root = tmp_path / "c"
-    shutil.copytree(SAMPLE / "train", root)
+    shutil.copytree(sample_data("train"), root)
     path = root / "ep00001_MAP02.npz"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])  # truncated
@@ -332,7 +332,7 @@ def test_corrupt_episode_names_file_and_fix(tmp_path):
         ds.load_episode(path).frames()
 
 
-def test_bad_inputs_name_problem_and_fix():
+def test_bad_inputs_name_problem_and_fix(tmp_path):
     with pytest.raises(ValueError, match="no map 'MAP99'.*MAP01"):
         DoomConfig(map="MAP99")
     with pytest.raises(ValueError, match="unknown map 'E5M1'.*E1-E4"):
@@ -346,9 +346,24 @@ def test_bad_inputs_name_problem_and_fix():
     with pytest.raises(ValueError, match="speeds are in"):
         script_to_commands([{"forward": 2.0}])
     with pytest.raises(ValueError, match="1 \\+ 4\\*k"):
-        ds.ClipDataset(SAMPLE / "train", 16)
+        ds.ClipDataset(sample_data("train"), 16)
     with pytest.raises(FileNotFoundError, match="generate"):
-        ds.ClipDataset(SAMPLE / "nowhere", 17)
+        ds.ClipDataset(tmp_path / "nowhere", 17)
     assert np.array_equal(script_to_commands([{"backward": 0.5, "pan_left": 1, "static": 1}]),
                           np.array([[-0.5, 0, -1, 0, 0]], np.float32))
     assert StartState(0).prefix.shape == (0, 5)
+
+
+def test_sample_data_is_generated_once_per_split(tmp_path, monkeypatch):
+    """The tutorials' sample is made on first use (no longer carried in the tree) and then read, not remade."""
+    from relickit import tutorial
+
+    monkeypatch.setattr(tutorial, "sample_root", lambda: tmp_path)
+    path = tutorial.sample_data("eval")
+    manifest = path / "manifest.json"
+    assert [e["map"] for e in ds.load_manifest(path)["episodes"]] == list(tutorial.SAMPLE_MAPS["eval"])
+    assert all(len(ds.load_episode(path / e["file"])) == tutorial.SAMPLE_FRAMES for e in ds.load_manifest(path)["episodes"])
+    stamp = manifest.stat().st_mtime_ns
+    assert tutorial.sample_data("eval") == path and manifest.stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="splits"):
+        tutorial.sample_data("test")

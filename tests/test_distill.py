@@ -16,7 +16,7 @@ from relickit.distill import (DistillConfig, dmd_gradient, dmd_loss_fn, dmd_surr
 from relickit.model import WorldModel
 from relickit.recipe import DMDStage, RecipeConfig, export, main, newest_student, recipe_from_cli, run
 from relickit.teacher import stretch_horizon
-from relickit.tutorial import SAMPLE
+from relickit.tutorial import REPO, sample_data
 from relickit.vae import LAYOUTS, WAN_DECODER, Tokenizer, wan_decoder_part
 
 from helpers import inputs, tiny_model, tiny_tokenizer
@@ -285,7 +285,7 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     assert recipe.tokenizer.vae_train.time_limit_s == default.tokenizer.vae_train.time_limit_s
     assert args.stages == ("latents", "teacher")
     recipe.check()  # every stage of the full recipe fits the f4c16 model
-    trained = SAMPLE.parent / "weights" / "tokenizer" / "f4c16.safetensors"  # the campaign's tokenizer
+    trained = REPO / "data" / "weights" / "tokenizer" / "f4c16.safetensors"  # the campaign's tokenizer
     assert recipe_from_cli(["--tokenizer", str(trained), "--size", "256x12"])[0].model == recipe.model
     assert recipe_from_cli([])[0] == default  # no options: the recipe as it was
     # without --tokenizer, --size keeps the default layout: the shipped one
@@ -296,7 +296,7 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     with pytest.raises(ValueError, match=r"'sigma_data': \(0.0, 1.0\).*--sigma-data"):
         recipe_from_cli(["--size", "64x3", "--warm-start", str(old)])[0].check()
     recipe_from_cli(["--size", "64x3", "--warm-start", str(old), "--sigma-data", "0"])[0].check()
-    committed = SAMPLE.parent / "weights" / "world" / "teacher.safetensors"  # the campaign's 384 x 5 teacher
+    committed = REPO / "data" / "weights" / "world" / "teacher.safetensors"  # the campaign's 384 x 5 teacher
     recipe_from_cli(["--tokenizer", str(trained), "--size", "384x5", "--warm-start", str(committed)])[0].check()
     distil = recipe_from_cli(["--tokenizer", str(trained), "--size", "384x5", "--warm-start", str(committed),
                               "--minutes", "teacher=0", "teacher_long=0", "--student-layers", "3"])[0]  # run 12's
@@ -334,7 +334,7 @@ def test_a_smoke_recipe_with_a_trained_tokenizer_skips_the_tokenizer_stage(tmp_p
     f4 = tiny_tokenizer(tmp_path / "f4c16.safetensors")
     monkeypatch.setenv("RELICKIT_SMOKE", "1")
     out = tmp_path / "run"
-    argv = ["--out", str(out), "--data", str(SAMPLE / "train"), "--device", "cpu", "--tokenizer", str(f4),
+    argv = ["--out", str(out), "--data", str(sample_data("train")), "--device", "cpu", "--tokenizer", str(f4),
             "--stages", "tokenizer,latents,teacher"]
     main(argv)
     assert filecmp.cmp(f4, out / "tokenizer.safetensors", shallow=False)

@@ -9,6 +9,7 @@ from relickit.model import WorldModel
 from relickit.teacher import (Stage, TeacherConfig, load_weights, newest_teacher, stage_config, teacher_loss,
                               train_teacher)
 from relickit.train import TrainConfig, batch_rows
+from relickit.tutorial import sample_data
 
 CFG = preset("tiny", layers=2, dim=64, heads=2, ffn_dim=128, text_dim=32, text_len=8, rope_frames=4)
 
@@ -206,16 +207,13 @@ def test_stretch_horizon_copies_the_weights_and_covers_the_longer_sequence():
 
 
 def test_encoded_images_are_each_latent_frames_video_frame_encoded_alone(tmp_path):
-    from pathlib import Path
-
     from helpers import tiny_tokenizer
     from relickit.dataset import ClipDataset
     from relickit.latents import encode_clips
     from relickit.vae import Tokenizer
 
     tok = Tokenizer.load(tiny_tokenizer(tmp_path / "tok.safetensors")).eval()
-    root = Path(__file__).resolve().parents[1] / "data" / "sample" / "train"
-    data = ClipDataset(root, frames=9, split="train")
+    data = ClipDataset(sample_data("train"), frames=9, split="train")
     clips = encode_clips(tok, data, 2, batch_size=2, images=True, progress=False)
     assert clips.images.shape == clips.latents.shape == (2, 16, 3, 24, 32)  # f4c16 at 96 x 128
     assert torch.allclose(clips.images[:, :, 0], clips.latents[:, :, 0], atol=1e-3)  # a video starts with an image

@@ -15,7 +15,7 @@ from relickit.dataset import load_episodes
 from relickit.train import TrainConfig
 from relickit.train_tokenizer import (FrameBank, SyntheticClips, TokenizerTrainConfig, to_memory_format,
                                       train_tokenizer, vae_loss)
-from relickit.tutorial import SAMPLE
+from relickit.tutorial import sample_data
 from relickit.vae import LAYOUTS, TinyDecoderConfig, Tokenizer, VAEConfig
 
 SMALL = VAEConfig(height=16, width=24, base_dim=8, dim_mult=(1, 2, 2, 2), num_res_blocks=1,
@@ -131,8 +131,8 @@ def test_texture_discriminator_cannot_move_brightness_or_colour():
 
 def test_frame_bank_windows_batches_and_mirror():
     vae = VAEConfig()
-    bank = FrameBank(SAMPLE / "train", frames=17, vae=vae, hflip=True)
-    episodes = [e for e in load_episodes(SAMPLE / "train") if len(e) >= 17]
+    bank = FrameBank(sample_data("train"), frames=17, vae=vae, hflip=True)
+    episodes = [e for e in load_episodes(sample_data("train")) if len(e) >= 17]
     assert bank.pixels.shape == (sum(len(e) for e in episodes), 96, 128, 3) and bank.pixels.dtype == torch.uint8
     # every window lies inside one episode: the number of windows is sum(len - 16) minus those over teleports
     assert 0 < len(bank) <= sum(len(e) - 16 for e in episodes)
@@ -146,7 +146,7 @@ def test_frame_bank_windows_batches_and_mirror():
     batches = bank.batches(8, seed=3)
     a, b = batches(5)["frames"], batches(5)["frames"]
     assert a.shape == (8, 17, 3, 96, 128) and torch.equal(a, b) and not torch.equal(a, batches(6)["frames"])
-    plain = FrameBank(SAMPLE / "train", frames=17, vae=vae, hflip=False).batches(8, seed=3)(5)["frames"]
+    plain = FrameBank(sample_data("train"), frames=17, vae=vae, hflip=False).batches(8, seed=3)(5)["frames"]
     mirrored = [not torch.equal(x, y) for x, y in zip(a, plain)]
     assert any(mirrored)
     for x, y, m in zip(a, plain, mirrored):
@@ -154,7 +154,7 @@ def test_frame_bank_windows_batches_and_mirror():
 
 
 def test_frame_bank_mixes_clip_lengths_at_a_constant_frame_count():
-    bank = FrameBank(SAMPLE / "train", frames=33, vae=VAEConfig())
+    bank = FrameBank(sample_data("train"), frames=33, vae=VAEConfig())
     batches = bank.batches(4, seed=0, lengths=(9, 33))
     shapes = {tuple(batches(i)["frames"].shape[:2]) for i in range(12)}
     assert shapes == {(4, 9), (1, 33)}  # 4 x 9 = 36 frames, 1 x 33 = 33 frames: about the same work per step
@@ -300,7 +300,7 @@ def test_the_cli_widens_a_layouts_vae_cools_both_stages_and_refuses_a_narrower_i
     from relickit.train_tokenizer import config_from_cli
 
     monkeypatch.setenv("RELICKIT_SMOKE", "0")
-    cfg, _ = config_from_cli(["--data", str(SAMPLE / "train"), "--layout", "f4c16", "--base-dim", "64",
+    cfg, _ = config_from_cli(["--data", str(sample_data("train")), "--layout", "f4c16", "--base-dim", "64",
                               "--res-blocks", "2", "--vae-lr", "1e-4", "--cooldown", "0.3", "--tiny-minutes", "5"])
     assert cfg.vae == dataclasses.replace(LAYOUTS["f4c16"], base_dim=64, num_res_blocks=2)  # latents, tiny decoder kept
     assert cfg.vae_train.lr == 1e-4

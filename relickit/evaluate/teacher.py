@@ -6,17 +6,17 @@
     python -m relickit.evaluate.teacher --teacher T --held-out data/eval_12s --latent-frames 49 --out R  # 12-s clips
     python -m relickit.evaluate.teacher --compare BEFORE.json AFTER.json  # two reports' teachers, clip by clip
 
-Clips of `latent_frames` latent frames (13: 49 frames, 3 s; a teacher trained on shorter clips is stretched to
-them by YaRN, as the recipe's DMD stages score long rollouts) from an eval-split dataset (default data/sample/eval:
-held-out MAP21 and E1M1; `--held-out`: one episode on each of twelve held-out maps), with their true actions and
-poses. The teacher samples each clip whole (Euler, `teacher_steps`) from its first frame, caption, actions and
-poses; the student rolls it out chunk by chunk with compressed memory (4 steps per chunk) from the same
-conditions. Both are decoded by the tiny decoder and scored on frames 1.. against the truth, beside the frozen start
-frame and the tokenizer ceiling, per clip and per second, and the first `strip_clips` clips drawn as a PNG strip to
-look at (truth, teacher, student, tokenizer ceiling). With a teacher, its clip in one step from pure noise is
-scored and drawn too (`one_step_clip`): a blur is the mean it has learnt, speckle is noise it hands back instead of
-removing; and its sampler from the true clip noised to `from_truth` (0.75), which separates what it smooths
-(denoising below that level) from what it cannot invent (the new frames' content, decided above it).
+Clips of `latent_frames` latent frames (13: 49 frames, 3 s; a teacher trained on shorter clips is stretched to them
+by YaRN, as the recipe's DMD stages score long rollouts) from an eval-split dataset (default the sample's eval
+split, relickit.tutorial.sample_data: held-out MAP21 and E1M1; `--held-out`: one episode on each of twelve held-out
+maps), with their true actions and poses. The teacher samples each clip whole (Euler, `teacher_steps`) from its
+first frame, caption, actions and poses; the student rolls it out chunk by chunk with compressed memory (4 steps per
+chunk) from the same conditions. Both are decoded by the tiny decoder and scored on frames 1.. against the truth,
+beside the frozen start frame and the tokenizer ceiling, per clip and per second, and the first `strip_clips` clips
+drawn as a PNG strip to look at (truth, teacher, student, tokenizer ceiling). With a teacher, its clip in one step
+from pure noise is scored and drawn too (`one_step_clip`): a blur is the mean it has learnt, speckle is noise it
+hands back instead of removing; and its sampler from the true clip noised to `from_truth` (0.75), which separates
+what it smooths (denoising below that level) from what it cannot invent (the new frames' content, decided above it).
 With a teacher, `start_frame_reliance` asks whether it uses its start frame at all: its flow-matching loss on the
 clips at fixed noise levels with each clip's own clean first latent frame, another clip's, and zeros;
 `control_reliance` asks the same of its actions and poses (its own, another clip's, none); and `held_out_loss` is
@@ -24,10 +24,10 @@ its loss on the clips over the training noise distribution, beside the training 
 same kind of episodes on training maps, to tell a failure on new maps from one on every map. With `draws` > 1 the
 teacher draws each clip that many times from independent noise (`scoring.draw_spread`): the truth is one more draw
 for a teacher that samples its distribution, so draws that agree with each other better than with the truth are a
-blur (under-dispersed), which PSNR to the truth rewards and this gap does not.
-`paired_change` sets two reports on the same clips side by side (`--compare`): one rollout per clip from one noise
-draw moves a model's mean PSNR by a few tenths of a dB between two equally good teachers, so a change is read
-against the standard error of its per-clip changes.
+blur (under-dispersed), which PSNR to the truth rewards and this gap does not. `paired_change` sets two reports on
+the same clips side by side (`--compare`): one rollout per clip from one noise draw moves a model's mean PSNR by a
+few tenths of a dB between two equally good teachers, so a change is read against the standard error of its per-clip
+changes.
 """
 from __future__ import annotations
 
@@ -216,7 +216,8 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     sampler = SamplerConfig(teacher_steps=cfg.teacher_steps, guidance=cfg.guidance)
     null_context = teacher.encode_text([""]) if guided else None  # the unconditional caption, once
     spread_gen = torch.Generator().manual_seed(cfg.seed + 1)  # the further draws' noise: the scored draws' stays
-    for i, clip in evaluation_clips(data_root or sample_data("eval"), student.cfg.video_frames(cfg.latent_frames),
+    data_root = data_root or sample_data("eval")
+    for i, clip in evaluation_clips(data_root, student.cfg.video_frames(cfg.latent_frames),
                                     cfg.clips, cfg.stride, cfg.split):
         truth = to_uint8(clip["frames"].transpose(0, 1))
         video = clip["frames"][None].transpose(1, 2)
@@ -272,7 +273,7 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
         controls = control_reliance(teacher, lat.float(), ctx, acts, poses, cfg.reliance_sigmas, cfg.seed)
         loss = held_out_loss(teacher, lat.float(), ctx, acts, poses, cfg.train_shift, cfg.loss_levels, cfg.seed)
     report = {"settings": {**dataclasses.asdict(cfg), "models": list(models), "fps": fps,
-                           "data": str(data_root or "data/sample/eval")},
+                           "data": str(data_root)},
               "rows": rows, "summary": summary, "teacher_start_frame_reliance": reliance,
               "teacher_control_reliance": controls, "teacher_held_out_loss": loss, SPREAD: spread,
               "notes": ["each model's frames 1.. against the true clip, beside the frozen start frame (the clip's "
@@ -352,7 +353,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--tokenizer", default=str(DEFAULT_TOKENIZER))
     ap.add_argument("--teacher-tokenizer", help="the tokenizer whose latents the teacher was trained on, where not "
                     "--tokenizer (the campaign's: data/weights/world/tokenizer.safetensors)")
-    ap.add_argument("--data", help="an eval-split dataset (default data/sample/eval)")
+    ap.add_argument("--data", help="an eval-split dataset (default the sample's eval split)")
     ap.add_argument("--held-out", metavar="DIR", help="instead of --data: one episode per map of --maps, generated "
                     "into DIR on first use (relickit.evaluate.tokenizer.held_out_episodes: the tokenizer "
                     "evaluation's clips), one clip scored from each")
