@@ -82,19 +82,7 @@ collect_teachers() {  # each run directory's newest teacher in int8 (relickit.te
   mkdir -p "$OUT"      # or the running stage's newest checkpoint), and every run's logs
   local dir
   for dir in "$@"; do
-    python3 - "$dir" "$OUT/$(basename "$dir").int8.safetensors" <<'PY' ||
-import sys, tempfile
-from relickit.checkpoint import save_int8
-from relickit.teacher import newest_teacher
-run, dst = sys.argv[1:]
-found = newest_teacher(f"{run}/teacher")
-if found is None:
-    sys.exit(1)
-model, source = found
-with tempfile.TemporaryDirectory() as tmp:
-    save_int8(model.save(f"{tmp}/teacher.safetensors"), dst)
-print(f"{run}: {source}")
-PY
+    save_newest teacher "$dir/teacher" "$OUT/$(basename "$dir").int8.safetensors" ||
       echo "$dir: no teacher stage or checkpoint (a fresh machine, or the run had not reached one)"
   done
   tar czf "$OUT/teacher_logs.tgz" $(for dir in "$@"; do ls "$dir".*log* 2>/dev/null; find "$dir" -name log.jsonl; done) \
@@ -123,20 +111,26 @@ collect_logs() {  # this RUN's recipe log, its step benchmark's, and every train
 
 collect_student() {
   mkdir -p "$OUT"
-  python3 - "$RUN" "$OUT/student.int8.safetensors" <<'PY' || echo "$RUN: no DMD stage or checkpoint (a fresh machine, or none yet)"
+  save_newest student "$RUN" "$OUT/student.int8.safetensors" ||
+    echo "$RUN: no DMD stage or checkpoint (a fresh machine, or none yet)"
+  collect_logs
+}
+
+save_newest() {  # save_newest teacher|student DIR DST: relickit's newest_teacher / newest_student of DIR, in int8
+  python3 - "$@" <<'PY'
 import sys, tempfile
 from relickit.checkpoint import save_int8
 from relickit.recipe import newest_student
-run, dst = sys.argv[1:]
-found = newest_student(run)
+from relickit.teacher import newest_teacher
+kind, source, dst = sys.argv[1:]
+found = {"teacher": newest_teacher, "student": newest_student}[kind](source)
 if found is None:
     sys.exit(1)
-model, source = found
+model, origin = found
 with tempfile.TemporaryDirectory() as tmp:
-    save_int8(model.save(f"{tmp}/student.safetensors"), dst)
-print(f"{run}: {source}")
+    save_int8(model.save(f"{tmp}/{kind}.safetensors"), dst)
+print(f"{source}: {origin}")
 PY
-  collect_logs
 }
 
 eval_teacher() {  # the last teacher stage of each run directory, evaluated side by side on the CPUs
