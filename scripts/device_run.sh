@@ -116,8 +116,9 @@ collect_student() {
   collect_logs
 }
 
-save_newest() {  # save_newest teacher|student DIR DST: relickit's newest_teacher / newest_student of DIR, in int8
-  python3 - "$@" <<'PY'
+save_newest() {  # save_newest teacher|student DIR DST: relickit's newest_teacher / newest_student of DIR, in int8;
+  # a file over the 16 MiB that comes back a file (a teacher past ~16M parameters) in 15 MB parts: cat DST.part* > DST
+  python3 - "$@" <<'PY' || return 1
 import sys, tempfile
 from relickit.checkpoint import save_int8
 from relickit.recipe import newest_student
@@ -131,6 +132,7 @@ with tempfile.TemporaryDirectory() as tmp:
     save_int8(model.save(f"{tmp}/{kind}.safetensors"), dst)
 print(f"{source}: {origin}")
 PY
+  if [ "$(stat -c %s "$3")" -gt $((15 * 2**20)) ]; then split -b 15m -d "$3" "$3.part" && rm "$3"; fi
 }
 
 eval_teacher() {  # the last teacher stage of each run directory, evaluated side by side on the CPUs
