@@ -82,7 +82,7 @@ collect_teachers() {  # each run directory's newest teacher in int8 (relickit.te
   mkdir -p "$OUT"      # or the running stage's newest checkpoint), and every run's logs
   local dir
   for dir in "$@"; do
-    save_newest teacher "$dir/teacher" "$OUT/$(basename "$dir").int8.safetensors" ||
+    save_newest teacher "$dir" "$OUT/$(basename "$dir").int8.safetensors" ||
       echo "$dir: no teacher stage or checkpoint (a fresh machine, or the run had not reached one)"
   done
   tar czf "$OUT/teacher_logs.tgz" $(for dir in "$@"; do ls "$dir".*log* 2>/dev/null; find "$dir" -name log.jsonl; done) \
@@ -116,21 +116,22 @@ collect_student() {
   collect_logs
 }
 
-save_newest() {  # save_newest teacher|student DIR DST: relickit's newest_teacher / newest_student of DIR, in int8;
+save_newest() {  # save_newest teacher|student RUN DST: the newest teacher (relickit.teacher.newest_teacher of RUN/teacher)
+  # or DMD student (relickit.recipe.newest_student of RUN) of a run directory, in int8;
   # a file over the 16 MiB that comes back a file (a teacher past ~16M parameters) in 15 MB parts: cat DST.part* > DST
   python3 - "$@" <<'PY' || return 1
 import sys, tempfile
 from relickit.checkpoint import save_int8
 from relickit.recipe import newest_student
 from relickit.teacher import newest_teacher
-kind, source, dst = sys.argv[1:]
-found = {"teacher": newest_teacher, "student": newest_student}[kind](source)
+kind, run, dst = sys.argv[1:]
+found = newest_teacher(f"{run}/teacher") if kind == "teacher" else newest_student(run)
 if found is None:
     sys.exit(1)
 model, origin = found
 with tempfile.TemporaryDirectory() as tmp:
     save_int8(model.save(f"{tmp}/{kind}.safetensors"), dst)
-print(f"{source}: {origin}")
+print(f"{run}: {origin}")
 PY
   if [ "$(stat -c %s "$3")" -gt $((15 * 2**20)) ]; then split -b 15m -d "$3" "$3.part" && rm "$3"; fi
 }
