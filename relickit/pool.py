@@ -65,7 +65,6 @@ def imap_guarded(fn: Callable[[Any], Any], tasks: Mapping[Hashable, Any], worker
     if stall_timeout <= 0:
         raise ValueError(f"stall_timeout must be positive seconds, got {stall_timeout}.")
     left = dict(tasks)
-    failure = ""
     for _ in range(retries + 1):
         if not left:
             return

@@ -41,8 +41,8 @@ from .distill import DistillConfig, DMDPair, ODESet, check_rollout, dmd_loss_fn,
 from .latents import LatentClips, encode_clips
 from .memory import hybrid_visibility
 from .model import WorldModel
-from .teacher import (STAGE_MODEL, Stage, TeacherConfig, check_architecture, checkpoint_model, load_weights, stage_config,
-                      train_teacher)
+from .teacher import (STAGE_MODEL, Stage, TeacherConfig, check_architecture, checkpoint_model, load_weights,
+                      stage_config, train_teacher)
 from .train import TrainConfig, train
 from .train_tokenizer import TokenizerTrainConfig
 from .vae import LAYOUTS, VAEConfig, read_config, wan_decoder_part

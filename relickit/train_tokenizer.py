@@ -397,7 +397,8 @@ def newest_tokenizer(run_dir: str | os.PathLike) -> tuple[Tokenizer, str] | None
 def config_from_cli(argv: list[str] | None = None) -> tuple[TokenizerTrainConfig, argparse.Namespace]:
     """The training config the command line asks for (smoke mode: TokenizerTrainConfig.smoke's), and the arguments."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", help="a relickit.dataset directory of the train split; required; smoke mode: the sample dataset's")
+    p.add_argument("--data", help="a relickit.dataset directory of the train split (required; smoke mode: the "
+                   "sample dataset's)")
     p.add_argument("--out", default=TokenizerTrainConfig.out, help="where to save the tokenizer checkpoint")
     p.add_argument("--run-dir", default=TokenizerTrainConfig.run_dir, help="checkpoints and logs of both stages")
     p.add_argument("--layout", choices=sorted(LAYOUTS), help="latent layout (relickit.vae.LAYOUTS); default f8c16")

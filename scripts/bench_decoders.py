@@ -1,12 +1,13 @@
 """Time the two decoders chunk by chunk, as the world model uses them: ms per chunk of latent frames.
 
     python scripts/bench_decoders.py                      # CPU (and the GPU when there is one), random weights
-    python scripts/bench_decoders.py --checkpoint relickit/assets/tokenizer.safetensors --device cpu
+    python scripts/bench_decoders.py --checkpoint data/weights/tokenizer/f4c16.safetensors --device cpu  
 
 A chunk of 3 latent frames decodes to 12 video frames. Both decoders keep their causal memory between chunks
 (streaming); the first latent frame and one chunk warm up, the next `--repeats` chunks are timed
 (relickit.vae.benchmark_decoders). Weights do not change the timing. With a trained checkpoint it also prints
-PSNRs on held-out clips (relickit.tutorial.sample_data("eval"), maps the tokenizer never trained on; `--data` for another directory).
+PSNRs on held-out clips (relickit.tutorial.sample_data("eval"), maps the tokenizer never trained on; `--data` for
+another directory).
 """
 from __future__ import annotations
 

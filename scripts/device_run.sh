@@ -116,8 +116,8 @@ collect_student() {
   collect_logs
 }
 
-save_newest() {  # save_newest teacher|student RUN DST: the newest teacher (relickit.teacher.newest_teacher of RUN/teacher)
-  # or DMD student (relickit.recipe.newest_student of RUN) of a run directory, in int8;
+save_newest() {  # save_newest teacher|student RUN DST: a run directory's newest teacher (relickit.teacher.newest_teacher
+  # of RUN/teacher) or DMD student (relickit.recipe.newest_student of RUN), in int8;
   # a file over the 16 MiB that comes back a file (a teacher past ~16M parameters) in 15 MB parts: cat DST.part* > DST
   python3 - "$@" <<'PY' || return 1
 import sys, tempfile

@@ -362,7 +362,8 @@ def test_sample_data_is_generated_once_per_split(tmp_path, monkeypatch):
     path = tutorial.sample_data("eval")
     manifest = path / "manifest.json"
     assert [e["map"] for e in ds.load_manifest(path)["episodes"]] == list(tutorial.SAMPLE_MAPS["eval"])
-    assert all(len(ds.load_episode(path / e["file"])) == tutorial.SAMPLE_FRAMES for e in ds.load_manifest(path)["episodes"])
+    episodes = ds.load_manifest(path)["episodes"]
+    assert all(len(ds.load_episode(path / e["file"])) == tutorial.SAMPLE_FRAMES for e in episodes)
     stamp = manifest.stat().st_mtime_ns
     assert tutorial.sample_data("eval") == path and manifest.stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="splits"):
