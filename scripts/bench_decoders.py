@@ -1,7 +1,7 @@
 """Time the two decoders chunk by chunk, as the world model uses them: ms per chunk of latent frames.
 
     python scripts/bench_decoders.py                      # CPU (and the GPU when there is one), random weights
-    python scripts/bench_decoders.py --checkpoint data/weights/tokenizer/f4c16.safetensors --device cpu  
+    python scripts/bench_decoders.py --checkpoint data/weights/tokenizer/f4c16.safetensors --device cpu  # Wan part beside it
 
 A chunk of 3 latent frames decodes to 12 video frames. Both decoders keep their causal memory between chunks
 (streaming); the first latent frame and one chunk warm up, the next `--repeats` chunks are timed
