@@ -24,7 +24,6 @@ import copy
 import dataclasses
 import filecmp
 import os
-import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from .distill import DistillConfig, DMDPair, ODESet, check_rollout, dmd_loss_fn,
 from .latents import LatentClips, encode_clips
 from .memory import hybrid_visibility
 from .model import WorldModel
-from .teacher import (STAGE_MODEL, Stage, TeacherConfig, check_architecture, checkpoint_model, load_weights,
+from .teacher import (STAGE_MODEL, Stage, TeacherConfig, check_architecture, load_weights, newest_model, numbered,
                       stage_config, train_teacher)
 from .train import TrainConfig, train
 from .train_tokenizer import TokenizerTrainConfig
@@ -284,18 +283,7 @@ def newest_student(out: str | Path) -> tuple[WorldModel, str] | None:
     `dmd_train.ckpt_every` steps), else the last finished stage (`dmd/stage<i>.safetensors`); None before any. What a
     GPU machine that can go back at any minute should bring home, as `newest_teacher` is for the teacher."""
     out = Path(out)
-    done, running = _numbered(out / "dmd", "stage", ".safetensors"), _numbered(out / "runs", "dmd")
-    last = done[-1][0] if done else -1
-    for i, run_dir in reversed(running):
-        if i > last and (found := checkpoint_model(run_dir, "student.")) is not None:
-            return found
-    return (WorldModel.load(done[-1][1]), str(done[-1][1])) if done else None
-
-
-def _numbered(folder: Path, word: str, suffix: str = "") -> list[tuple[int, Path]]:
-    """(i, path) of the folder's entries named <word><i><suffix>, by i."""
-    found = ((re.fullmatch(rf"{word}(\d+){re.escape(suffix)}", p.name), p) for p in folder.glob(f"{word}*{suffix}"))
-    return sorted((int(m.group(1)), p) for m, p in found if m)
+    return newest_model(numbered(out / "dmd", "stage", ".safetensors"), numbered(out / "runs", "dmd"), "student.")
 
 
 def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None = None, log=print,

@@ -191,10 +191,11 @@ def train_teacher(model_cfg: ModelConfig, clips_for: Callable[[int], Callable[[i
     return paths
 
 
-def _stage(path: Path) -> int | None:
-    """i of a curriculum's `stage<i>` (a stage's run directory) or `stage<i>.safetensors` (its result), else None."""
-    found = re.fullmatch(r"stage(\d+)(\.safetensors)?", path.name)
-    return int(found.group(1)) if found else None
+def numbered(folder: Path, word: str, suffix: str = "") -> list[tuple[int, Path]]:
+    """(i, path) of the folder's entries named <word><i><suffix> (a stage's run directory, `stage3`, or its result,
+    `stage3.safetensors`), by i."""
+    found = ((re.fullmatch(rf"{word}(\d+){re.escape(suffix)}", p.name), p) for p in folder.glob(f"{word}*{suffix}"))
+    return sorted((int(m.group(1)), p) for m, p in found if m)
 
 
 def checkpoint_model(run_dir: str | Path, prefix: str = "") -> tuple[WorldModel, str] | None:
@@ -217,10 +218,16 @@ def newest_teacher(out_dir: str | Path) -> tuple[WorldModel, str] | None:
     come every `ckpt_every` steps), else the last finished stage (`stage<i>.safetensors`); None before any. What a
     GPU machine that can go back at any minute should bring home: a resumable warm start, not nothing."""
     out = Path(out_dir)
-    done = sorted((p for p in out.glob("stage*.safetensors") if _stage(p) is not None), key=_stage)
-    running = sorted((d for d in out.glob("stage*") if d.is_dir() and _stage(d) is not None
-                      and (d / STAGE_MODEL).exists() and latest_checkpoint(d) is not None), key=_stage)
-    last = _stage(done[-1]) if done else -1
-    if running and _stage(running[-1]) > last:
-        return checkpoint_model(running[-1])
-    return (WorldModel.load(done[-1]), str(done[-1])) if done else None
+    return newest_model(numbered(out, "stage", ".safetensors"), numbered(out, "stage"))
+
+
+def newest_model(done: list[tuple[int, Path]], running: list[tuple[int, Path]],
+                 prefix: str = "") -> tuple[WorldModel, str] | None:
+    """Of a curriculum's finished stages (i, model file) and stage runs (i, run directory), both by i: the run after
+    the last finished stage at its newest checkpoint (`checkpoint_model`, keys under `prefix`), else the last finished
+    stage, and where it came from; None before any."""
+    last = done[-1][0] if done else -1
+    for i, run_dir in reversed(running):
+        if i > last and (found := checkpoint_model(run_dir, prefix)) is not None:
+            return found
+    return (WorldModel.load(done[-1][1]), str(done[-1][1])) if done else None
