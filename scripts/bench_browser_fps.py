@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--busy", action="store_true", help="fake session: spin a CPU core during the step")
     parser.add_argument("--session-fps", type=int, default=16, help="fake session: video frames per second")
     parser.add_argument("--screenshot", type=Path, help="save a screenshot here at the end")
+    parser.add_argument("--json", type=Path, help="write the numbers here too (python -m relickit.evaluate.gates "
+                        "--browser-report reads shown_fps)")
     args = parser.parse_args()
     reason = browser_available()
     if reason:
@@ -153,7 +155,15 @@ def main() -> None:
               f"{len(set(seen) & set(played))} of {len(played)} were drawn")
     cpu = {role: (cpu_end.get(role, 0.0) - cpu_start.get(role, 0.0)) / seconds for role in cpu_end}
     print("CPU cores used over the window: " + ", ".join(f"{role} {c:.2f}" for role, c in sorted(cpu.items())))
-    print(f"load average (1 min) before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f}")
+    load_after = os.getloadavg()
+    print(f"load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f}")
+    if args.json:
+        from relickit.evaluate.report import write_json
+
+        write_json(args.json, {"source": source, "shown_fps": shown_fps, "per_second": per_second,
+                               "seconds": seconds, "time_to_first_frame_s": (first - t_click) / MS,
+                               "session_fps": state["fps"], "kernel": state, "cpu_cores_by_role": cpu,
+                               "load_before_after": [load_before[0], load_after[0]], "cpu_count": os.cpu_count()})
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from relickit.config import MemoryConfig
 from relickit.controls import ControlsConfig
@@ -169,3 +170,20 @@ def test_posenet_learns_from_real_engine_frames(tmp_path):
     assert est["rot"] < 0.8 * chance["rot"]
     with pytest.raises(ValueError, match="held-out"):
         train_posenet(generate(tmp_path / "eval", ["MAP22"], 1, frames_per_episode=20, split="eval", progress=False), cfg)
+
+
+def test_posenet_cli_warm_starts_from_a_saved_estimator(tmp_path, capsys):
+    from relickit.dataset import generate
+    from relickit.posenet import PoseNet, main
+
+    train = generate(tmp_path / "train", ["MAP01"], 1, frames_per_episode=40, progress=False)
+    held = generate(tmp_path / "eval", ["MAP21"], 1, frames_per_episode=97, split="eval", progress=False)
+    common = ["--data", str(train), "--eval-data", str(held), "--batch-size", "4", "--threads", "1"]
+    main([*common, "--steps", "3", "--run-dir", str(tmp_path / "a"), "--out", str(tmp_path / "a.safetensors")])
+    first = json.loads(capsys.readouterr().out)
+    main([*common, "--steps", "0", "--warm-start", str(tmp_path / "a.safetensors"), "--run-dir", str(tmp_path / "b"),
+          "--out", str(tmp_path / "b.safetensors")])
+    again = json.loads(capsys.readouterr().out)
+    a, b = PoseNet.load(tmp_path / "a.safetensors"), PoseNet.load(tmp_path / "b.safetensors")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert again["floor_eval_maps"] == first["floor_eval_maps"] and first["floor_eval_maps"]["clips"] == 1

@@ -1,6 +1,7 @@
 """The evaluation cannot be fooled by mush: references, picture statistics and quality gates on known answers."""
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 
@@ -149,29 +150,69 @@ def test_suites_score_the_model_beside_its_references():
                                  abs=1e-4)
 
 
-def test_gates_pass_the_truth_and_fail_a_blurred_darkened_copy(capsys):
-    args = ["--maps", "MAP21", "--seconds", "2", "--scripts", "look_back", "--tries", "3"]
-    assert main(["--oracle", "truth", *args]) == 0
+def test_gates_pass_the_truth_and_fail_a_blurred_darkened_copy(tmp_path, capsys):
+    args = ["--maps", "MAP21", "--seconds", "2", "--long-seconds", "3", "--scripts", "look_back", "--tries", "3",
+            "--action-scripts", "arc_left", "--action-seconds", "1", "--speed-seconds", "2"]
+    browser, teacher = tmp_path / "browser.json", tmp_path / "teacher.json"
+    browser.write_text(json.dumps({"shown_fps": 319 / 20.0, "seconds": 20.0}))  # one frame short: counting
+    same = {"psnr": 22.0, "ssim": 0.4, "sharpness": 0.2, "edge_error": 1.0, "brightness": 0.9, "saturation": 1.1}
+    teacher.write_text(json.dumps({"summary": {"teacher": {"model": same}, "student": {"model": same}}}))
+    assert main(["--oracle", "truth", *args, "--browser-report", str(browser), "--teacher-report", str(teacher),
+                 "--out", str(tmp_path / "truth")]) == 0
     out = capsys.readouterr().out
-    assert "5 of 5 pass -> PASS" in out
-    assert main(["--oracle", "degraded", *args]) == 1
+    assert "14 of 14 measured pass -> PASS" in out, out
+    saved = json.loads((tmp_path / "truth" / "gates.json").read_text())
+    assert saved["verdict"] == "PASS" and {g["gate"] for g in saved["gates"]} == {"1", "2", "3", "4", "5", "6",
+                                                                                 "tokenizer"}
+    assert {"drift.json", "revisit.json", "action.json", "speed.json"} <= {f.name for f in (tmp_path / "truth").iterdir()}
+    assert main(["--reports", str(tmp_path / "truth"), "--teacher-report", str(teacher)]) == 1  # re-read, no browser
+    assert capsys.readouterr().out.splitlines()[-1].endswith("13 of 13 measured pass, 1 not measured -> INCOMPLETE")
+    assert main(["--oracle", "degraded", *args]) == 1  # without the two reports: gates 5b and 6 not measured
     lines = capsys.readouterr().out.splitlines()
-    failed = {line.split("  ")[0] for line in lines[2:-1] if line.endswith("FAIL")}
-    assert {"sharpness ratio over 2 s", "brightness ratio over 2 s"} <= failed, lines  # however good its PSNR
-    assert "tokenizer ceiling PSNR over 2 s" not in failed and lines[-1].endswith("-> FAIL")
+    failed = {re.split(r"\s{2,}", line)[1] for line in lines[2:-1] if line.endswith("FAIL")}
+    assert {"sharpness ratio over 2 s", "sharpness ratio over 3 s", "brightness ratio, worst second",
+            "first second below the tokenizer ceiling"} <= failed, lines  # however good its PSNR
+    assert "tokenizer ceiling PSNR over 2 s" not in failed and lines[-1].endswith("2 not measured -> FAIL")
+    assert sum(line.rstrip().endswith("-") or "not measured:" in line for line in lines[2:-1]) == 2
+
+
+def _reports(sharp=0.75, sharp_long=0.6, bright=(1.0, 1.1), cast=((0, 0, 0), (3, 0, 0)), first=(22.0, 25.0),
+             frozen_gain=3.0, window_gain=2.0, far=25.0, rpe=(1.5, 1.5), fps=24.0, ceiling=28.0):
+    """Reports as `gates.measure` returns them, with every gated number set (the defaults sit on the thresholds)."""
+    def run(sharpness, brightness, shift, psnr_1, ceiling_psnr_1):
+        return {"pictures": {"model": {"sharpness": sharpness, "colour_shift": list(shift),
+                                       "per_second": {"brightness": list(brightness), "psnr": [psnr_1]}},
+                             "tokenizer_ceiling": {"psnr": ceiling, "colour_shift": [-1.0, -1.0, -1.0],
+                                                   "per_second": {"psnr": [ceiling_psnr_1]}}}}
+
+    return {"drift": {"summary": {"20s": {"compressed": run(sharp, [bright[0]] * 20 + [5.0], cast[0], *first)},
+                                  "120s": {"compressed": run(sharp_long, [bright[1]] * 120, cast[1], 0.0, 0.0)}}},
+            "revisit": {"summary": {"pictures": {"compressed": {"gain_over_frozen_db": frozen_gain}},
+                                    "gain_over_window_db": {"compressed": window_gain},
+                                    "by_policy": {"compressed": {"vs_first_visit_far": {"psnr": far}}}}},
+            "action": {"summary": {"overall": {"rpe_rot": rpe[0], "floor_rot": 1.0, "rpe_trans": rpe[1],
+                                               "floor_trans": 1.0}}},
+            "speed": {"settings": {"torch_threads": 1}, "rows": [{"policy": "compressed", "end_to_end_fps_steady": fps}]}}
 
 
 def test_gate_rules_and_nan():
-    def reports(sharp, bright, frozen_gain, window_gain, ceiling):
-        pictures = {"model": {"sharpness": sharp, "brightness": bright}, "tokenizer_ceiling": {"psnr": ceiling}}
-        return {"drift": {"summary": {"20s": {"compressed": {"pictures": pictures}}}},
-                "revisit": {"summary": {"pictures": {"compressed": {"gain_over_frozen_db": frozen_gain}},
-                                        "gain_over_window_db": {"compressed": window_gain}}}}
-
-    assert all(g.passed for g in check(reports(0.75, 1.1, 3.0, 2.0, 28.0)))
-    gates = check(reports(0.74, 0.89, 2.9, "nan", "inf"))
-    assert [g.passed for g in gates] == [False, False, False, False, True]
-    assert "nan" in format_gates(gates) and format_gates(gates).endswith("1 of 5 pass -> FAIL")
+    # a last, partial second (brightness 5) is not read; a grey shift is darkening, not a colour cast
+    assert all(g.passed for g in check(_reports(), browser={"shown_fps": 15.95, "seconds": 20}) if g.gate != "6")
+    assert not check(_reports(), browser={"shown_fps": 15.9, "seconds": 20})[-3].passed  # two frames short
+    gates = check(_reports(0.74, 0.59, (0.89, 1.0), ((4.5, 0, 0), (0, 0, 0)), (21.9, 25.0), 2.9, "nan", 24.9,
+                           (1.51, "nan"), 23.9, "inf"))
+    assert [g.passed for g in gates] == [False] * 11 + [None, None, True]  # no browser or teacher report
+    assert gates[3].value == pytest.approx(3.0)  # cast (3, -1.5, -1.5) against the tokenizer's (0, 0, 0)
+    assert "nan" in format_gates(gates) and format_gates(gates).endswith("1 of 12 measured pass, 2 not measured -> FAIL")
+    zero_floor = _reports()
+    zero_floor["action"]["summary"]["overall"]["floor_trans"] = 0.0  # pans only: nothing commanded to measure
+    assert [g.passed for g in check(zero_floor) if g.gate == "4"] == [True, False]
+    teacher = {"psnr": 22.0, "ssim": 0.4, "sharpness": 0.2, "brightness": 0.95, "saturation": 1.2}
+    student = {**teacher, "psnr": 21.0, "sharpness": 0.3, "brightness": 1.04, "saturation": 0.8}
+    g6 = check(_reports(), teacher={"summary": {"teacher": {"model": teacher}, "student": {"model": student}}})[-2]
+    assert (g6.gate, g6.value, g6.passed, g6.detail) == ("6", 2.0, False, "sharpness, brightness")
+    with pytest.raises(ValueError, match="a teacher and a student"):
+        check(_reports(), teacher={"summary": {"student": {"model": student}}})
     with pytest.raises(ValueError, match="window-only"):
         GateConfig(policy="window")
 

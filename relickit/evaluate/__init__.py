@@ -14,7 +14,7 @@
 | `speed`    | end-to-end and denoise-only FPS, time to first frame, KV tokens and bytes |
 | `teacher`  | the bidirectional teacher against the student on held-out dataset clips |
 | `scoring`  | frames against truth beside the frozen start frame and the tokenizer ceiling; picture statistics |
-| `gates`    | the quality gates: one command, each gate's number and pass/fail |
+| `gates`    | the campaign's six quality gates (and the tokenizer ceiling): one command runs drift, revisit, action and speed, reads the browser benchmark's and the teacher evaluation's reports, prints each gate's number and pass/fail |
 | `gallery`  | fixed held-out cases as PNG strips and GIFs (truth / model / frozen start / tokenizer ceiling) |
 | `oracle`   | sessions that play the engine's truth (or a blurred, darkened or frozen copy): the evaluation's own check |
 | `scripts`, `engine`, `sessions`, `report` | action scripts; maps, starts and truth; sessions and assets; JSON and figures |

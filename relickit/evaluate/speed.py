@@ -33,7 +33,7 @@ def suite_speed(factory: SessionFactory, maps, seed: int = 0, seconds: float = 2
     device = str(next(probe.model.parameters(), torch.empty(0)).device)  # an oracle has no weights: cpu
     bar = progress_bar(len(policies), "speed", progress)
     for policy in policies:
-        run = run_script(factory(policy, seed), image, caption(m), script)
+        run = run_script(factory(policy, seed), image, caption(m), script, start.truth.frames)  # for oracles
         step_s, dec_s = np.array(run.step_s), np.array(run.decode_s)
         den_s = step_s - np.nan_to_num(dec_s)
         steady = slice(1, None) if len(step_s) > 1 else slice(None)
