@@ -492,3 +492,50 @@ def test_control_reliance_compares_the_same_noise_with_three_sets_of_controls():
                             poses[:1].repeat(2, 1, 1), sigmas=(1.0,))
     assert same["1.0"]["own"] == same["1.0"]["other"] != same["1.0"]["still"]
     assert out["1.0"]["own"] != out["1.0"]["other"]  # the random model reads its controls
+
+
+def test_teacher_session_draws_the_whole_script_with_the_controls_a_session_feeds():
+    from relickit.controls import integrate, pose_vector
+    from relickit.diffusion import sample_teacher
+    from relickit.evaluate import main as evaluate_main
+    from relickit.evaluate.scripts import Script
+    from relickit.evaluate.sessions import TeacherSession, run_script
+    from relickit.play import to_uint8
+    from relickit.teacher import stretch_horizon
+
+    model, tok = random_assets(seed=1)
+    cfg = model.cfg
+    script = Script("walk_turn", ((("forward", 1.0),), (("pan_left", 0.6), ("forward", 0.5)), (("static", 1.0),)))
+    image = np.random.default_rng(0).integers(0, 256, (cfg.height, cfg.width, 3), dtype=np.uint8)
+    session = TeacherSession(model, tok, seed=5)
+    with pytest.raises(RuntimeError, match="hands it the script"):
+        session.reset(image, "a room")
+    run = run_script(session, image, "a room", script)
+    n = session.frames_per_step
+    assert run.frames.shape == (1 + 3 * n, cfg.height, cfg.width, 3)
+    # the actions and poses are those a streaming Session integrates chunk by chunk
+    rot, pos = torch.eye(3)[None], torch.zeros(1, 3)
+    static = torch.zeros(1, 1, ACTION_DIM)
+    static[..., -1] = 1.0
+    acts, poses = [static], [pose_vector(rot[:, None], pos[:, None])]
+    for a in script.step_actions():
+        chunk = a.expand(1, n, ACTION_DIM)
+        r, p = integrate(rot, pos, chunk)
+        acts.append(chunk)
+        poses.append(pose_vector(r, p))
+        rot, pos = r[:, -1], p[:, -1]
+    actions, pose = session.controls_of(script)
+    assert torch.equal(actions, torch.cat(acts, 1)) and torch.allclose(pose, torch.cat(poses, 1), atol=1e-6)
+    # and the frames are the teacher's one draw of the whole clip from the seeded noise
+    frames = 1 + 3 * cfg.chunk
+    video = torch.from_numpy(image).permute(2, 0, 1)[None, :, None].float() / 127.5 - 1
+    noise = torch.randn((1, cfg.latent_channels, frames, *cfg.latent_size), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        long = stretch_horizon(model, frames)
+        z, _ = sample_teacher(long, tok.encode(video), frames, long.encode_text(["a room"]), actions, pose, noise=noise)
+        assert np.array_equal(run.frames, to_uint8(tok.decode_tiny(z)[0].float()))
+    session.reset(image, "a room")
+    with pytest.raises(ValueError, match="not its step"):
+        session.step(script.step_actions()[1])
+    with pytest.raises(SystemExit):  # a teacher does not stream: no speed suite
+        evaluate_main(["--suite", "speed", "--teacher", "--random", "smoke", "--out", "unused.json"])

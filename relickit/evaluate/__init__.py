@@ -3,6 +3,7 @@
     report = evaluate("revisit", session_factory(model, tokenizer), maps=("MAP21",), out_dir="eval/revisit")
     python -m relickit.evaluate --suite revisit --out eval/revisit/report.json          # shipped assets
     RELICKIT_SMOKE=1 python -m relickit.evaluate --suite action --out /tmp/action.json  # random tiny model
+    python -m relickit.evaluate --suite action --model T --teacher --out eval/teacher    # a teacher, as a student
     python -m relickit.evaluate.gates                                                   # the quality gates
     python -m relickit.evaluate.gallery                                                 # docs/gallery/
 
@@ -17,7 +18,7 @@
 | `gates`    | the campaign's six quality gates (and the tokenizer ceiling): one command runs drift, revisit, action and speed, reads the browser benchmark's and the teacher evaluation's reports, prints each gate's number and pass/fail |
 | `gallery`  | fixed held-out cases as PNG strips and GIFs (truth / model / frozen start / tokenizer ceiling) |
 | `oracle`   | sessions that play the engine's truth (or a blurred, darkened or frozen copy): the evaluation's own check |
-| `scripts`, `engine`, `sessions`, `report` | action scripts; maps, starts and truth; sessions and assets; JSON and figures |
+| `scripts`, `engine`, `sessions`, `report` | action scripts; maps, starts and truth; sessions (a teacher's too: `TeacherSession` draws each script whole) and assets; JSON and figures |
 
 Every frame-scoring suite scores the model beside two trivial references on the same frames (the start frame
 repeated, and the truth through the tokenizer and play decoder) with sharpness, brightness and colour beside every

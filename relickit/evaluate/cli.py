@@ -8,10 +8,11 @@ from typing import Any
 
 import torch
 
+from ..diffusion import SamplerConfig
 from .engine import check_eval_maps
 from .report import headline, picture_blocks
 from .scripts import EngineActions
-from .sessions import load_assets, load_posenet, random_assets, session_factory
+from .sessions import load_assets, load_posenet, random_assets, session_factory, teacher_factory
 from .suites import DEFAULT_MAPS, SUITES, evaluate
 
 
@@ -20,6 +21,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--suite", required=True, choices=SUITES)
     ap.add_argument("--model", help="world model safetensors (default relickit/assets/student.safetensors)")
     ap.add_argument("--tokenizer", help="tokenizer safetensors (default relickit/assets/tokenizer.safetensors)")
+    ap.add_argument("--teacher", action="store_true",
+                    help="--model is a bidirectional teacher: each script's whole clip is drawn at once "
+                         "(sessions.TeacherSession), to score it beside its student")
+    ap.add_argument("--teacher-steps", type=int, default=SamplerConfig.teacher_steps,
+                    help="Euler steps of the teacher's sampler (with --teacher)")
     ap.add_argument("--posenet", help="pose estimator (action suite; default relickit/assets/posenet.safetensors)")
     ap.add_argument("--out", required=True, help="report path (.json; figures go beside it) or a directory")
     ap.add_argument("--maps", default=",".join(DEFAULT_MAPS), help="held-out maps, comma-separated")
@@ -37,6 +43,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="ignore weight files: random weights (smoke: a shrunken tiny model; tiny/small: the preset's "
                          "real shapes, e.g. for the speed suite)")
     args = ap.parse_args(argv)
+    if args.teacher and args.suite == "speed":
+        ap.error("a teacher does not stream (it draws the whole clip at reset): the speed suite times students.")
     if args.threads:
         torch.set_num_threads(args.threads)
     check_eval_maps(args.maps.split(","))  # refuse training maps before loading anything
@@ -66,7 +74,12 @@ def main(argv: list[str] | None = None) -> dict:
         opts["seconds"] = args.seconds
     out = Path(args.out)
     out_dir, name = (out.parent, out.name) if out.suffix == ".json" else (out, "report.json")
-    report = evaluate(args.suite, session_factory(model, tokenizer), split(args.maps), args.seed, out_dir,
+    if args.teacher:
+        factory = teacher_factory(model, tokenizer, sampler=SamplerConfig(teacher_steps=args.teacher_steps))
+        info["session"] = f"teacher (whole clip at reset, {args.teacher_steps} Euler steps)"
+    else:
+        factory, info["session"] = session_factory(model, tokenizer), "streaming"
+    report = evaluate(args.suite, factory, split(args.maps), args.seed, out_dir,
                       model_info=info, progress=True, report_name=name, **opts)
     print(f"wrote {out_dir / name} ({info['weights']} weights)")
     lines = [headline(path, block) for path, block in picture_blocks(report.get("summary", {}))]

@@ -1,6 +1,6 @@
 """Quality gates: one command that says whether the model is a world model or a still photo in a blur.
 
-    python -m relickit.evaluate.gates --threads 1                  # the shipped model, CPU, MAP21 + E1M1 (~45 min)
+    python -m relickit.evaluate.gates --threads 1                  # the shipped model, CPU, MAP21 + E1M1 (~25 min)
     python -m relickit.evaluate.gates --browser-report B.json --teacher-report T.json   # gates 5b and 6 too
     python -m relickit.evaluate.gates --reports eval/gates --teacher-report T.json     # re-read, measure nothing
     python -m relickit.evaluate.gates --oracle truth               # the evaluation's own check: must pass

@@ -47,6 +47,8 @@ def run_script(session: Any, image: np.ndarray, text: str, script: Script, truth
     of generating (`relickit.evaluate.oracle`, the evaluation's own sanity checks); a model never sees it."""
     if truth is not None and hasattr(session, "load_truth"):
         session.load_truth(truth, script)
+    if hasattr(session, "load_script"):  # a teacher draws the whole clip at reset (TeacherSession)
+        session.load_script(script)
     decode = getattr(session, "_decode", None)
     spent = [0.0]
     if decode is not None:  # time the decoder through an instance attribute (the class is untouched)
@@ -98,6 +100,85 @@ def session_factory(model, tokenizer, memory: MemoryConfig = MemoryConfig(), **s
         return Session(model, tokenizer, memory=dataclasses.replace(memory, policy=policy), seed=seed, **session_kwargs)
 
     return make
+
+
+class TeacherSession:
+    """The bidirectional teacher played as a session, so that every frame-scoring suite scores it as it scores a
+    student (which stage limits a gate: the teacher's draws, or the distillation).
+
+    A teacher cannot stream: `run_script` hands it the script first (`load_script`), and `reset` draws the whole
+    clip in one `sample_teacher` call from the start image's latent and the caption, with the per-frame actions and
+    camera poses a `relickit.play.Session` feeds its model for the same script (its RoPE stretched by YaRN where
+    the clip is longer than its range, as the DMD stages score long rollouts); `step` hands the clip out chunk by
+    chunk and refuses an action that is not the script's. Memory policies mean nothing to it (it sees the whole
+    clip), so the window-only and no-memory rows of a teacher are its compressed row again."""
+
+    decoder = "tiny"
+
+    def __init__(self, model, tokenizer, memory: MemoryConfig = MemoryConfig(), seed: int = 0,
+                 controls: ControlsConfig = ControlsConfig(), sampler: Any = None) -> None:
+        from ..diffusion import SamplerConfig
+
+        self.model, self.tokenizer, self.memory, self.seed, self.controls = model, tokenizer, memory, seed, controls
+        self.sampler = sampler or SamplerConfig()
+        self.frames_per_step, self.fps = model.cfg.chunk * model.cfg.temporal_down, model.cfg.fps
+        self._script: Script | None = None
+        self._frames: np.ndarray | None = None
+        self._t = 0
+
+    def load_script(self, script: Script) -> None:
+        self._script, self._frames = script, None
+
+    def controls_of(self, script: Script) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1, F, 13) actions and (1, F, 12) poses of the script's video (frame 0 static at the origin), as a
+        Session feeds them chunk by chunk."""
+        from ..controls import ACTION_DIM, accumulate, pose_vector
+
+        static = torch.zeros(1, ACTION_DIM)
+        static[0, -1] = 1.0
+        actions = torch.cat([static, script.frame_actions(self.frames_per_step)])[None]
+        return actions, pose_vector(*accumulate(actions, self.controls))
+
+    @torch.no_grad()
+    def reset(self, image: np.ndarray, text: str) -> np.ndarray:
+        from ..diffusion import sample_teacher
+        from ..play import to_uint8
+        from ..teacher import stretch_horizon
+
+        if self._script is None:
+            raise RuntimeError("a teacher draws the whole clip at once: play it with run_script(session, image, "
+                               "text, script), which hands it the script before reset.")
+        cfg = self.model.cfg
+        latent_frames = 1 + len(self._script) * cfg.chunk
+        model = stretch_horizon(self.model, latent_frames)
+        video = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None, :, None].float() / 127.5 - 1
+        first = self.tokenizer.encode(video)
+        noise = torch.randn((1, cfg.latent_channels, latent_frames, *cfg.latent_size),
+                            generator=torch.Generator().manual_seed(self.seed))
+        actions, poses = self.controls_of(self._script)
+        z, _ = sample_teacher(model, first, latent_frames, model.encode_text([text]), actions, poses, self.sampler,
+                              noise=noise)
+        self._frames, self._t = to_uint8(self.tokenizer.decode_tiny(z)[0].float()), 1
+        return self._frames[0]
+
+    def step(self, action: torch.Tensor) -> np.ndarray:
+        if self._frames is None or self._script is None:
+            raise RuntimeError("call reset(image, text) before step(action).")
+        i = (self._t - 1) // self.frames_per_step
+        if i >= len(self._script) or not torch.equal(torch.as_tensor(action).float(), self._script.step_actions()[i]):
+            raise ValueError(f"step {i}: a teacher plays the script it was given, and this action is not its step.")
+        out = self._frames[self._t:self._t + self.frames_per_step]
+        self._t += self.frames_per_step
+        return out
+
+    def memory_stats(self) -> dict[str, Any]:
+        return {"frames": self._t, "total_tokens": 0, "bytes": 0}
+
+
+def teacher_factory(model, tokenizer, **session_kwargs: Any) -> SessionFactory:
+    """(policy, seed) -> a TeacherSession of the teacher `model` (float, eval mode) with that seed."""
+    model = model.float().eval()
+    return lambda policy, seed: TeacherSession(model, tokenizer, MemoryConfig(policy=policy), seed, **session_kwargs)
 
 
 def random_assets(seed: int = 0, preset_name: str = "tiny", smoke: bool = True, **overrides: Any):
