@@ -48,6 +48,11 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
     return ((video.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy()
 
 
+def image_clip(image: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
+    """An image (H, W, 3) uint8 -> a one-frame clip (1, 3, 1, H, W) in [-1, 1], what the tokenizer encodes."""
+    return torch.from_numpy(np.array(image)).to(device).permute(2, 0, 1)[None, :, None].float() / 127.5 - 1
+
+
 def check_image(image: np.ndarray, height: int, width: int) -> None:
     if not isinstance(image, np.ndarray):
         raise TypeError(f"the start image must be a numpy array (H, W, 3) uint8, got {type(image).__name__}; "
@@ -130,8 +135,7 @@ class Session:
         check_image(image, cfg.height, cfg.width)
         check_caption(text)
         self.generator = torch.Generator(self.device).manual_seed(self.seed)
-        video = torch.from_numpy(np.array(image)).to(self.device).permute(2, 0, 1)[None, :, None].float() / 127.5 - 1
-        first = self.tokenizer.encode(video)
+        first = self.tokenizer.encode(image_clip(image, self.device))
         self.context = self.model.encode_text([text])
         self.cache = self.model.new_cache(self.memory)
         self.rotation, self.position = torch.eye(3)[None], torch.zeros(1, 3)

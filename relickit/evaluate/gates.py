@@ -42,6 +42,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from .cli import split
 from .engine import check_eval_maps
 from .report import clean, write_json
 from .sessions import SessionFactory, load_assets, load_posenet, random_assets, session_factory
@@ -296,9 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reports", help="measure nothing: read the suites' reports (drift, revisit, action, speed .json) "
                                       "from this directory (an earlier --out) and check them")
     args = ap.parse_args(argv)
-    split = lambda text: tuple(s.strip() for s in text.split(",") if s.strip())  # noqa: E731
     cfg = GateConfig(seconds=args.seconds, long_seconds=args.long_seconds, policy=args.policy,
-                     revisit_scripts=split(args.scripts), action_scripts=split(args.action_scripts),
+                     revisit_scripts=tuple(split(args.scripts)), action_scripts=tuple(split(args.action_scripts)),
                      action_seconds=args.action_seconds, speed_seconds=args.speed_seconds)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -66,13 +66,17 @@ class Script:
                 "steps": [{n: m for n, m in step} for step in self.steps]}
 
 
+def video_actions(script: Script, frames_per_step: int) -> torch.Tensor:
+    """(1 + T, 13): the per-frame actions of a script's video, the start frame `static` as a session commits it."""
+    first = torch.zeros(1, ACTION_DIM)
+    first[0, -1] = 1.0
+    return torch.cat([first, script.frame_actions(frames_per_step)])
+
+
 def commanded_poses(script: Script, frames_per_step: int, controls: ControlsConfig = ControlsConfig()):
     """The commanded camera path of a script's video (1 + T frames): rotations (1+T, 3, 3), positions (1+T, 3)
     in step units, relative to the start frame; exactly what the session integrates."""
-    acts = script.frame_actions(frames_per_step)
-    first = torch.zeros(1, ACTION_DIM)
-    first[0, -1] = 1.0
-    r, p = accumulate(torch.cat([first, acts]).double(), controls)
+    r, p = accumulate(video_actions(script, frames_per_step).double(), controls)
     return r.double(), p.double()
 
 

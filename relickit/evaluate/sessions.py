@@ -123,26 +123,26 @@ class TeacherSession:
         self.sampler = sampler or SamplerConfig()
         self.frames_per_step, self.fps = model.cfg.chunk * model.cfg.temporal_down, model.cfg.fps
         self._script: Script | None = None
+        self._steps: torch.Tensor | None = None  # the script's action per step, which `step` must be handed
         self._frames: np.ndarray | None = None
         self._t = 0
 
     def load_script(self, script: Script) -> None:
-        self._script, self._frames = script, None
+        self._script, self._steps, self._frames = script, script.step_actions(), None
 
     def controls_of(self, script: Script) -> tuple[torch.Tensor, torch.Tensor]:
         """(1, F, 13) actions and (1, F, 12) poses of the script's video (frame 0 static at the origin), as a
         Session feeds them chunk by chunk."""
-        from ..controls import ACTION_DIM, accumulate, pose_vector
+        from ..controls import accumulate, pose_vector
+        from .scripts import video_actions
 
-        static = torch.zeros(1, ACTION_DIM)
-        static[0, -1] = 1.0
-        actions = torch.cat([static, script.frame_actions(self.frames_per_step)])[None]
+        actions = video_actions(script, self.frames_per_step)[None]
         return actions, pose_vector(*accumulate(actions, self.controls))
 
     @torch.no_grad()
     def reset(self, image: np.ndarray, text: str) -> np.ndarray:
         from ..diffusion import sample_teacher
-        from ..play import to_uint8
+        from ..play import image_clip, to_uint8
         from ..teacher import stretch_horizon
 
         if self._script is None:
@@ -151,8 +151,7 @@ class TeacherSession:
         cfg = self.model.cfg
         latent_frames = 1 + len(self._script) * cfg.chunk
         model = stretch_horizon(self.model, latent_frames)
-        video = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None, :, None].float() / 127.5 - 1
-        first = self.tokenizer.encode(video)
+        first = self.tokenizer.encode(image_clip(image))
         noise = torch.randn((1, cfg.latent_channels, latent_frames, *cfg.latent_size),
                             generator=torch.Generator().manual_seed(self.seed))
         actions, poses = self.controls_of(self._script)
@@ -162,10 +161,10 @@ class TeacherSession:
         return self._frames[0]
 
     def step(self, action: torch.Tensor) -> np.ndarray:
-        if self._frames is None or self._script is None:
+        if self._frames is None or self._steps is None:
             raise RuntimeError("call reset(image, text) before step(action).")
         i = (self._t - 1) // self.frames_per_step
-        if i >= len(self._script) or not torch.equal(torch.as_tensor(action).float(), self._script.step_actions()[i]):
+        if i >= len(self._steps) or not torch.equal(torch.as_tensor(action).float(), self._steps[i]):
             raise ValueError(f"step {i}: a teacher plays the script it was given, and this action is not its step.")
         out = self._frames[self._t:self._t + self.frames_per_step]
         self._t += self.frames_per_step

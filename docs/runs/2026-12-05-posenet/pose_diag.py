@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from relickit.dataset import load_episodes
-from relickit.posenet import DEFAULT_PATH, PoseNet, estimator_floor, predict_motion, relative_motion
+from relickit.posenet import (DEFAULT_PATH, PoseNet, PoseNetTrainConfig, estimator_floor, predict_motion,
+                              relative_motion)
 
 torch.set_num_threads(1)
 net = PoseNet.load(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_PATH)
@@ -19,7 +20,7 @@ print(json.dumps(estimator_floor(net, episodes), indent=1))
 pred, true = [], []
 for ep in episodes:
     r, p = np.asarray(ep.rotations), np.asarray(ep.positions)
-    ok = np.linalg.norm(np.diff(p, axis=0), axis=1) <= 128  # no teleports, as the floor
+    ok = np.linalg.norm(np.diff(p, axis=0), axis=1) <= PoseNetTrainConfig.jump_units  # no teleports, as the floor
     pred.append(predict_motion(net, ep.frames(0, len(ep))).numpy()[ok])
     true.append(relative_motion(r, p, net.cfg).numpy()[ok])
 pred, true = np.concatenate(pred), np.concatenate(true)
