@@ -7,6 +7,8 @@
 #   bash scripts/device_run.sh collect OUTPUT ...   each OUTPUT (a path under the run directory) -> $OUT in fp16
 #                                                   (PRECISION=int8: relickit.checkpoint.save_int8, the campaign's
 #                                                   continuation format), split into 15 MB parts, with the logs
+#                                                   (one archive, $OUT/logs.tgz; a side run's RUN=/tmp/NAME files
+#                                                   are named NAME_student..., NAME_logs.tgz)
 #   bash scripts/device_run.sh run STAGES OUTPUT ...   all three in one call, for stages that end within it
 #   bash scripts/device_run.sh eval-teacher DIR ...  the held-out teacher evaluation of each run directory's last
 #                                                   teacher stage (CPU, side by side) -> $OUT/<dir>_teacher.{json,png}
@@ -36,6 +38,7 @@ source scripts/device_site.sh || exit 1
 export TQDM_MININTERVAL=20
 RUN=${RUN:-/tmp/run} DATA=${DATA:-/tmp/data} LOG=${RUN}.log
 RECIPE_OF_RUN="relickit.recipe --out $RUN --data"  # the command line of this RUN's recipe (pgrep, pkill)
+PREFIX=$([ "$RUN" = /tmp/run ] || echo "$(basename "$RUN")_")  # what a side run's collected files are named by
 phase=$1; shift
 
 launch() {
@@ -102,16 +105,17 @@ collect() {
   collect_logs
 }
 
-collect_logs() {  # this RUN's recipe log, its step benchmark's, and every training run's log.jsonl
-  cp "$LOG" "$OUT/recipe.log"
-  [ -e "$RUN.bench.log" ] && cp "$RUN.bench.log" "$OUT/bench.log"
-  (cd "$RUN" && find . -name log.jsonl | tar czf "$OUT/logs.tgz" -T -) || true
+collect_logs() {  # this RUN's recipe log, its step benchmark's and every training run's log.jsonl, one archive
+  local parent name
+  parent=$(dirname "$RUN") name=$(basename "$RUN")
+  tar czf "$OUT/${PREFIX}logs.tgz" -C "$parent" "$name.log" $(cd "$parent" && ls "$name.bench.log" 2>/dev/null
+    find "$name" -name log.jsonl) || true
   ls -la "$OUT"
 }
 
 collect_student() {
   mkdir -p "$OUT"
-  save_newest student "$RUN" "$OUT/student.int8.safetensors" ||
+  save_newest student "$RUN" "$OUT/${PREFIX}student.int8.safetensors" ||
     echo "$RUN: no DMD stage or checkpoint (a fresh machine, or none yet)"
   collect_logs
 }
