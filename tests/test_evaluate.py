@@ -187,3 +187,37 @@ def test_posenet_cli_warm_starts_from_a_saved_estimator(tmp_path, capsys):
     a, b = PoseNet.load(tmp_path / "a.safetensors"), PoseNet.load(tmp_path / "b.safetensors")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert again["floor_eval_maps"] == first["floor_eval_maps"] and first["floor_eval_maps"]["clips"] == 1
+
+
+def _action_report(rot: dict, trans: dict) -> dict:
+    scripts = [{"name": "forward", "steps": [{"forward": 1.0}]}, {"name": "pan_left", "steps": [{"pan_left": 1.0}]}]
+    rows = [{"map": m, "script": s, "seed": 0, "rpe_rot": rot[m, s], "rpe_trans": trans[m, s],
+             "floor_rot": 0.5, "floor_trans": 0.4 if s == "forward" else 0.0}
+            for m in ("MAP21", "E1M1") for s in ("forward", "pan_left")]
+    return {"suite": "action", "settings": {"scripts": scripts}, "rows": rows}
+
+
+def test_action_reports_pair_run_by_run(tmp_path):
+    keys = [(m, s) for m in ("MAP21", "E1M1") for s in ("forward", "pan_left")]
+    rot = dict(zip(keys, [1.0, 2.0, 1.5, 0.5]))
+    trans = dict(zip(keys, [0.8, 0.0, 0.6, 0.0]))  # a pan's RPE-trans is 0 by construction
+    before = _action_report(rot, trans)
+    after = _action_report({k: v + (0.3 if k[0] == "MAP21" else -0.1) for k, v in rot.items()},
+                           {k: v - 0.2 if k[1] == "forward" else v for k, v in trans.items()})
+    paths = [tmp_path / "before.json", tmp_path / "after.json"]
+    for path, report in zip(paths, (before, after)):
+        write_json(path, report)
+    change = main(["--compare", *map(str, paths)])
+    assert change["runs"] == 4 and change["translating_runs"] == 2
+    assert change["rpe_rot"]["mean"] == pytest.approx(0.1) and change["rpe_rot"]["up"] == 2
+    assert change["rpe_rot"]["stderr"] == pytest.approx(np.std([0.3, 0.3, -0.1, -0.1], ddof=1) / 2)
+    # the pans' zeros are left out of the translation: two runs, both 0.2 better, no spread
+    assert change["rpe_trans"] == pytest.approx({"mean": -0.2, "stderr": 0.0, "up": 0})
+    assert change["rpe_trans_over_floor"] == pytest.approx({"before": 0.7 / 0.4, "after": 0.5 / 0.4})
+    assert change["rpe_rot_over_floor"]["before"] == pytest.approx(1.25 / 0.5)
+    write_json(paths[1], {**after, "rows": after["rows"][:3]})
+    with pytest.raises(ValueError, match="the same runs"):
+        main(["--compare", *map(str, paths)])
+    write_json(paths[1], {**after, "suite": "drift"})
+    with pytest.raises(SystemExit):
+        main(["--compare", *map(str, paths)])

@@ -14,11 +14,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..controls import ACTIONS
 from ..metrics import rpe
 from .engine import starts
 from .report import pictures_bar_figure
 from .report import progress as progress_bar
-from .scoring import PSNR_CAP, compare, mean, mean_pictures, play_with_references
+from .scoring import PSNR_CAP, change_stats, compare, mean, mean_pictures, play_with_references
 from .scripts import EngineActions, action_scripts, commanded_poses, select_scripts
 from .sessions import SessionFactory, session_geometry
 
@@ -89,6 +90,33 @@ def suite_action(factory: SessionFactory, maps, seed: int = 0, seconds: float = 
                         "pan/tilt-only scripts have no commanded translation: Sim(3) scales the estimate to 0, "
                         "so their rpe_trans is 0 by construction."]}
     return report, _action_figures(summary, examples)
+
+
+TRANSLATIONS = ACTIONS[:ACTIONS.index("tilt_up")]  # the actions that move the camera (the rest turn it or hold)
+
+
+def paired_change(before: dict, after: dict) -> dict:
+    """Two action-suite reports on the same runs (same maps, scripts and seed) side by side: per RPE the mean change
+    after - before over the runs, its standard error and how many went up (`scoring.change_stats`; a rise is a
+    worse following). RPE-trans counts only the runs whose script translates (a pan's is 0 by construction), and
+    the floor ratios (RPE over the estimator floor, as gate 4 reads them) come with it. One rollout per run moves
+    a model's mean by a few hundredths between two equal models: read a change against its standard error."""
+    def runs(report: dict) -> dict:
+        return {(r["map"], r["script"], r["seed"]): r for r in report["rows"]}
+
+    a, b = runs(before), runs(after)
+    if not a or a.keys() != b.keys():
+        raise ValueError(f"the reports must score the same runs (the same --maps, --scripts, --seconds and --seed); "
+                         f"they hold {len(a)} and {len(b)}, {len(a.keys() ^ b.keys())} not in both.")
+    moving = {s["name"] for s in after["settings"]["scripts"]
+              if any(m for step in s["steps"] for name, m in step.items() if name in TRANSLATIONS)}
+    out: dict[str, Any] = {"runs": len(a), "translating_runs": sum(k[1] in moving for k in a)}
+    for kind, keys in (("rot", list(a)), ("trans", [k for k in a if k[1] in moving])):
+        out[f"rpe_{kind}"] = change_stats(np.array([b[k][f"rpe_{kind}"] - a[k][f"rpe_{kind}"] for k in keys]))
+        out[f"rpe_{kind}_over_floor"] = {
+            name: mean(r[f"rpe_{kind}"] for r in rows) / mean(r[f"floor_{kind}"] for r in rows)
+            for name, rows in (("before", [a[k] for k in keys]), ("after", [b[k] for k in keys]))}
+    return out
 
 
 def _recover(posenet, frames):

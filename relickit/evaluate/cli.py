@@ -1,4 +1,5 @@
-"""python -m relickit.evaluate --suite {action,revisit,drift,speed} --out report.json [--maps MAP21,E1M1 ...]"""
+"""python -m relickit.evaluate --suite {action,revisit,drift,speed} --out report.json [--maps MAP21,E1M1 ...]
+python -m relickit.evaluate --compare BEFORE.json AFTER.json      # two action-suite reports, run by run"""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +10,7 @@ from typing import Any
 import torch
 
 from ..diffusion import SamplerConfig
+from .action import paired_change
 from .engine import check_eval_maps
 from .report import headline, picture_blocks
 from .scripts import EngineActions
@@ -18,7 +20,7 @@ from .suites import DEFAULT_MAPS, SUITES, evaluate
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description="Evaluate a relickit world model on held-out Doom maps.")
-    ap.add_argument("--suite", required=True, choices=SUITES)
+    ap.add_argument("--suite", choices=SUITES)
     ap.add_argument("--model", help="world model safetensors (default relickit/assets/student.safetensors)")
     ap.add_argument("--tokenizer", help="tokenizer safetensors (default relickit/assets/tokenizer.safetensors)")
     ap.add_argument("--teacher", action="store_true",
@@ -27,7 +29,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--teacher-steps", type=int, default=SamplerConfig.teacher_steps,
                     help="Euler steps of the teacher's sampler (with --teacher)")
     ap.add_argument("--posenet", help="pose estimator (action suite; default relickit/assets/posenet.safetensors)")
-    ap.add_argument("--out", required=True, help="report path (.json; figures go beside it) or a directory")
+    ap.add_argument("--out", help="report path (.json; figures go beside it) or a directory")
+    ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"),
+                    help="measure nothing: two action-suite reports of the same runs, paired (action.paired_change)")
     ap.add_argument("--maps", default=",".join(DEFAULT_MAPS), help="held-out maps, comma-separated")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--policies", help="memory policies, comma-separated (revisit, drift, speed)")
@@ -43,6 +47,15 @@ def main(argv: list[str] | None = None) -> dict:
                     help="ignore weight files: random weights (smoke: a shrunken tiny model; tiny/small: the preset's "
                          "real shapes, e.g. for the speed suite)")
     args = ap.parse_args(argv)
+    if args.compare:
+        before, after = (json.loads(Path(p).read_text()) for p in args.compare)
+        if not before.get("suite") == after.get("suite") == "action":
+            ap.error("--compare pairs two action-suite reports (--suite action --out R.json).")
+        change = paired_change(before, after)
+        print(json.dumps(change, indent=1))
+        return change
+    if not (args.suite and args.out):
+        ap.error("name --suite and --out (or --compare BEFORE AFTER).")
     if args.teacher and args.suite == "speed":
         ap.error("a teacher does not stream (it draws the whole clip at reset): the speed suite times students.")
     if args.threads:
