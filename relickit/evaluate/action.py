@@ -19,7 +19,7 @@ from ..metrics import rpe
 from .engine import starts
 from .report import pictures_bar_figure
 from .report import progress as progress_bar
-from .scoring import PSNR_CAP, change_stats, compare, mean, mean_pictures, play_with_references
+from .scoring import PSNR_CAP, change_stats, compare, mean, mean_pictures, over_floor, play_with_references
 from .scripts import EngineActions, action_scripts, commanded_poses, select_scripts
 from .sessions import SessionFactory, session_geometry
 
@@ -114,7 +114,7 @@ def paired_change(before: dict, after: dict) -> dict:
     for kind, keys in (("rot", list(a)), ("trans", [k for k in a if k[1] in moving])):
         out[f"rpe_{kind}"] = change_stats(np.array([b[k][f"rpe_{kind}"] - a[k][f"rpe_{kind}"] for k in keys]))
         out[f"rpe_{kind}_over_floor"] = {
-            name: mean(r[f"rpe_{kind}"] for r in rows) / mean(r[f"floor_{kind}"] for r in rows)
+            name: over_floor(mean(r[f"rpe_{kind}"] for r in rows), mean(r[f"floor_{kind}"] for r in rows))
             for name, rows in (("before", [a[k] for k in keys]), ("after", [b[k] for k in keys]))}
     return out
 

@@ -45,6 +45,7 @@ import torch
 from .cli import split
 from .engine import check_eval_maps
 from .report import clean, write_json
+from .scoring import over_floor
 from .sessions import SessionFactory, load_assets, load_posenet, random_assets, session_factory
 from .suites import DEFAULT_MAPS, evaluate
 
@@ -153,11 +154,6 @@ def behind(teacher: Mapping[str, float], student: Mapping[str, float]) -> list[s
             for v in (teacher, student))
     worse = [k for k in HIGHER if k in t and t[k] < s[k]] + [k for k in LOWER if k in t and t[k] > s[k]]
     return worse + [k for k in RATIOS if k in t and abs(t[k] - 1) > abs(s[k] - 1)]
-
-
-def over_floor(rpe: float, floor: float) -> float:
-    """RPE over the estimator's floor; NaN (a failed gate) where the scripts command nothing to measure (floor 0)."""
-    return float(rpe) / float(floor) if float(floor) > 0 else math.nan
 
 
 def check(reports: Mapping[str, Any], cfg: GateConfig = GateConfig(), browser: Mapping[str, Any] | None = None,

@@ -207,6 +207,11 @@ def mean_pictures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def over_floor(rpe: float, floor: float) -> float:
+    """RPE over the estimator's floor; NaN (a failed gate 4) where the scripts command nothing to measure (floor 0)."""
+    return float(rpe) / float(floor) if float(floor) > 0 else math.nan
+
+
 def mean(xs) -> float:
     """The mean of the numbers that are not None or NaN; NaN when none is left."""
     xs = [float(x) for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
