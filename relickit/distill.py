@@ -301,6 +301,21 @@ def dmd_loss_fn(teacher, cfg: DistillConfig, latent_frames: int, replay: bool = 
     return loss_fn
 
 
+def dmd_mix_loss_fn(teachers: dict, cfg: DistillConfig, replay: bool = True):
+    """dmd_loss_fn over batches of several rollout lengths (`teachers`: latent frames -> the teacher that scores
+    rollouts of that length): each batch is rolled out as long as its clips and scored by its length's teacher, one
+    critic for all (the recipe's mixed DMD stage, RecipeConfig.dmd_mix)."""
+    fns = {frames: dmd_loss_fn(teacher, cfg, frames, replay) for frames, teacher in teachers.items()}
+
+    def loss_fn(pair, batch, step):
+        frames = batch["latents"].shape[2]
+        if frames not in fns:
+            raise ValueError(f"a batch of {frames} latent frames; this DMD loss scores rollouts of {sorted(fns)}.")
+        return fns[frames](pair, batch, step)
+
+    return loss_fn
+
+
 class GraphMemory:
     """Bytes of activations autograd holds for backward, current and peak, on any device.
 

@@ -36,7 +36,7 @@ from .checkpoint import atomic_copy
 from .config import (LATENT_SIGMA, MemoryConfig, ModelConfig, layout_diff, layout_fields, model_for, parse_size, preset,
                      size_fields)
 from .diffusion import SamplerConfig, chunk_slices
-from .distill import DistillConfig, DMDPair, ODESet, check_rollout, dmd_loss_fn, hybrid_loss_fn, make_ode_set
+from .distill import DistillConfig, DMDPair, ODESet, check_rollout, dmd_mix_loss_fn, hybrid_loss_fn, make_ode_set
 from .latents import LatentClips, encode_clips
 from .memory import hybrid_visibility
 from .model import WorldModel
@@ -130,6 +130,12 @@ class RecipeConfig:
     # the curriculum's stages this run trains (None: all); the others are skipped (one done before still hands its
     # student on), so `dmd_from` + (2,) in a new run directory continues a student at the longest rollout alone
     dmd_stages: tuple[int, ...] | None = None
+    # stages trained together as one mixed stage (e.g. (0, 0, 0, 2)): the student cycles through their rollout
+    # lengths in this order, a critic cycle (`distill.critic_steps` steps: one generator update) at a time, each
+    # length scored by its own stage's teacher, one critic for all; repeats weight a length. Short rollouts taught
+    # run 15's C to walk and long ones taught B the colours of long play: one stage keeps both. It trains and is
+    # written as the mix's longest stage; the other stages named are not trained on their own
+    dmd_mix: tuple[int, ...] | None = None
     dmd_train: TrainConfig = field(default_factory=lambda: TrainConfig(
         lr=5e-5, betas=(0.0, 0.999), batch_size=32, ema_decay=0.99, log_every=10, ckpt_every=200,
         time_limit_s=45, mixed_precision="bf16"))
@@ -197,6 +203,15 @@ class RecipeConfig:
             check_architecture(student, self.dmd_from)
         if self.dmd_stages is not None and not (self.dmd_stages and set(self.dmd_stages) <= set(range(len(self.dmd)))):
             raise ValueError(f"dmd_stages={self.dmd_stages}: name some of the curriculum's stages 0..{len(self.dmd) - 1}.")
+        if self.dmd_mix is not None:
+            lengths = {self.dmd[i].latent_frames for i in set(self.dmd_mix) if 0 <= i < len(self.dmd)}
+            if not set(self.dmd_mix) <= set(range(len(self.dmd))) or len(lengths) < 2:
+                raise ValueError(f"dmd_mix={self.dmd_mix}: name curriculum stages 0..{len(self.dmd) - 1} of at "
+                                 "least two rollout lengths, e.g. 0,2 (--dmd-mix).")
+            if len(lengths) < len(set(self.dmd_mix)):
+                raise ValueError(f"dmd_mix={self.dmd_mix}: two of its stages roll out the same length; name one.")
+            if self.dmd_stages is not None:
+                raise ValueError("dmd_mix trains its stages as one; leave dmd_stages out (--dmd-stages or --dmd-mix).")
         for i, st in enumerate(self.dmd):
             if not 0 <= st.teacher_stage < len(stages):
                 raise ValueError(f"dmd stage {i} names teacher stage {st.teacher_stage}; there are {len(stages)}.")
@@ -275,6 +290,23 @@ def parse_minutes(items: list[str]) -> dict[str, float]:
 
 def _runs(out: Path, name: str, cfg: TrainConfig, steps: int | None = None) -> TrainConfig:
     return dataclasses.replace(cfg, out_dir=str(out / "runs" / name), steps=cfg.steps if steps is None else steps)
+
+
+def dmd_cycle(recipe: RecipeConfig, i: int) -> tuple[int, ...]:
+    """The curriculum stages whose rollouts DMD stage `i` cycles through when it trains: (i,), the mix when `i` is
+    the mix's longest stage, () when this run does not train it (dmd_stages, or a shorter stage of the mix)."""
+    if recipe.dmd_mix is not None:
+        longest = max(set(recipe.dmd_mix), key=lambda j: recipe.dmd[j].latent_frames)
+        return recipe.dmd_mix if i == longest else ()
+    return (i,) if recipe.dmd_stages is None or i in recipe.dmd_stages else ()
+
+
+def cycled(sources: list, every: int):
+    """index -> a batch of sources[k] for the k-th run of `every` indices, in turn: one batch source per
+    `every` consecutive batches (a critic cycle of DMD), round and round."""
+    if len(sources) == 1:
+        return sources[0]
+    return lambda index: sources[(index // every) % len(sources)](index)
 
 
 def newest_student(out: str | Path) -> tuple[WorldModel, str] | None:
@@ -388,18 +420,20 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
             if path.exists():
                 previous = path
                 continue
-            if recipe.dmd_stages is not None and i not in recipe.dmd_stages:
+            cycle = dmd_cycle(recipe, i)
+            if not cycle:
                 continue
-            teacher = teacher_at(st.teacher_stage)
+            teachers = {recipe.dmd[j].latent_frames: teacher_at(recipe.dmd[j].teacher_stage) for j in cycle}
             student = model_at(student_cfg, st.teacher_stage, previous)
-            critic = copy.deepcopy(teacher).train().requires_grad_(True)
+            critic = copy.deepcopy(teachers[st.latent_frames]).train().requires_grad_(True)
             pair = DMDPair(student, critic)
             tcfg = _runs(out, f"dmd{i}", recipe.dmd_train, st.steps)
             checkpoint.save_config(Path(tcfg.out_dir) / STAGE_MODEL, student.cfg)  # what newest_student builds on
-            result = train(tcfg, pair,
-                           dmd_loss_fn(teacher, recipe.distill, st.latent_frames),
-                           clips.batches(st.latent_frames, recipe.dmd_train.batch_size, recipe.seed + 2 + i,
-                                         cfg.temporal_down, device), resume=True)
+            sources = {j: clips.batches(recipe.dmd[j].latent_frames, recipe.dmd_train.batch_size, recipe.seed + 2 + j,
+                                        cfg.temporal_down, device) for j in set(cycle)}
+            result = train(tcfg, pair, dmd_mix_loss_fn(teachers, recipe.distill),
+                           cycled([sources[j] for j in cycle], recipe.distill.critic_steps * recipe.dmd_train.grad_accum),
+                           resume=True)
             final = (result.ema_model or result.model).student
             path.parent.mkdir(exist_ok=True)
             final.save(path)
@@ -449,6 +483,9 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
                     "relickit/assets/student.safetensors to distil the shipped student on (--stages data,latents,teacher,dmd)")
     ap.add_argument("--dmd-stages", metavar="I,J", help="the DMD curriculum's stages to train (default all), e.g. 2 "
                     "with --dmd-from to continue a student at the longest rollout alone")
+    ap.add_argument("--dmd-mix", metavar="I,J,...", help="DMD stages trained together as one mixed stage: the "
+                    "student cycles through their rollout lengths a critic cycle at a time (repeats weight one), e.g. "
+                    "0,0,0,2 with --dmd-from: three cycles of 3-s rollouts for each of 12-s ones")
     ap.add_argument("--dmd-batch", type=int, metavar="N", help=f"clips per DMD step (default "
                     f"{RecipeConfig().dmd_train.batch_size}); the step is launch-bound on an H200 (19%% busy in "
                     "campaign run 13), so a larger batch costs little: time it with scripts/bench_train_step.py "
@@ -519,11 +556,13 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
         recipe = dataclasses.replace(recipe, student_layers=args.student_layers)
     if args.dmd_from:
         recipe = dataclasses.replace(recipe, dmd_from=args.dmd_from)
-    if args.dmd_stages is not None:
-        try:
-            recipe = dataclasses.replace(recipe, dmd_stages=tuple(int(i) for i in args.dmd_stages.split(",")))
-        except ValueError:
-            ap.error(f"--dmd-stages takes comma-separated stage indices, e.g. 2 or 1,2 (got {args.dmd_stages!r}).")
+    for name in ("dmd_stages", "dmd_mix"):  # DMD stage indices
+        text = getattr(args, name)
+        if text is not None:
+            try:
+                recipe = dataclasses.replace(recipe, **{name: tuple(int(i) for i in text.split(","))})
+            except ValueError:
+                ap.error(f"--{name.replace('_', '-')} takes comma-separated stage indices, e.g. 2 or 0,2 (got {text!r}).")
     if args.dmd_batch is not None:
         if args.dmd_batch < 1:
             ap.error(f"--dmd-batch must be at least 1 (got {args.dmd_batch}).")

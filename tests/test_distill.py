@@ -2,6 +2,7 @@ import copy
 import dataclasses
 import filecmp
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,10 +12,11 @@ from safetensors.torch import load_file
 from relickit.checkpoint import INT8, QUANTIZED, read_metadata, save_int8
 from relickit.config import MemoryConfig, model_for
 from relickit.diffusion import SamplerConfig, chunk_slices, rollout, sample_teacher
-from relickit.distill import (DistillConfig, dmd_gradient, dmd_loss_fn, dmd_surrogate, generator_step,
-                              hybrid_forcing_loss, ode_trajectory)
+from relickit.distill import (DistillConfig, DMDPair, dmd_gradient, dmd_loss_fn, dmd_mix_loss_fn, dmd_surrogate,
+                              generator_step, hybrid_forcing_loss, ode_trajectory)
 from relickit.model import WorldModel
-from relickit.recipe import DMDStage, RecipeConfig, export, main, newest_student, recipe_from_cli, run
+from relickit.recipe import (DMDStage, RecipeConfig, cycled, dmd_cycle, export, main, newest_student, recipe_from_cli,
+                             run)
 from relickit.teacher import stretch_horizon
 from relickit.tutorial import REPO, sample_data
 from relickit.vae import LAYOUTS, WAN_DECODER, Tokenizer, wan_decoder_part
@@ -216,6 +218,35 @@ def test_replayed_backprop_holds_one_block_of_graph():
     assert peaks[13, True] < peaks[13, False] / 2.5
 
 
+def test_a_mixed_dmd_stage_cycles_rollout_lengths_a_critic_cycle_at_a_time():
+    """RecipeConfig.dmd_mix: each batch is a critic cycle's (one generator update and its critic updates), rolled
+    out as long as its clips and scored by that length's own teacher, with one critic for all."""
+    short, long = (lambda index: ("short", index)), (lambda index: ("long", index))
+    batches = cycled([short, short, long], 5)
+    assert [batches(i)[0] for i in range(0, 35, 5)] == ["short", "short", "long"] * 2 + ["short"]
+    assert [batches(i) for i in (9, 10, 14, 15)] == [("short", 9), ("long", 10), ("long", 14), ("short", 15)]
+    assert cycled([short], 5) is short
+    student = tiny_model()
+    cfg = DistillConfig(memory=MemoryConfig(policy="compressed", window=2, capacity=64))
+    teachers = {5: copy.deepcopy(student), 7: copy.deepcopy(student)}
+    scored = []
+    for frames, teacher in teachers.items():
+        forward = teacher.forward
+        teacher.forward = lambda *a, _f=frames, _fw=forward, **k: (scored.append(_f), _fw(*a, **k))[1]
+    loss_fn, pair = dmd_mix_loss_fn(teachers, cfg), DMDPair(student, copy.deepcopy(student).train())
+    for frames in (7, 5):
+        x, _, _, actions, poses = inputs(student, frames)
+        scored.clear()
+        loss, logs = loss_fn(pair, {"latents": x, "caption": CAPS, "actions": actions, "poses": poses}, 0)
+        assert torch.isfinite(loss) and "dmd" in logs and set(scored) == {frames}  # its own length's teacher only
+    x, _, _, actions, poses = inputs(student, 9)
+    with pytest.raises(ValueError, match=r"a batch of 9 latent frames; this DMD loss scores rollouts of \[5, 7\]"):
+        loss_fn(pair, {"latents": x, "caption": CAPS, "actions": actions, "poses": poses}, 0)
+    recipe = RecipeConfig(dmd_mix=(0, 0, 2))  # trained, and written, as the longest stage
+    assert [dmd_cycle(recipe, i) for i in range(3)] == [(), (), (0, 0, 2)]
+    assert [dmd_cycle(dataclasses.replace(recipe, dmd_mix=None, dmd_stages=(2,)), i) for i in range(3)] == [(), (), (2,)]
+
+
 def test_a_rollout_beyond_the_teachers_rope_range_fails_before_any_work():
     student = tiny_model(rope_frames=5)
     teacher, critic = copy.deepcopy(student), copy.deepcopy(student)
@@ -374,13 +405,19 @@ def test_a_smoke_recipe_with_a_trained_tokenizer_skips_the_tokenizer_stage(tmp_p
     assert WorldModel.load(cont / "dmd" / "stage1.safetensors").cfg.layers == 1
     with pytest.raises(ValueError, match=r"another architecture .*'layers': \(1, 2\)"):
         recipe_from_cli(argv + ["--dmd-from", str(start)])[0].check()  # the teacher's 2 blocks, not the student's 1
+
+    def last_stage_alone(name: str, *flags: str) -> Path:
+        """A DMD run from --dmd-from in a copy of `cont` that trains and writes the last stage only."""
+        out_dir = tmp_path / name
+        shutil.copytree(cont, out_dir, ignore=shutil.ignore_patterns("dmd", "runs"))
+        main(["--out", str(out_dir)] + argv[2:-2] + ["--stages", "dmd", "--student-layers", "1", "--dmd-from",
+                                                    str(start), *flags])
+        assert sorted(p.name for p in (out_dir / "dmd").iterdir()) == ["stage1.safetensors"]
+        assert sorted(p.name for p in (out_dir / "runs").iterdir()) == ["dmd1"]
+        return out_dir
+
     # the last stage alone (--dmd-stages): it starts from --dmd-from; the stages left out are not written
-    last = tmp_path / "last"
-    shutil.copytree(cont, last, ignore=shutil.ignore_patterns("dmd", "runs"))
-    main(["--out", str(last)] + argv[2:-2] + ["--stages", "dmd", "--student-layers", "1", "--dmd-from", str(start),
-                                             "--dmd-stages", "1"])
-    assert sorted(p.name for p in (last / "dmd").iterdir()) == ["stage1.safetensors"]
-    assert sorted(p.name for p in (last / "runs").iterdir()) == ["dmd1"]
+    last = last_stage_alone("last", "--dmd-stages", "1")
     # what a GPU call brings home before its machine can go back: the last finished DMD stage, or while a later stage
     # runs its newest checkpoint's student (here: the stage's file deleted, as if the machine went back before it)
     finished = last / "dmd" / "stage1.safetensors"
@@ -394,6 +431,15 @@ def test_a_smoke_recipe_with_a_trained_tokenizer_skips_the_tokenizer_stage(tmp_p
     for bad in ("2", "0,x", ""):
         with pytest.raises((ValueError, SystemExit)):
             recipe_from_cli(argv + ["--dmd-stages", bad])[0].check()
+    # both rollout lengths in one mixed stage (--dmd-mix): trained and written as its longest stage alone
+    last_stage_alone("mixed", "--dmd-mix", "0,0,1")
+    for bad in ("0,0", "0,5"):
+        with pytest.raises(ValueError, match="at least two rollout lengths"):
+            recipe_from_cli(argv + ["--dmd-mix", bad])[0].check()
+    with pytest.raises(SystemExit):
+        recipe_from_cli(argv + ["--dmd-mix", "0,x"])
+    with pytest.raises(ValueError, match="leave dmd_stages out"):
+        recipe_from_cli(argv + ["--dmd-mix", "0,1", "--dmd-stages", "1"])[0].check()
     f8 = WorldModel(RecipeConfig.smoke().model).save(tmp_path / "f8.safetensors")  # 8x latents: not the teacher's
     recipe, _ = recipe_from_cli(argv[:-2] + ["--student-from", str(f8)])
     with pytest.raises(ValueError, match=r"does not stream the teacher's latents.*'spatial_down': \(8, 4\)"):
