@@ -423,7 +423,7 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
             cycle = dmd_cycle(recipe, i)
             if not cycle:
                 continue
-            teachers = {recipe.dmd[j].latent_frames: teacher_at(recipe.dmd[j].teacher_stage) for j in cycle}
+            teachers = {recipe.dmd[j].latent_frames: teacher_at(recipe.dmd[j].teacher_stage) for j in set(cycle)}
             student = model_at(student_cfg, st.teacher_stage, previous)
             critic = copy.deepcopy(teachers[st.latent_frames]).train().requires_grad_(True)
             pair = DMDPair(student, critic)
