@@ -221,3 +221,33 @@ def test_action_reports_pair_run_by_run(tmp_path):
     write_json(paths[1], {**after, "suite": "drift"})
     with pytest.raises(SystemExit):
         main(["--compare", *map(str, paths)])
+    write_json(paths[1], {**after, "suite": "revisit"})  # two suites are not a pair either
+    with pytest.raises(SystemExit):
+        main(["--compare", *map(str, paths)])
+
+
+def _revisit_report(psnr: dict) -> dict:
+    rows = [{"map": m, "script": s, "seed": 0, "policy": p,
+             "pictures": {"model": {"psnr": psnr[m, s, p], "ssim": 0.5, "sharpness": 0.2, "brightness": 1.0}}}
+            for m, s, p in psnr]
+    return {"suite": "revisit", "rows": rows}
+
+
+def test_revisit_reports_pair_run_by_run_within_each_memory_policy(tmp_path):
+    keys = [(m, s, p) for m in ("MAP21", "E1M1") for s in ("look_back", "pan360") for p in ("compressed", "window")]
+    before = {k: 20.0 + i for i, k in enumerate(keys)}
+    after = {k: v + ({"MAP21": 1.0, "E1M1": -0.5}[k[0]] if k[2] == "compressed" else 0.25) for k, v in before.items()}
+    paths = [tmp_path / "before.json", tmp_path / "after.json"]
+    for path, psnr in zip(paths, (before, after)):
+        write_json(path, _revisit_report(psnr))
+    change = main(["--compare", *map(str, paths)])
+    assert change["runs"] == 8 and set(change) == {"runs", "compressed", "window"}
+    ours = change["compressed"]
+    assert ours["psnr"]["mean"] == pytest.approx(0.25) and ours["psnr"]["up"] == 2
+    assert ours["psnr"]["stderr"] == pytest.approx(np.std([1.0, 1.0, -0.5, -0.5], ddof=1) / 2)
+    assert ours["by_run"] == {"MAP21 look_back": 1.0, "MAP21 pan360": 1.0, "E1M1 look_back": -0.5, "E1M1 pan360": -0.5}
+    assert change["window"]["psnr"] == pytest.approx({"mean": 0.25, "stderr": 0.0, "up": 4})
+    assert change["window"]["ssim"] == pytest.approx({"mean": 0.0, "stderr": 0.0, "up": 0})
+    write_json(paths[1], {"suite": "revisit", "rows": _revisit_report(after)["rows"][1:]})
+    with pytest.raises(ValueError, match="the same runs"):
+        main(["--compare", *map(str, paths)])

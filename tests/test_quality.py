@@ -217,6 +217,23 @@ def test_gate_rules_and_nan():
         GateConfig(policy="window")
 
 
+def test_gates_of_several_models_side_by_side(tmp_path, capsys):
+    ours = [dataclasses.asdict(g) for g in check(_reports())]  # every part on its threshold: 12 of 12 measured
+    theirs = [dataclasses.asdict(g) for g in check(_reports(sharp=0.5, rpe=(1.5, float("nan"))))]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "gates.json").write_text(json.dumps({"gates": ours}))
+    (tmp_path / "b.json").write_text(json.dumps({"gates": theirs}).replace("NaN", '"nan"'))  # as `clean` writes it
+    assert main(["--table", f"ours={tmp_path / 'a'}", f"theirs={tmp_path / 'b.json'}"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0] == "| gate | part | ours | theirs |" and len(rows) == 2 + len(ours) + 1
+    assert rows[2] == "| 1 | sharpness ratio over 20 s | 0.75 PASS | 0.5 FAIL |"
+    assert "| 4 | RPE-trans over the estimator floor | 1.5x PASS | nan FAIL |" in rows
+    assert "| 6 | picture scores the teacher is behind on | nan - | nan - |" in rows
+    assert rows[-1] == "| | parts passed (of measured) | 12 of 12 | 10 of 12 |"
+    with pytest.raises(FileNotFoundError, match="gates report"):
+        main(["--table", str(tmp_path / "missing")])
+
+
 def test_module_commands_run():
     for module in ("relickit.evaluate", "relickit.evaluate.gates"):
         out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)

@@ -1,5 +1,5 @@
 """python -m relickit.evaluate --suite {action,revisit,drift,speed} --out report.json [--maps MAP21,E1M1 ...]
-python -m relickit.evaluate --compare BEFORE.json AFTER.json      # two action-suite reports, run by run"""
+python -m relickit.evaluate --compare BEFORE.json AFTER.json      # two action (or revisit) reports, run by run"""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ..diffusion import SamplerConfig
-from .action import paired_change
+from . import action, revisit
 from .engine import check_eval_maps
 from .report import headline, picture_blocks
 from .scripts import EngineActions
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--posenet", help="pose estimator (action suite; default relickit/assets/posenet.safetensors)")
     ap.add_argument("--out", help="report path (.json; figures go beside it) or a directory")
     ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"),
-                    help="measure nothing: two action-suite reports of the same runs, paired (action.paired_change)")
+                    help="measure nothing: two action-suite (or revisit-suite) reports of the same runs, paired "
+                         "(action.paired_change, revisit.paired_change)")
     ap.add_argument("--maps", default=",".join(DEFAULT_MAPS), help="held-out maps, comma-separated")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--policies", help="memory policies, comma-separated (revisit, drift, speed)")
@@ -49,9 +50,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.compare:
         before, after = (json.loads(Path(p).read_text()) for p in args.compare)
-        if not before.get("suite") == after.get("suite") == "action":
-            ap.error("--compare pairs two action-suite reports (--suite action --out R.json).")
-        change = paired_change(before, after)
+        pairing = {"action": action.paired_change, "revisit": revisit.paired_change}
+        if not before.get("suite") == after.get("suite") in pairing:
+            ap.error("--compare pairs two action-suite or two revisit-suite reports (--suite action|revisit --out "
+                     "R.json).")
+        change = pairing[after["suite"]](before, after)
         print(json.dumps(change, indent=1))
         return change
     if not (args.suite and args.out):

@@ -3,6 +3,7 @@
     python -m relickit.evaluate.gates --threads 1                  # the shipped model, CPU, MAP21 + E1M1 (~25 min)
     python -m relickit.evaluate.gates --browser-report B.json --teacher-report T.json   # gates 5b and 6 too
     python -m relickit.evaluate.gates --reports eval/gates --teacher-report T.json     # re-read, measure nothing
+    python -m relickit.evaluate.gates --table shipped=docs/eval/gates run17=runs/r17/gates  # reports side by side
     python -m relickit.evaluate.gates --oracle truth               # the evaluation's own check: must pass
     python -m relickit.evaluate.gates --oracle degraded            # a blurred, darkened truth: must fail
 
@@ -241,6 +242,36 @@ def format_gates(gates: Sequence[Gate]) -> str:
     return "\n".join(lines)
 
 
+def side_by_side(named: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
+    """A markdown table of several models' gates (`gates.json`'s "gates" lists, by name): one row per gate part, a
+    column per model, each number marked PASS or FAIL (or `-`, not measured), and the parts each passed."""
+    parts = list(dict.fromkeys((g["gate"], g["name"]) for gates in named.values() for g in gates))
+    by_part = {name: {(g["gate"], g["name"]): g for g in gates} for name, gates in named.items()}
+    rows = [f"| gate | part | {' | '.join(named)} |", "|---|---|" + "---|" * len(named)]
+    for part in parts:
+        cells = []
+        for name in named:
+            g = by_part[name].get(part)
+            if g is None:
+                cells.append("")
+                continue
+            number = float("nan" if g["value"] is None else g["value"])  # a JSON report writes NaN as "nan"
+            value = "nan" if math.isnan(number) else f"{number:.3g}{g['unit']}"
+            cells.append(f"{value} {({True: 'PASS', False: 'FAIL', None: '-'})[g['passed']]}")
+        rows.append(f"| {part[0]} | {part[1]} | {' | '.join(cells)} |")
+    passed = [f"{sum(g['passed'] is True for g in gates)} of {sum(g['passed'] is not None for g in gates)}"
+              for gates in named.values()]
+    rows.append(f"| | parts passed (of measured) | {' | '.join(passed)} |")
+    return "\n".join(rows)
+
+
+def read_gates(spec: str) -> tuple[str, list[dict]]:
+    """`NAME=PATH` (a gates.json or the directory holding one; NAME defaults to the path) -> (NAME, its gates)."""
+    name, _, path = spec.rpartition("=")
+    file = Path(path) / "gates.json" if Path(path).is_dir() else Path(path)
+    return name or path, read_report(str(file), "gates report (an earlier `--out`)")["gates"]
+
+
 def read_report(path: str | None, what: str) -> dict | None:
     if path is None:
         return None
@@ -292,7 +323,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="directory for gates.json and the suites' reports and figures")
     ap.add_argument("--reports", help="measure nothing: read the suites' reports (drift, revisit, action, speed .json) "
                                       "from this directory (an earlier --out) and check them")
+    ap.add_argument("--table", nargs="+", metavar="NAME=PATH",
+                    help="measure nothing: print earlier gates.json reports (or their --out directories) side by "
+                         "side as a markdown table")
     args = ap.parse_args(argv)
+    if args.table:
+        print(side_by_side(dict(read_gates(spec) for spec in args.table)))
+        return 0
     cfg = GateConfig(seconds=args.seconds, long_seconds=args.long_seconds, policy=args.policy,
                      revisit_scripts=tuple(split(args.scripts)), action_scripts=tuple(split(args.action_scripts)),
                      action_seconds=args.action_seconds, speed_seconds=args.speed_seconds)

@@ -19,7 +19,7 @@ from ..metrics import psnr_frames, rotation_angle_deg, ssim_frames
 from .engine import starts
 from .report import pictures_bar_figure
 from .report import progress as progress_bar
-from .scoring import compare, mean, mean_pictures, play_with_references
+from .scoring import change_stats, compare, mean, mean_pictures, play_with_references
 from .scripts import EngineActions, Script, commanded_poses, revisit_scripts, select_scripts
 from .sessions import SessionFactory, session_geometry
 
@@ -136,6 +136,27 @@ def gain_over_policy(rows: Sequence[dict], policy: str, baseline: str) -> float:
     (return_vs_truth, with identical frames counted as PSNR_CAP as in `pictures`)."""
     psnr = {(r["map"], r["script"], r["policy"]): r["pictures"]["model"]["psnr"] for r in rows}
     return mean(v - psnr[(m, s, baseline)] for (m, s, p), v in psnr.items() if p == policy and (m, s, baseline) in psnr)
+
+
+def paired_change(before: dict, after: dict) -> dict:
+    """Two revisit-suite reports on the same runs (same maps, scripts and seed) side by side: per memory policy the
+    mean change after - before of the return frames' scores against the truth (`pictures`' model, what gate 3 reads)
+    over the runs, its standard error and how many went up (`scoring.change_stats`), and per run the PSNR change.
+    One rollout per run: read a change against its standard error."""
+    def runs(report: dict) -> dict:
+        return {(r["map"], r["script"], r["seed"], r["policy"]): r["pictures"]["model"] for r in report["rows"]}
+
+    a, b = runs(before), runs(after)
+    if not a or a.keys() != b.keys():
+        raise ValueError(f"the reports must score the same runs (the same --maps, --scripts, --policies and --seed); "
+                         f"they hold {len(a)} and {len(b)}, {len(a.keys() ^ b.keys())} not in both.")
+    out: dict[str, Any] = {"runs": len(a)}
+    for policy in dict.fromkeys(k[3] for k in a):
+        keys = [k for k in a if k[3] == policy]
+        out[policy] = {m: change_stats(np.array([b[k][m] - a[k][m] for k in keys]))
+                       for m in ("psnr", "ssim", "sharpness", "brightness")}
+        out[policy]["by_run"] = {f"{k[0]} {k[1]}": round(b[k]["psnr"] - a[k]["psnr"], 3) for k in keys}
+    return out
 
 
 def _revisit_figures(summary, curves, strips, names, policies, first_returns, fps_step) -> dict:
