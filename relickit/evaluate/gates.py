@@ -3,7 +3,7 @@
     python -m relickit.evaluate.gates --threads 1                  # the shipped model, CPU, MAP21 + E1M1 (~25 min)
     python -m relickit.evaluate.gates --browser-report B.json --teacher-report T.json   # gates 5b and 6 too
     python -m relickit.evaluate.gates --reports eval/gates --teacher-report T.json     # re-read, measure nothing
-    python -m relickit.evaluate.gates --table shipped=docs/eval/gates run17=runs/r17/gates  # reports side by side
+    python -m relickit.evaluate.gates --table shipped=docs/eval/gates new=eval/gates  # earlier reports side by side
     python -m relickit.evaluate.gates --oracle truth               # the evaluation's own check: must pass
     python -m relickit.evaluate.gates --oracle degraded            # a blurred, darkened truth: must fail
 
