@@ -19,7 +19,8 @@ from ..metrics import rpe
 from .engine import starts
 from .report import pictures_bar_figure
 from .report import progress as progress_bar
-from .scoring import PSNR_CAP, change_stats, compare, mean, mean_pictures, over_floor, play_with_references
+from .scoring import (PSNR_CAP, change_stats, check_same_runs, compare, mean, mean_pictures, over_floor,
+                      play_with_references)
 from .scripts import EngineActions, action_scripts, commanded_poses, select_scripts
 from .sessions import SessionFactory, session_geometry
 
@@ -105,9 +106,7 @@ def paired_change(before: dict, after: dict) -> dict:
         return {(r["map"], r["script"], r["seed"]): r for r in report["rows"]}
 
     a, b = runs(before), runs(after)
-    if not a or a.keys() != b.keys():
-        raise ValueError(f"the reports must score the same runs (the same --maps, --scripts, --seconds and --seed); "
-                         f"they hold {len(a)} and {len(b)}, {len(a.keys() ^ b.keys())} not in both.")
+    check_same_runs(a, b, "--maps, --scripts, --seconds and --seed")
     moving = {s["name"] for s in after["settings"]["scripts"]
               if any(m for step in s["steps"] for name, m in step.items() if name in TRANSLATIONS)}
     out: dict[str, Any] = {"runs": len(a), "translating_runs": sum(k[1] in moving for k in a)}

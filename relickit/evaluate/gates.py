@@ -102,6 +102,25 @@ class Gate:
     unit: str = ""
     detail: str = ""
 
+    @property
+    def shown(self) -> str:
+        """The number as the tables print it: three significant digits and its unit, or nan."""
+        return "nan" if math.isnan(self.value) else f"{self.value:.3g}{self.unit}"
+
+    @property
+    def result(self) -> str:
+        return {True: "PASS", False: "FAIL", None: "-"}[self.passed]
+
+    @classmethod
+    def from_json(cls, saved: Mapping[str, Any]) -> Gate:
+        """A gate as `gates.json` holds it (a NaN number is written "nan")."""
+        return cls(**{**saved, "value": float(saved["value"])})
+
+
+def tally(gates: Sequence[Gate]) -> tuple[int, int]:
+    """(parts passed, parts measured)."""
+    return sum(g.passed is True for g in gates), sum(g.passed is not None for g in gates)
+
 
 def _at_least(gate: str, name: str, value: float, threshold: float, unit: str = "") -> Gate:
     return Gate(gate, name, value, f">= {threshold:g}{unit}", bool(value >= threshold), unit)
@@ -157,6 +176,12 @@ def behind(teacher: Mapping[str, float], student: Mapping[str, float]) -> list[s
     return worse + [k for k in RATIOS if k in t and abs(t[k] - 1) > abs(s[k] - 1)]
 
 
+def cast_beyond_tokenizer(pictures: Mapping[str, Any]) -> float:
+    """Gate 1's colour cast of one run's `pictures`: the model's cast less the tokenizer ceiling's, worst channel."""
+    return float(np.abs(colour_cast(pictures["model"]["colour_shift"])
+                        - colour_cast(pictures["tokenizer_ceiling"]["colour_shift"])).max())
+
+
 def check(reports: Mapping[str, Any], cfg: GateConfig = GateConfig(), browser: Mapping[str, Any] | None = None,
           teacher: Mapping[str, Any] | None = None) -> list[Gate]:
     """The gates from the reports of `measure` (cleaned JSON: "inf"/"nan" strings read back as floats), the browser
@@ -166,8 +191,7 @@ def check(reports: Mapping[str, Any], cfg: GateConfig = GateConfig(), browser: M
     short, long = runs[cfg.seconds], runs[cfg.long_seconds]
     lo, hi = cfg.brightness
     bright = worst_second([p["model"]["per_second"]["brightness"][:int(s)] for s, p in runs.items()], lo, hi)
-    cast = max(float(np.abs(colour_cast(p["model"]["colour_shift"])
-                            - colour_cast(p["tokenizer_ceiling"]["colour_shift"])).max()) for p in runs.values())
+    cast = max(cast_beyond_tokenizer(p) for p in runs.values())
     first_gap = (float(short["tokenizer_ceiling"]["per_second"]["psnr"][0])
                  - float(short["model"]["per_second"]["psnr"][0]))
     revisit = reports["revisit"]["summary"]
@@ -231,45 +255,35 @@ def format_gates(gates: Sequence[Gate]) -> str:
     width, rules = max(len(g.name) for g in gates), max(len(g.rule) for g in gates)
     lines = [f"{'#':<9}  {'gate':<{width}}  {'value':>12}  {'rule':<{rules}}  result"]
     for g in gates:
-        value = "nan" if math.isnan(g.value) else f"{g.value:.3g}{g.unit}"
-        result = {True: "PASS", False: "FAIL", None: "-"}[g.passed]
-        lines.append(f"{g.gate:<9}  {g.name:<{width}}  {value:>12}  {g.rule:<{rules}}  {result}"
+        lines.append(f"{g.gate:<9}  {g.name:<{width}}  {g.shown:>12}  {g.rule:<{rules}}  {g.result}"
                      + (f"  ({g.detail})" if g.detail else ""))
-    n, measured = sum(g.passed is True for g in gates), sum(g.passed is not None for g in gates)
+    n, measured = tally(gates)
     missing = len(gates) - measured
     lines.append(f"quality gates: {n} of {measured} measured pass"
                  + (f", {missing} not measured" if missing else "") + f" -> {verdict(gates)}")
     return "\n".join(lines)
 
 
-def side_by_side(named: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
-    """A markdown table of several models' gates (`gates.json`'s "gates" lists, by name): one row per gate part, a
-    column per model, each number marked PASS or FAIL (or `-`, not measured), and the parts each passed."""
-    parts = list(dict.fromkeys((g["gate"], g["name"]) for gates in named.values() for g in gates))
-    by_part = {name: {(g["gate"], g["name"]): g for g in gates} for name, gates in named.items()}
+def side_by_side(named: Mapping[str, Sequence[Gate]]) -> str:
+    """A markdown table of several models' gates (by name): one row per gate part, a column per model, each number
+    marked PASS or FAIL (or `-`, not measured), and the parts each passed."""
+    parts = list(dict.fromkeys((g.gate, g.name) for gates in named.values() for g in gates))
+    by_part = {name: {(g.gate, g.name): g for g in gates} for name, gates in named.items()}
     rows = [f"| gate | part | {' | '.join(named)} |", "|---|---|" + "---|" * len(named)]
     for part in parts:
-        cells = []
-        for name in named:
-            g = by_part[name].get(part)
-            if g is None:
-                cells.append("")
-                continue
-            number = float("nan" if g["value"] is None else g["value"])  # a JSON report writes NaN as "nan"
-            value = "nan" if math.isnan(number) else f"{number:.3g}{g['unit']}"
-            cells.append(f"{value} {({True: 'PASS', False: 'FAIL', None: '-'})[g['passed']]}")
+        cells = [f"{g.shown} {g.result}" if (g := by_part[name].get(part)) else "" for name in named]
         rows.append(f"| {part[0]} | {part[1]} | {' | '.join(cells)} |")
-    passed = [f"{sum(g['passed'] is True for g in gates)} of {sum(g['passed'] is not None for g in gates)}"
-              for gates in named.values()]
+    passed = ["{} of {}".format(*tally(gates)) for gates in named.values()]
     rows.append(f"| | parts passed (of measured) | {' | '.join(passed)} |")
     return "\n".join(rows)
 
 
-def read_gates(spec: str) -> tuple[str, list[dict]]:
+def read_gates(spec: str) -> tuple[str, list[Gate]]:
     """`NAME=PATH` (a gates.json or the directory holding one; NAME defaults to the path) -> (NAME, its gates)."""
     name, _, path = spec.rpartition("=")
     file = Path(path) / "gates.json" if Path(path).is_dir() else Path(path)
-    return name or path, read_report(str(file), "gates report (an earlier `--out`)")["gates"]
+    saved = read_report(str(file), "gates report (an earlier `--out`)")["gates"]
+    return name or path, [Gate.from_json(g) for g in saved]
 
 
 def read_report(path: str | None, what: str) -> dict | None:

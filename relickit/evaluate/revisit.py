@@ -19,7 +19,7 @@ from ..metrics import psnr_frames, rotation_angle_deg, ssim_frames
 from .engine import starts
 from .report import pictures_bar_figure
 from .report import progress as progress_bar
-from .scoring import change_stats, compare, mean, mean_pictures, play_with_references
+from .scoring import change_stats, check_same_runs, compare, mean, mean_pictures, play_with_references
 from .scripts import EngineActions, Script, commanded_poses, revisit_scripts, select_scripts
 from .sessions import SessionFactory, session_geometry
 
@@ -147,9 +147,7 @@ def paired_change(before: dict, after: dict) -> dict:
         return {(r["map"], r["script"], r["seed"], r["policy"]): r["pictures"]["model"] for r in report["rows"]}
 
     a, b = runs(before), runs(after)
-    if not a or a.keys() != b.keys():
-        raise ValueError(f"the reports must score the same runs (the same --maps, --scripts, --policies and --seed); "
-                         f"they hold {len(a)} and {len(b)}, {len(a.keys() ^ b.keys())} not in both.")
+    check_same_runs(a, b, "--maps, --scripts, --policies and --seed")
     out: dict[str, Any] = {"runs": len(a)}
     for policy in dict.fromkeys(k[3] for k in a):
         keys = [k for k in a if k[3] == policy]

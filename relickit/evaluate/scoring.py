@@ -183,6 +183,14 @@ def change_stats(change: np.ndarray) -> dict[str, Any]:
     return {"mean": float(change.mean()), "stderr": float(stderr), "up": int((change > 0).sum())}
 
 
+def check_same_runs(before: Mapping, after: Mapping, flags: str) -> None:
+    """Two reports' runs, keyed by run, must be the same runs for a paired change; `flags` names the command-line
+    options that must agree."""
+    if not before or before.keys() != after.keys():
+        raise ValueError(f"the reports must score the same runs (the same {flags}); they hold {len(before)} and "
+                         f"{len(after)}, {len(before.keys() ^ after.keys())} not in both.")
+
+
 def mean_pictures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The mean of `compare` results (one per row): every scalar and colour shift averaged over rows, collapsing
     re-judged on the mean sharpness, frames summed; per-second curves averaged second by second over the seconds

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from relickit.evaluate.gates import colour_cast
+from relickit.evaluate.gates import cast_beyond_tokenizer
 
 LONG_S = 100  # a row at least this long is a 2-min run
 
@@ -18,8 +18,7 @@ LONG_S = 100  # a row at least this long is a 2-min run
 def route(path: str, seed: int) -> tuple[float, float, float]:
     rows = json.load(open(path))["rows"]
     p = next(r for r in rows if r["map"] == "MAP21" and r["seed"] == seed and r["seconds"] >= LONG_S)["pictures"]
-    cast = np.abs(colour_cast(p["model"]["colour_shift"]) - colour_cast(p["tokenizer_ceiling"]["colour_shift"])).max()
-    return round(float(cast), 1), round(p["model"]["brightness"], 2), round(p["model"]["sharpness"], 3)
+    return round(cast_beyond_tokenizer(p), 1), round(p["model"]["brightness"], 2), round(p["model"]["sharpness"], 3)
 
 
 if __name__ == "__main__":
