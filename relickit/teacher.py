@@ -216,9 +216,21 @@ def newest_teacher(out_dir: str | Path) -> tuple[WorldModel, str] | None:
     """The newest teacher weights under a curriculum's `out_dir` (TeacherConfig.train.out_dir), and where they came
     from: the stage running after the last finished one, at its newest checkpoint (its EMA weights; the checkpoints
     come every `ckpt_every` steps), else the last finished stage (`stage<i>.safetensors`); None before any. What a
-    GPU machine that can go back at any minute should bring home: a resumable warm start, not nothing."""
+    GPU machine that can go back at any minute should bring home: a resumable warm start, not nothing. A finished
+    stage that trained no steps (`--minutes teacher_long=0`) holds the stage before it with RoPE stretched: that stage
+    comes home instead, at its own horizon (evaluation stretches a teacher to a longer clip itself)."""
     out = Path(out_dir)
-    return newest_model(numbered(out, "stage", ".safetensors"), numbered(out, "stage"))
+    done = numbered(out, "stage", ".safetensors")
+    found = newest_model(done, numbered(out, "stage"))
+    if found is None or found[1] not in {str(p) for _, p in done}:
+        return found
+    model, source = found
+    for _, path in reversed(done[:-1]):
+        earlier = WorldModel.load(path)
+        if any(not torch.equal(a, b) for a, b in zip(earlier.state_dict().values(), model.state_dict().values())):
+            break
+        model, source = earlier, str(path)
+    return model, source
 
 
 def newest_model(done: list[tuple[int, Path]], running: list[tuple[int, Path]],

@@ -327,15 +327,18 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     with pytest.raises(ValueError, match=r"'sigma_data': \(0.0, 1.0\).*--sigma-data"):
         recipe_from_cli(["--size", "64x3", "--warm-start", str(old)])[0].check()
     recipe_from_cli(["--size", "64x3", "--warm-start", str(old), "--sigma-data", "0"])[0].check()
-    committed = REPO / "data" / "weights" / "world" / "teacher.safetensors"  # the campaign's 384 x 5 teacher
-    recipe_from_cli(["--tokenizer", str(trained), "--size", "384x5", "--warm-start", str(committed)])[0].check()
-    distil = recipe_from_cli(["--tokenizer", str(trained), "--size", "384x5", "--warm-start", str(committed),
+    committed = REPO / "data" / "weights" / "world" / "teacher.safetensors"  # the campaign's 384 x 8 teacher
+    recipe_from_cli(["--tokenizer", str(trained), "--size", "384x8", "--warm-start", str(committed)])[0].check()
+    distil = recipe_from_cli(["--tokenizer", str(trained), "--size", "384x8", "--warm-start", str(committed),
                               "--minutes", "teacher=0", "teacher_long=0", "--student-layers", "3"])[0]  # run 12's
     distil.check()
     assert distil.student_model() == dataclasses.replace(distil.model, layers=3)
     assert [s.steps for s in distil.teacher.stages] == [0, 0, 0]
+    shipped = REPO / "relickit" / "assets" / "student.safetensors"  # run 19's: DMD of the shipped 3 blocks from it
+    recipe_from_cli(["--tokenizer", str(trained), "--size", "384x8", "--warm-start", str(committed),
+                     "--minutes", "teacher=0", "teacher_long=0", "--dmd-from", str(shipped)])[0].check()
     with pytest.raises(ValueError, match=r"'dim': \(384, 512\)"):  # grown deeper, never wider
-        recipe_from_cli(["--tokenizer", str(trained), "--size", "512x5", "--warm-start", str(committed)])[0].check()
+        recipe_from_cli(["--tokenizer", str(trained), "--size", "512x8", "--warm-start", str(committed)])[0].check()
     more = recipe_from_cli(["--episodes", "600", "--clips", "8192"])[0]
     assert (more.episodes, more.clips) == (600, 8192) and more.model == default.model
     assert recipe_from_cli(["--seed", "3"])[0] == dataclasses.replace(default, seed=3)

@@ -53,10 +53,13 @@ def test_a_stage_of_no_steps_passes_the_stage_before_it_on(tmp_path):
     data = clips(latent_frames=7)
     cfg = TeacherConfig(stages=(Stage(4, 2), Stage(7, 0)),
                         train=TrainConfig(batch_size=2, ema_decay=0.999, out_dir=str(tmp_path)))  # the recipe's EMA
-    first, second = (WorldModel.load(p) for p in train_teacher(CFG, lambda f: data.batches(f, 2, seed=0), cfg))
+    paths = train_teacher(CFG, lambda f: data.batches(f, 2, seed=0), cfg)
+    first, second = (WorldModel.load(p) for p in paths)
     assert second.cfg.yarn_factor == 7 / 4
     for (k, a), b in zip(first.state_dict().items(), second.state_dict().values()):
         assert torch.equal(a, b), k
+    model, source = newest_teacher(tmp_path)  # what collect-teachers brings home: the stage that trained
+    assert source == str(paths[0]) and model.cfg.yarn_factor == 1.0
 
 
 def test_newest_teacher_is_the_running_stages_last_checkpoint_else_the_last_stage(tmp_path):
