@@ -107,6 +107,11 @@ class RecipeConfig:
                           log_every=50, ckpt_every=1000, time_limit_s=45, mixed_precision="bf16")))
     teacher_first_stage_s: float = 120  # the first (short) stage gets more time than the fine-tuning stages
     warm_start: str | None = None  # a teacher checkpoint every stage-0 run starts from (continuing earlier runs)
+    # a directory of the evaluation's held-out episodes (relickit.evaluate.teacher.held_out_set, generated there on
+    # first use): each teacher stage logs its held-out loss every `held_out_every` steps (teacher/stage<i>/
+    # held_out.jsonl), the number a run is kept by, while it trains; None: not measured
+    held_out: str | None = None
+    held_out_every: int = 500
     # a world model the student starts from instead of its teacher's weights: a student narrower than its teacher
     # (the CPU budget), e.g. a teacher of that size trained beside it; same latent layout and chunk as the teacher
     student_from: str | None = None
@@ -378,8 +383,16 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
     if "teacher" in stages:  # stage checkpoints: out/teacher/stage<i>.safetensors, runs in out/teacher/stage<i>/
         tc = dataclasses.replace(recipe.teacher, train=dataclasses.replace(recipe.teacher.train, out_dir=str(out / "teacher")))
         first = dataclasses.replace(tc, stages=tc.stages[:1], train=dataclasses.replace(tc.train, time_limit_s=recipe.teacher_first_stage_s))
-        train_teacher(cfg, batches_for(tc.train), first, inits=[recipe.warm_start], resume=True, device=device)
-        train_teacher(cfg, batches_for(tc.train), tc, resume=True, device=device)
+        held = None
+        if recipe.held_out is not None:
+            from .evaluate.teacher import held_out_set
+            from .vae import Tokenizer
+
+            held = held_out_set(recipe.held_out, Tokenizer.load(out / TOKENIZER).eval(),  # at the first stage's horizon
+                                latent_frames=recipe.teacher.stages[0].latent_frames, every=recipe.held_out_every)
+        train_teacher(cfg, batches_for(tc.train), first, inits=[recipe.warm_start], resume=True, device=device,
+                      held_out=held)
+        train_teacher(cfg, batches_for(tc.train), tc, resume=True, device=device, held_out=held)
         done("teacher")
     base = recipe.teacher.stages[0]
 
@@ -511,6 +524,9 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
     ap.add_argument("--cooldown", type=float, metavar="F", help="the last fraction of each teacher stage (of its "
                     "time limit) over which the learning rate decays linearly to zero (TrainConfig.cooldown; default "
                     f"{RecipeConfig().teacher.train.cooldown})")
+    ap.add_argument("--held-out", metavar="DIR", help="the evaluation's held-out episodes (generated in DIR on first "
+                    "use, e.g. data/eval_tokenizer_f2): each teacher stage logs its held-out loss on their clips every "
+                    f"{RecipeConfig.held_out_every} steps into teacher/stage<i>/held_out.jsonl")
     ap.add_argument("--minutes", nargs="+", default=[], metavar="KEY=M",
                     help="time limits in minutes, e.g. teacher=12 hybrid=3 dmd=4; keys: "
                     + "; ".join(f"{k}: {v}" for k, v in MINUTES.items()))
@@ -550,6 +566,8 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
         recipe = dataclasses.replace(recipe, teacher=dataclasses.replace(recipe.teacher, train=train))
     if args.warm_start:
         recipe = dataclasses.replace(recipe, warm_start=args.warm_start)
+    if args.held_out:
+        recipe = dataclasses.replace(recipe, held_out=args.held_out)
     if args.student_from:
         recipe = dataclasses.replace(recipe, student_from=args.student_from)
     if args.student_layers is not None:

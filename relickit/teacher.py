@@ -5,7 +5,9 @@ Every stage keeps its checkpoint: the distillation curriculum takes the teacher 
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,7 @@ import torch
 
 from . import checkpoint
 from .config import ModelConfig
-from .diffusion import flow_matching_loss, sample_train_sigma
+from .diffusion import flow_matching_loss, sample_train_sigma, shift_sigma
 from .memory import bidirectional_visibility
 from .model import WorldModel
 from .train import CKPT_KIND, TrainConfig, TrainResult, latest_checkpoint, newest_weights, train
@@ -39,6 +41,68 @@ class TeacherConfig:
     text_dropout: float = 0.1  # captions dropped to "" so classifier-free guidance works
     train: TrainConfig = TrainConfig(lr=2e-4, betas=(0.9, 0.99), weight_decay=0.01, warmup=200, ema_decay=0.999,
                                      batch_size=8, log_every=25, ckpt_every=500, out_dir="runs/teacher")
+
+
+HELD_OUT_LEVELS = 16  # noise levels `held_out_loss` averages (quantile midpoints of the training distribution)
+HELD_OUT_LOG = "held_out.jsonl"  # in a stage's run directory: its `HeldOut` loss every `every` steps
+
+
+@torch.no_grad()
+def held_out_loss(model, latents: torch.Tensor, context: torch.Tensor, actions: torch.Tensor, poses: torch.Tensor,
+                  shift: float, levels: int = HELD_OUT_LEVELS, seed: int = 0) -> float:
+    """The flow-matching loss on clips (B, C, F, h, w) averaged over the training noise distribution (uniform,
+    shifted by `shift` as `teacher_loss` draws it), at `levels` quantile midpoints: the held-out number to set beside
+    the training log's loss. A gap that grows from run to run is over-fitting. The noise is drawn on the CPU from
+    `seed`, so a GPU scores the same noise as the CPU evaluation."""
+    gen = torch.Generator().manual_seed(seed)
+    vis = bidirectional_visibility(latents.shape[2])
+    total = 0.0
+    for k in range(levels):
+        sigma = shift_sigma(torch.full((latents.shape[0], latents.shape[2]), (k + 0.5) / levels), shift)
+        noise = torch.randn(latents.shape, generator=gen).to(latents.device)
+        total += flow_matching_loss(model, latents, context, actions, poses, vis, sigma=sigma.to(latents.device),
+                                    noise=noise).item()
+    return total / levels
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Clips no stage trains on (latents (B, C, F, h, w), their captions, actions and poses), scored by
+    `held_out_loss` every `every` steps of each teacher stage (its EMA weights, what the stage keeps) into the
+    stage's HELD_OUT_LOG: the evaluation's held-out loss while the run trains (`relickit.evaluate.teacher
+    .held_out_set` builds the evaluation's own clips)."""
+    latents: torch.Tensor
+    captions: list[str]
+    actions: torch.Tensor
+    poses: torch.Tensor
+    every: int = 500
+    shift: float = TeacherConfig.shift  # the training noise distribution's
+    levels: int = HELD_OUT_LEVELS
+    seed: int = 0
+
+    def to(self, device: torch.device | str) -> "HeldOut":
+        return dataclasses.replace(self, latents=self.latents.to(device), actions=self.actions.to(device),
+                                   poses=self.poses.to(device))
+
+    def loss(self, model: WorldModel) -> float:
+        training = model.training
+        model.eval()
+        loss = held_out_loss(model, self.latents, model.encode_text(self.captions), self.actions, self.poses,
+                             self.shift, self.levels, self.seed)
+        model.train(training)
+        return loss
+
+    def callback(self, ema: WorldModel | None, log_dir: Path):
+        """train's callback: every `every` steps the loss of `ema` (of the trained model without one), one JSON
+        line per measurement in log_dir / HELD_OUT_LOG (the main process's)."""
+        def measure(step: int, model: torch.nn.Module, log: list) -> None:
+            if step % self.every:
+                return
+            loss = self.loss(ema if ema is not None else model)
+            if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
+                with open(log_dir / HELD_OUT_LOG, "a") as f:
+                    f.write(json.dumps({"step": step, "held_out_loss": loss}) + "\n")
+        return measure
 
 
 def stage_config(cfg: ModelConfig, stage: Stage, base: Stage) -> ModelConfig:
@@ -164,9 +228,10 @@ def load_weights(model: WorldModel, path: str | Path, shrink_deeper: bool = Fals
 def train_teacher(model_cfg: ModelConfig, clips_for: Callable[[int], Callable[[int], Any]],
                   cfg: TeacherConfig = TeacherConfig(),
                   inits: Sequence[str | Path | None] = (), resume: bool = False,
-                  device: torch.device | str | None = None) -> list[Path]:
+                  device: torch.device | str | None = None, held_out: HeldOut | None = None) -> list[Path]:
     """Run the horizon curriculum. clips_for(latent_frames) returns the `batches` function of `train` for
     clips of that length. Stage i starts from inits[i] when given (a warm start), else from the stage before.
+    With `held_out`, every stage logs its EMA's loss on those clips (HeldOut.callback).
     Returns the checkpoint of each stage (`<out_dir>/stage<i>.safetensors`, EMA weights)."""
     out = Path(cfg.train.out_dir)
     base = cfg.stages[0]
@@ -184,7 +249,10 @@ def train_teacher(model_cfg: ModelConfig, clips_for: Callable[[int], Callable[[i
             load_weights(model, previous)
         tcfg = dataclasses.replace(cfg.train, steps=stage.steps, out_dir=str(out / f"stage{i}"))
         checkpoint.save_config(Path(tcfg.out_dir) / STAGE_MODEL, model.cfg)  # what newest_teacher builds on
-        result: TrainResult = train(tcfg, model, teacher_loss(cfg), clips_for(stage.latent_frames), resume=resume)
+        ema = copy.deepcopy(model) if held_out is not None and tcfg.ema_decay > 0 else None  # train's own EMA
+        monitor = held_out.to(device or "cpu").callback(ema, Path(tcfg.out_dir)) if held_out is not None else None
+        result: TrainResult = train(tcfg, model, teacher_loss(cfg), clips_for(stage.latent_frames), ema_model=ema,
+                                    callback=monitor, resume=resume)
         final = result.ema_model if result.ema_model is not None else result.model
         paths.append(final.save(path))
         previous = path

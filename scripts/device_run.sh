@@ -88,7 +88,7 @@ collect_teachers() {  # each run directory's newest teacher in int8 (relickit.te
     save_newest teacher "$dir" "$OUT/$(basename "$dir").int8.safetensors" ||
       echo "$dir: no teacher stage or checkpoint (a fresh machine, or the run had not reached one)"
   done
-  tar czf "$OUT/teacher_logs.tgz" $(for dir in "$@"; do ls "$dir".*log* 2>/dev/null; find "$dir" -name log.jsonl; done) \
+  tar czf "$OUT/teacher_logs.tgz" $(for dir in "$@"; do ls "$dir".*log* 2>/dev/null; find "$dir" -name log.jsonl -o -name held_out.jsonl; done) \
     2>/dev/null || true
   ls -la "$OUT"
 }
@@ -109,7 +109,7 @@ collect_logs() {  # this RUN's recipe log, its step benchmark's and every traini
   local parent name
   parent=$(dirname "$RUN") name=$(basename "$RUN")
   tar czf "$OUT/${PREFIX}logs.tgz" -C "$parent" "$name.log" $(cd "$parent" && ls "$name.bench.log" 2>/dev/null
-    find "$name" -name log.jsonl) || true
+    find "$name" -name log.jsonl -o -name held_out.jsonl) || true
   ls -la "$OUT"
 }
 

@@ -1,6 +1,7 @@
 import copy
 import dataclasses
 import filecmp
+import json
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from relickit.distill import (DistillConfig, DMDPair, dmd_gradient, dmd_loss_fn,
 from relickit.model import WorldModel
 from relickit.recipe import (DMDStage, RecipeConfig, cycled, dmd_cycle, export, main, newest_student, recipe_from_cli,
                              run)
-from relickit.teacher import stretch_horizon
+from relickit.teacher import HELD_OUT_LOG, stretch_horizon
 from relickit.tutorial import REPO, sample_data
 from relickit.vae import LAYOUTS, WAN_DECODER, Tokenizer, wan_decoder_part
 
@@ -379,6 +380,23 @@ def test_a_smoke_recipe_with_a_trained_tokenizer_skips_the_tokenizer_stage(tmp_p
     teacher = WorldModel.load(out / "teacher" / "stage1.safetensors")
     assert (teacher.cfg.latent_size, teacher.cfg.patch, teacher.cfg.dim) == ((24, 32), (1, 4, 4), 64)
     main(argv)  # resuming with the same tokenizer is fine
+    # --held-out: every teacher stage logs its EMA's loss on the evaluation's held-out clips; the last line is the
+    # loss of the checkpoint the stage keeps (one held-out map here, for time)
+    import relickit.evaluate.teacher as evaluate_teacher
+
+    real = evaluate_teacher.held_out_set
+    monkeypatch.setattr(evaluate_teacher, "held_out_set", lambda *a, **kw: real(*a, **kw, maps=("MAP21",)))
+    watched = tmp_path / "watched"
+    shutil.copytree(out, watched, ignore=shutil.ignore_patterns("teacher", "runs"))  # its tokenizer and latents
+    recipe = dataclasses.replace(recipe_from_cli(argv + ["--held-out", str(tmp_path / "held_out")])[0], held_out_every=1)
+    run(recipe, watched, ("teacher",), "cpu", log=lambda *_: None, data=sample_data("train"))
+    held = real(tmp_path / "held_out", Tokenizer.load(watched / "tokenizer.safetensors"), maps=("MAP21",),
+                latent_frames=recipe.teacher.stages[0].latent_frames)
+    for i, stage in enumerate(recipe.teacher.stages):
+        lines = (watched / "teacher" / f"stage{i}" / HELD_OUT_LOG).read_text().splitlines()
+        assert len(lines) == stage.steps
+        kept = WorldModel.load(watched / "teacher" / f"stage{i}.safetensors")
+        assert json.loads(lines[-1])["held_out_loss"] == pytest.approx(held.loss(kept), rel=1e-5)
     other = tiny_tokenizer(tmp_path / "other.safetensors")  # new random weights
     with pytest.raises(ValueError, match="is another tokenizer than .*other.safetensors.* start a new --out"):
         main(argv[:-3] + [str(other)] + argv[-2:])

@@ -299,6 +299,15 @@ def test_teacher_cli_scores_one_clip_on_each_held_out_map(tmp_path):
     report = teacher_main([*files, "--held-out", str(held), "--maps", "MAP21,MAP22"])
     assert [r["map"] for r in report["rows"]] == ["MAP21", "MAP22"] and report["settings"]["data"] == str(held)
     assert report["settings"]["clips"] == 2 and report["teacher_held_out_loss"] > 0
+    # the same clips as the recipe's teacher stage scores them while it trains (--held-out there): the same number
+    from relickit.evaluate.teacher import held_out_set
+    from relickit.model import WorldModel
+    from relickit.vae import Tokenizer
+
+    held_set = held_out_set(held, Tokenizer.load(tmp_path / "tokenizer.safetensors"), maps=("MAP21", "MAP22"))
+    assert held_set.latents.shape[0] == 2 and held_set.latents.shape[2] == report["settings"]["latent_frames"]
+    assert held_set.loss(WorldModel.load(tmp_path / "teacher.safetensors")) == pytest.approx(
+        report["teacher_held_out_loss"], rel=1e-5)
     guided = teacher_main([*files, "--held-out", str(held), "--maps", "MAP21,MAP22", "--guidance", "2"])
     assert guided["settings"]["guidance"] == 2 and guided["rows"][0]["student"] == report["rows"][0]["student"]
     assert guided["rows"][0]["teacher"]["model"] != report["rows"][0]["teacher"]["model"]  # the caption now pushes

@@ -185,10 +185,11 @@ def test_device_run_waits_for_side_by_side_teachers_and_collects_them_in_int8(tm
     model = WorldModel(preset("tiny", layers=1, dim=64, heads=1, ffn_dim=128, text_dim=32, text_len=8))
     for run in runs:
         (run / "teacher").mkdir(parents=True)
-        model.save(run / "teacher" / "stage0.safetensors")
+        WorldModel(model.cfg).save(run / "teacher" / "stage0.safetensors")  # other weights: stage 1 trained
         model.save(run / "teacher" / "stage1.safetensors")
         (run / "teacher" / "stage1").mkdir()
         (run / "teacher" / "stage1" / "log.jsonl").write_text('{"step": 1}\n')
+        (run / "teacher" / "stage1" / "held_out.jsonl").write_text('{"step": 1, "held_out_loss": 0.2}\n')
         run.with_suffix(".log").write_text("training\nDONE\n")
     mid = runs[1] / "teacher" / "stage1"  # tb's machine went back while stage 1 ran, after its first checkpoint
     (runs[1] / "teacher" / "stage1.safetensors").unlink()
@@ -208,6 +209,7 @@ def test_device_run_waits_for_side_by_side_teachers_and_collects_them_in_int8(tm
 
     names = tarfile.open(out / "teacher_logs.tgz").getnames()
     assert sum(n.endswith("log.jsonl") for n in names) == 2 and sum(n.endswith(".log") for n in names) == 2
+    assert sum(n.endswith("held_out.jsonl") for n in names) == 2  # the recipe's --held-out measurements
 
 
 def test_device_run_launch_waits_for_the_runs_earlier_recipe_before_it_starts_the_next(tmp_path):

@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -295,3 +296,26 @@ def test_a_grown_teacher_draws_what_the_shallow_one_did_and_trains_its_new_block
         load_weights(WorldModel(dataclasses.replace(shallow.cfg, layers=1)), path)  # shrinks only when asked
     with pytest.raises(ValueError, match="another architecture"):
         load_weights(WorldModel(dataclasses.replace(deep.cfg, dim=96, heads=3, ffn_dim=192)), path)
+
+
+def test_each_stage_logs_its_emas_held_out_loss_every_few_steps(tmp_path):
+    """HeldOut: the stages' held_out.jsonl holds the held-out loss of the EMA weights every `every` steps, and the
+    last line of each stage is the loss of the checkpoint the stage keeps (its EMA). Training is unchanged by it."""
+    from relickit.teacher import HELD_OUT_LOG, HeldOut
+
+    data, other = clips(latent_frames=7), clips(n=2, latent_frames=7)
+    batch = other.batches(4, 2, seed=0)(0)
+    held = HeldOut(batch["latents"], list(batch["caption"]), batch["actions"], batch["poses"], every=2, levels=2)
+    cfg = TeacherConfig(stages=(Stage(4, 4), Stage(7, 2)),
+                        train=TrainConfig(batch_size=2, ema_decay=0.9, out_dir=str(tmp_path / "with")))
+    torch.manual_seed(0)  # the new models' initial weights
+    paths = train_teacher(CFG, lambda f: data.batches(f, 2, seed=0), cfg, held_out=held)
+    for i, (path, steps) in enumerate(zip(paths, (4, 2))):
+        lines = [json.loads(line) for line in (tmp_path / "with" / f"stage{i}" / HELD_OUT_LOG).read_text().splitlines()]
+        assert [r["step"] for r in lines] == list(range(2, steps + 1, 2))
+        assert lines[-1]["held_out_loss"] == pytest.approx(held.loss(WorldModel.load(path)), rel=1e-6)
+    torch.manual_seed(0)
+    alone = train_teacher(CFG, lambda f: data.batches(f, 2, seed=0),
+                          dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out_dir=str(tmp_path / "alone"))))
+    for a, b in zip(WorldModel.load(paths[-1]).state_dict().values(), WorldModel.load(alone[-1]).state_dict().values()):
+        assert torch.equal(a, b)

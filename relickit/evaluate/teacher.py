@@ -45,7 +45,7 @@ import torch
 from PIL import Image
 
 from ..config import MemoryConfig
-from ..teacher import TeacherConfig
+from ..teacher import HELD_OUT_LEVELS, HeldOut, TeacherConfig, held_out_loss  # noqa: F401 (scripts import it from here)
 from .report import clean, pictures_over_time_figure, write_report
 from .scoring import change_stats, compare, mean_pictures, references
 from .tokenizer import HELD_OUT, TokenizerEvalConfig, held_out_episodes
@@ -75,7 +75,7 @@ class TeacherEvalConfig:
     # noise levels of start_frame_reliance; its `own` column at every level is the teacher's held-out loss curve
     reliance_sigmas: tuple[float, ...] = (0.2, 0.5, 0.8, 0.95, 1.0)
     train_shift: float = TeacherConfig.shift  # held_out_loss's noise distribution, as the teacher trains
-    loss_levels: int = 16
+    loss_levels: int = HELD_OUT_LEVELS
     # the dataset's split: "train" scores episodes on training maps (new trajectories), the held-out numbers' mirror
     split: str = "eval"
     # the teacher's clips per start frame from independent noise, the scored one included (scoring.draw_spread; 1: none)
@@ -103,6 +103,22 @@ def evaluation_clips(root: str | os.PathLike, frames: int, count: int, stride: i
     data = ClipDataset(root, frames=frames, split=split, stride=stride)
     for i in np.linspace(0, len(data) - 1, count).round().astype(int):
         yield int(i), data[int(i)]
+
+
+@torch.no_grad()
+def held_out_set(root: str | os.PathLike, tokenizer, latent_frames: int = TeacherEvalConfig.latent_frames,
+                 maps: tuple[str, ...] = TokenizerEvalConfig.maps, every: int = 500,
+                 cfg: TeacherEvalConfig = TeacherEvalConfig()) -> HeldOut:
+    """The clips whose loss this evaluation reports as `teacher_held_out_loss` with `--held-out root` (one clip of
+    `latent_frames` per map of `maps`, episodes generated into `root` on first use), encoded by `tokenizer`, as a
+    `HeldOut` the recipe's teacher stage scores every `every` steps: the keep rule's number while the run trains."""
+    frames = max(TokenizerEvalConfig.frames, tokenizer.cfg.temporal_down * (latent_frames - 1) + 1)
+    data = held_out_episodes(root, TokenizerEvalConfig(maps=maps, frames=frames))
+    clips = list(evaluation_clips(data, 1 + tokenizer.cfg.temporal_down * (latent_frames - 1), len(maps),
+                                  cfg.stride))
+    latents = torch.cat([tokenizer.encode(c["frames"][None].transpose(1, 2).to(tokenizer.dtype)) for _, c in clips])
+    return HeldOut(latents.float(), [c["caption"] for _, c in clips], torch.stack([c["actions"] for _, c in clips]),
+                   torch.stack([c["poses"] for _, c in clips]), every, cfg.train_shift, cfg.loss_levels, cfg.seed)
 
 
 @torch.no_grad()
@@ -147,25 +163,6 @@ def control_reliance(model, latents: torch.Tensor, context: torch.Tensor, action
                 "still": (torch.zeros_like(actions), poses[:, :1].expand_as(poses))}
     return loss_per_variant(model, context, {name: (latents, a, p) for name, (a, p) in controls.items()}, sigmas,
                             seed)
-
-
-@torch.no_grad()
-def held_out_loss(model, latents: torch.Tensor, context: torch.Tensor, actions: torch.Tensor, poses: torch.Tensor,
-                  shift: float, levels: int = TeacherEvalConfig.loss_levels, seed: int = 0) -> float:
-    """The flow-matching loss on clips (B, C, F, h, w) averaged over the training noise distribution (uniform,
-    shifted by `shift` as relickit.teacher.teacher_loss draws it), at `levels` quantile midpoints: the held-out
-    number to set beside the training log's loss. A gap that grows from run to run is over-fitting."""
-    from ..diffusion import flow_matching_loss, shift_sigma
-    from ..memory import bidirectional_visibility
-
-    gen = torch.Generator().manual_seed(seed)
-    vis = bidirectional_visibility(latents.shape[2])
-    total = 0.0
-    for k in range(levels):
-        sigma = shift_sigma(torch.full((latents.shape[0], latents.shape[2]), (k + 0.5) / levels), shift)
-        noise = torch.randn(latents.shape, generator=gen)
-        total += flow_matching_loss(model, latents, context, actions, poses, vis, sigma=sigma, noise=noise).item()
-    return total / levels
 
 
 @torch.no_grad()
