@@ -112,10 +112,9 @@ def held_out_set(root: str | os.PathLike, tokenizer, latent_frames: int = Teache
     """The clips whose loss this evaluation reports as `teacher_held_out_loss` with `--held-out root` (one clip of
     `latent_frames` per map of `maps`, episodes generated into `root` on first use), encoded by `tokenizer`, as a
     `HeldOut` the recipe's teacher stage scores every `every` steps: the keep rule's number while the run trains."""
-    frames = max(TokenizerEvalConfig.frames, tokenizer.cfg.temporal_down * (latent_frames - 1) + 1)
-    data = held_out_episodes(root, TokenizerEvalConfig(maps=maps, frames=frames))
-    clips = list(evaluation_clips(data, 1 + tokenizer.cfg.temporal_down * (latent_frames - 1), len(maps),
-                                  cfg.stride))
+    clip_frames = 1 + tokenizer.cfg.temporal_down * (latent_frames - 1)
+    data = held_out_episodes(root, TokenizerEvalConfig(maps=maps, frames=max(TokenizerEvalConfig.frames, clip_frames)))
+    clips = list(evaluation_clips(data, clip_frames, len(maps), cfg.stride))
     latents = torch.cat([tokenizer.encode(c["frames"][None].transpose(1, 2).to(tokenizer.dtype)) for _, c in clips])
     return HeldOut(latents.float(), [c["caption"] for _, c in clips], torch.stack([c["actions"] for _, c in clips]),
                    torch.stack([c["poses"] for _, c in clips]), every, cfg.train_shift, cfg.loss_levels, cfg.seed)
