@@ -285,6 +285,31 @@ def test_teacher_vs_student_scores_both_beside_the_references(tmp_path):
     assert own["teacher"]["frozen_start"] == own["student"]["frozen_start"]
 
 
+def test_held_out_set_asks_for_the_evaluations_maps(tmp_path, monkeypatch):
+    """The recipe's --held-out scores the clips the evaluation's --held-out does: the same twelve Freedoom2 maps by
+    default (run 19's GPU machine, which carries freedoom2.wad only, failed generating five Freedoom1 maps)."""
+    import relickit.evaluate.teacher as teacher_eval
+
+    class Asked(Exception):
+        pass
+
+    asked = []
+
+    def record(root, cfg, *args, **kwargs):
+        asked.append(cfg.maps)
+        raise Asked
+
+    monkeypatch.setattr(teacher_eval, "held_out_episodes", record)
+    student, tok = random_assets()
+    tok.save(tmp_path / "tokenizer.safetensors")
+    with pytest.raises(Asked):
+        teacher_eval.held_out_set(tmp_path / "held", tok)
+    with pytest.raises(Asked):
+        teacher_eval.main(["--student", str(student.save(tmp_path / "student.safetensors")), "--tokenizer",
+                           str(tmp_path / "tokenizer.safetensors"), "--held-out", str(tmp_path / "held")])
+    assert asked[0] == asked[1] and len(asked[0]) == 12 and all(m.startswith("MAP") for m in asked[0])
+
+
 def test_teacher_cli_scores_one_clip_on_each_held_out_map(tmp_path):
     from relickit.evaluate.teacher import main as teacher_main
     from relickit.evaluate.tokenizer import TokenizerEvalConfig
