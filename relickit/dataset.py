@@ -480,7 +480,8 @@ class ClipDataset(torch.utils.data.Dataset):
     Item: {"frames": (T, 3, H, W) float in [-1, 1], "actions": (T, 13), "poses": (T, 12), "caption": str,
     "map": str, "episode": str, "start": int, "pivot": int (-1 when not a palindrome)}.
     Actions and poses are recomputed from the clip's own poses. `weights` balance the clips by their dominant
-    action (inverse frequency); use `sampler()`. With probability `palindrome` a clip plays to a pivot
+    action (inverse frequency to the power `balance`: 1 gives every dominant action the same total weight, 0 draws
+    clips as they come; use `sampler()`). With probability `palindrome` a clip plays to a pivot
     t* ~ U(T/2, T) and back, with actions and poses recomputed from the reversed pose sequence.
     Clips never span a teleport (a step longer than `jump_units`).
     """
@@ -495,11 +496,15 @@ class ClipDataset(torch.utils.data.Dataset):
         seed: int = 0,
         temporal_down: int = 4,
         jump_units: float = 128.0,
+        balance: float = 1.0,
     ):
         if frames < 1 or (frames - 1) % temporal_down:
             raise ValueError(f"clip length {frames} is not 1 + {temporal_down}*k frames; pick e.g. {1 + temporal_down * 4}.")
         if not 0.0 <= palindrome <= 1.0:
             raise ValueError(f"palindrome is a probability, got {palindrome}.")
+        if not 0.0 <= balance <= 1.0:
+            raise ValueError(f"balance is an exponent from 0 (clips as they come) to 1 (dominant actions balanced), "
+                             f"got {balance}.")
         self.root = Path(root)
         manifest = load_manifest(root)
         self.config = DatasetConfig.from_dict(manifest["config"])
@@ -532,7 +537,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self._episode = np.concatenate(eps)
         self.dominant = np.concatenate(dominant)
         freq = np.bincount(self.dominant, minlength=len(ACTIONS)).astype(np.float64)
-        self.weights = torch.from_numpy(1.0 / freq[self.dominant])
+        self.weights = torch.from_numpy(freq[self.dominant] ** -balance)
 
     def __len__(self) -> int:
         return len(self._starts)

@@ -88,6 +88,10 @@ class RecipeConfig:
     clips: int = 1024  # long clips encoded once for teacher and student
     clip_latents: int = 49  # latent frames per encoded clip (the longest horizon)
     palindrome: float = 0.3
+    # the latents stage draws its clips with their dominant actions balanced to this power (ClipDataset.balance):
+    # 1 draws camera tilts and vertical moves twice as often as they come, and those clips are the easy ones (the
+    # training log's loss 0.165 on them against 0.20 on clips as they come, docs/runs/campaign.md run 19)
+    balance: float = 1.0
     # encode each latent frame's video frame alone too (LatentClips.images): every stage then draws all windows of
     # a clip, not only its prefix (37 windows of 13 in 49: run 5's teacher over-fitted 4,096 prefixes, training
     # loss 0.159 against 0.195 held out), for a quarter more encoding
@@ -365,7 +369,7 @@ def run(recipe: RecipeConfig, out: str | Path, stages=STAGES, device: str | None
 
         tok = Tokenizer.load(out / TOKENIZER).to(device).eval()
         clip_set = ClipDataset(data, frames=clip_frames, split="train", palindrome=recipe.palindrome,
-                               stride=4, seed=recipe.seed)
+                               stride=4, seed=recipe.seed, balance=recipe.balance)
         latents = encode_clips(tok, clip_set, recipe.clips, seed=recipe.seed, images=recipe.windows,
                                workers=recipe.workers if device != "cpu" else 0)
         latents.save(out / "latents.safetensors")
@@ -515,6 +519,9 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
     ap.add_argument("--seed", type=int, help="seed of the episodes, clips and batches (default 0); a run that "
                     "continues a committed teacher takes another, so the campaign sees new episodes each run")
     ap.add_argument("--clips", type=int, help=f"long clips the latents stage encodes (default {RecipeConfig.clips})")
+    ap.add_argument("--balance", type=float, help="the latents stage draws clips with their dominant actions balanced "
+                    "to this power: 1 every action alike, 0 clips as they come (ClipDataset.balance; default "
+                    f"{RecipeConfig.balance})")
     ap.add_argument("--windows", action=argparse.BooleanOptionalAction, default=RecipeConfig.windows,
                     help="train on every window of each encoded clip (its first frame encoded as an image), not "
                     "only on the clip's prefix; --no-windows for the prefix alone (runs 1-5)")
@@ -587,6 +594,10 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
         recipe = dataclasses.replace(recipe, dmd_train=dataclasses.replace(recipe.dmd_train, batch_size=args.dmd_batch))
     if args.seed is not None:
         recipe = dataclasses.replace(recipe, seed=args.seed)
+    if args.balance is not None:
+        if not 0 <= args.balance <= 1:
+            ap.error(f"--balance is an exponent from 0 (clips as they come) to 1 (actions balanced), got {args.balance}")
+        recipe = dataclasses.replace(recipe, balance=args.balance)
     recipe = dataclasses.replace(recipe, windows=args.windows)
     for name in ("episodes", "clips"):
         value = getattr(args, name)

@@ -189,6 +189,15 @@ def test_clip_dataset_items_and_balance():
     # balanced: every dominant action carries the same total weight
     totals = np.bincount(clips.dominant, weights=clips.weights.numpy())
     assert np.allclose(totals[totals > 0], 1.0)
+    # balance 0: every clip alike, each action weighed by how often it dominates; in between, the rare ones lifted
+    asis = ds.ClipDataset(sample_data("train"), 17, split="train", balance=0.0)
+    assert torch.equal(asis.weights, torch.ones(len(asis), dtype=asis.weights.dtype))
+    half = np.bincount(clips.dominant, weights=ds.ClipDataset(sample_data("train"), 17, split="train",
+                                                               balance=0.5).weights.numpy())
+    counts = np.bincount(clips.dominant)
+    assert np.allclose(half[counts > 0], np.sqrt(counts[counts > 0]))
+    with pytest.raises(ValueError, match="balance"):
+        ds.ClipDataset(sample_data("train"), 17, split="train", balance=2.0)
 
 
 def test_palindrome_synthetic_reverses_motion():

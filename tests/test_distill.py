@@ -343,6 +343,7 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     more = recipe_from_cli(["--episodes", "600", "--clips", "8192"])[0]
     assert (more.episodes, more.clips) == (600, 8192) and more.model == default.model
     assert recipe_from_cli(["--seed", "3"])[0] == dataclasses.replace(default, seed=3)
+    assert default.balance == 1 and recipe_from_cli(["--balance", "0"])[0] == dataclasses.replace(default, balance=0.0)
     wide = recipe_from_cli(["--dmd-batch", "64"])[0]  # only DMD's batch changes
     assert wide == dataclasses.replace(default, dmd_train=dataclasses.replace(default.dmd_train, batch_size=64))
     assert default.windows and recipe_from_cli(["--no-windows"])[0] == dataclasses.replace(default, windows=False)
@@ -359,7 +360,7 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
                        (["--minutes", "dmd=0"], "leave a stage out with --stages"),
                        (["--size", "200x8"], "multiple of the head size 64"), (["--clips", "0"], "at least 1"),
                        (["--sigma-data", "-1"], "turns the velocity skip off"), (["--cooldown", "2"], "in [0, 1]"),
-                       (["--dmd-batch", "0"], "at least 1")):
+                       (["--dmd-batch", "0"], "at least 1"), (["--balance", "1.5"], "exponent from 0")):
         with pytest.raises(SystemExit):
             recipe_from_cli(bad)
         assert named in capsys.readouterr().err
@@ -380,6 +381,20 @@ def test_a_smoke_recipe_with_a_trained_tokenizer_skips_the_tokenizer_stage(tmp_p
     teacher = WorldModel.load(out / "teacher" / "stage1.safetensors")
     assert (teacher.cfg.latent_size, teacher.cfg.patch, teacher.cfg.dim) == ((24, 32), (1, 4, 4), 64)
     main(argv)  # resuming with the same tokenizer is fine
+    # --balance reaches the clips the latents stage draws from
+    import relickit.dataset
+
+    drawn = []
+
+    class Recorded(relickit.dataset.ClipDataset):  # the same clips, their balance written down
+        def __init__(self, *args, **kwargs):
+            drawn.append(kwargs["balance"])
+            super().__init__(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(relickit.dataset, "ClipDataset", Recorded)
+        main(["--out", str(tmp_path / "as_they_come")] + argv[2:-2] + ["--stages", "tokenizer,latents", "--balance", "0"])
+    assert drawn == [0.0] and (tmp_path / "as_they_come" / "latents.safetensors").exists()
     # --held-out: every teacher stage logs its EMA's loss on the evaluation's held-out clips; the last line is the
     # loss of the checkpoint the stage keeps (one held-out map here, for time)
     import relickit.evaluate.teacher as evaluate_teacher
