@@ -111,8 +111,8 @@ def held_out_set(root: str | os.PathLike, tokenizer, latent_frames: int = Teache
                  cfg: TeacherEvalConfig = TeacherEvalConfig()) -> HeldOut:
     """The clips whose loss this evaluation reports as `teacher_held_out_loss` with `--held-out root` (one clip of
     `latent_frames` per map of `maps`, by default the CLI's twelve Freedoom2 maps, episodes generated into `root` on
-    first use), encoded by `tokenizer`, as a
-    `HeldOut` the recipe's teacher stage scores every `every` steps: the keep rule's number while the run trains."""
+    first use), encoded by `tokenizer`, as a `HeldOut` the recipe's teacher stage scores every `every` steps: the
+    keep rule's number while the run trains."""
     clip_frames = 1 + tokenizer.cfg.temporal_down * (latent_frames - 1)
     data = held_out_episodes(root, TokenizerEvalConfig(maps=maps, frames=max(TokenizerEvalConfig.frames, clip_frames)))
     clips = list(evaluation_clips(data, clip_frames, len(maps), cfg.stride))
