@@ -89,8 +89,9 @@ class RecipeConfig:
     clip_latents: int = 49  # latent frames per encoded clip (the longest horizon)
     palindrome: float = 0.3
     # the latents stage draws its clips with their dominant actions balanced to this power (ClipDataset.balance):
-    # 1 draws camera tilts and vertical moves about twice as often as they come, and a balanced draw is the easier
-    # (the 384 x 8's loss 0.165 on one against 0.20 on clips as they come: docs/runs/campaign.md, run 19)
+    # 1 draws camera tilts and vertical moves about twice as often as they come (17% -> 36% of the clips), 0 draws
+    # what a player's walks and pans look like; which trains the better teacher is run 20's question
+    # (docs/runs/campaign.md)
     balance: float = 1.0
     # encode each latent frame's video frame alone too (LatentClips.images): every stage then draws all windows of
     # a clip, not only its prefix (37 windows of 13 in 49: run 5's teacher over-fitted 4,096 prefixes, training
