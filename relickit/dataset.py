@@ -474,6 +474,14 @@ def palindrome_indices(frames: int, pivot: int) -> np.ndarray:
     return np.concatenate([np.arange(pivot + 1), np.arange(pivot - 1, 2 * pivot - frames, -1)])
 
 
+def check_balance(balance: float) -> float:
+    """`balance` if it is a ClipDataset balance exponent, else a ValueError naming the range."""
+    if not 0.0 <= balance <= 1.0:
+        raise ValueError(f"balance is an exponent from 0 (clips as they come) to 1 (dominant actions balanced), "
+                         f"got {balance}.")
+    return balance
+
+
 class ClipDataset(torch.utils.data.Dataset):
     """Clips of `frames` = 1 + temporal_down * k consecutive frames from a dataset directory, read lazily.
 
@@ -502,9 +510,7 @@ class ClipDataset(torch.utils.data.Dataset):
             raise ValueError(f"clip length {frames} is not 1 + {temporal_down}*k frames; pick e.g. {1 + temporal_down * 4}.")
         if not 0.0 <= palindrome <= 1.0:
             raise ValueError(f"palindrome is a probability, got {palindrome}.")
-        if not 0.0 <= balance <= 1.0:
-            raise ValueError(f"balance is an exponent from 0 (clips as they come) to 1 (dominant actions balanced), "
-                             f"got {balance}.")
+        check_balance(balance)
         self.root = Path(root)
         manifest = load_manifest(root)
         self.config = DatasetConfig.from_dict(manifest["config"])

@@ -596,9 +596,12 @@ def recipe_from_cli(argv: list[str] | None = None) -> tuple[RecipeConfig, argpar
     if args.seed is not None:
         recipe = dataclasses.replace(recipe, seed=args.seed)
     if args.balance is not None:
-        if not 0 <= args.balance <= 1:
-            ap.error(f"--balance is an exponent from 0 (clips as they come) to 1 (actions balanced), got {args.balance}")
-        recipe = dataclasses.replace(recipe, balance=args.balance)
+        from .dataset import check_balance  # the latents stage's ClipDataset checks it too, hours later
+
+        try:
+            recipe = dataclasses.replace(recipe, balance=check_balance(args.balance))
+        except ValueError as err:
+            ap.error(f"--balance: {err}")
     recipe = dataclasses.replace(recipe, windows=args.windows)
     for name in ("episodes", "clips"):
         value = getattr(args, name)
