@@ -375,6 +375,14 @@ class Tokenizer(nn.Module):
         mean, _ = encode_clip(self.vae, video)
         return self.normalize(mean)
 
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames as a clip stores them, (1 + 4k, 3, H, W) in [-1, 1] (the datasets' `clip["frames"]`), -> their
+        latents (1, z_dim, 1 + k, *cfg.latent_size), in the tokenizer's dtype."""
+        if frames.dim() != 4 or frames.shape[1] != 3:
+            raise ValueError(f"encode_frames takes one clip's frames (T, 3, H, W), got {tuple(frames.shape)}; "
+                             "for a batch of videos (B, 3, T, H, W) call encode")
+        return self.encode(frames[None].transpose(1, 2).to(self.dtype))
+
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents (B, z_dim, n, h, w) -> video (B, 3, 1 + 4(n - 1), H, W) in [-1, 1], Wan decoder."""
         return self.decode_stream(self.new_decode_cache(), latents)

@@ -45,6 +45,13 @@ def test_encode_shapes_and_matches_diffusers(tok):
     torch.testing.assert_close(z, ref, **TOL)
 
 
+def test_encode_frames_takes_a_clips_frames_as_stored(tok):
+    v = video(9)
+    torch.testing.assert_close(tok.encode_frames(v[1].transpose(0, 1)), tok.encode(v[1:]), **TOL)
+    with pytest.raises(ValueError, match="call encode"):
+        tok.encode_frames(v)
+
+
 def test_streaming_encode_equals_whole(tok):
     v = video(25)
     whole = tok.encode(v)

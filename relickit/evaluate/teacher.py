@@ -116,7 +116,7 @@ def held_out_set(root: str | os.PathLike, tokenizer, latent_frames: int = Teache
     clip_frames = 1 + tokenizer.cfg.temporal_down * (latent_frames - 1)
     data = held_out_episodes(root, TokenizerEvalConfig(maps=maps, frames=max(TokenizerEvalConfig.frames, clip_frames)))
     clips = list(evaluation_clips(data, clip_frames, len(maps), cfg.stride))
-    latents = torch.cat([tokenizer.encode(c["frames"][None].transpose(1, 2).to(tokenizer.dtype)) for _, c in clips])
+    latents = torch.cat([tokenizer.encode_frames(c["frames"]) for _, c in clips])
     return HeldOut(latents.float(), [c["caption"] for _, c in clips], torch.stack([c["actions"] for _, c in clips]),
                    torch.stack([c["poses"] for _, c in clips]), every, cfg.train_shift, cfg.loss_levels, cfg.seed)
 
@@ -217,8 +217,7 @@ def teacher_vs_student(student, tokenizer, teacher=None, data_root: str | os.Pat
     for i, clip in evaluation_clips(data_root, student.cfg.video_frames(cfg.latent_frames),
                                     cfg.clips, cfg.stride, cfg.split):
         truth = to_uint8(clip["frames"].transpose(0, 1))
-        video = clip["frames"][None].transpose(1, 2)
-        encoded = {t: t.encode(video.to(t.dtype)) for t in dict.fromkeys((tokenizer, teacher_tok))}
+        encoded = {t: t.encode_frames(clip["frames"]) for t in dict.fromkeys((tokenizer, teacher_tok))}
         lat = encoded[teacher_tok]  # the teacher's clip (the student's where they share a tokenizer)
         acts, poses = clip["actions"][None], clip["poses"][None]
         noise = torch.randn(lat.shape, generator=gen)  # drawn with or without a teacher: the student's noise stays
