@@ -1,8 +1,9 @@
 """The 2-min MAP21 routes of run 16's and run 17's keep rule: colour cast (as gate 1 computes it), brightness and
-sharpness of each route, and their means. Seed 1 comes from a gates drift.json, seeds 5 and 9 from single-route
+sharpness of each route, and their means. Seed 1 comes from a gates drift.json (E's: docs/eval/gates/, or
+`git show 2986c5e:docs/eval/gates/drift.json` once another student ships), seeds 5 and 9 from single-route
 drift reports (`python -m relickit.evaluate --suite drift --maps MAP21 --durations 120 --seed S --model M`).
 
-    python docs/runs/2026-12-05-run17/routes.py E docs/runs/2026-12-05-run16/held_out/e_gates/drift.json \
+    python docs/runs/2026-12-05-run17/routes.py E docs/eval/gates/drift.json \
         docs/runs/2026-12-05-run17/held_out/e_drift_map21_s5.json docs/runs/2026-12-05-run17/held_out/e_drift_map21_s9.json
 """
 import json
