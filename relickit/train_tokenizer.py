@@ -36,6 +36,7 @@ from .train import CKPT_KIND, Batches, TrainConfig, TrainResult, newest_weights,
 from .tutorial import SMOKE_ENV, sample_data
 from .tutorial import smoke as smoke_mode
 from .vae import LAYOUTS, Tokenizer, VAEConfig, kl_divergence
+from .widen import widen_latent
 
 
 @dataclass(frozen=True)
@@ -315,6 +316,26 @@ def _trained(run: TrainResult) -> nn.Module:
     return pair.generator
 
 
+def _start_from(init: str | os.PathLike, cfg: TokenizerTrainConfig) -> Tokenizer:
+    """`init`'s tokenizer for cfg.vae: as it is, or with its latent widened (`relickit.widen`) where cfg.vae is the
+    same layout with more latent channels (f4c16 -> f4c32) and the encoder trains."""
+    start = Tokenizer.load(init)
+    if not start.has_wan_decoder:
+        raise ValueError(f"{init} is a play export without the Wan decoder; training continues from a full "
+                         "tokenizer checkpoint (Tokenizer.save(path) with wan_decoder=True).")
+    if start.cfg == cfg.vae:
+        return start
+    if dataclasses.replace(start.cfg, z_dim=cfg.vae.z_dim) == cfg.vae and start.cfg.z_dim < cfg.vae.z_dim:
+        if cfg.decoder_only:
+            raise ValueError(f"{init} has {start.cfg.z_dim} latent channels and this run {cfg.vae.z_dim}: new "
+                             "channels need the encoder to train; leave out --decoder-only.")
+        return widen_latent(start, cfg.vae.z_dim)
+    diff = {f.name: (getattr(start.cfg, f.name), getattr(cfg.vae, f.name)) for f in dataclasses.fields(cfg.vae)
+            if getattr(start.cfg, f.name) != getattr(cfg.vae, f.name)}
+    raise ValueError(f"{init} was trained with another config (checkpoint, this run): {diff}; pick its layout, or "
+                     "one that only adds latent channels (relickit.widen).")
+
+
 def train_tokenizer(cfg: TokenizerTrainConfig, data: Dataset, *, tokenizer: Tokenizer | None = None,
                     init: str | os.PathLike | None = None, resume: bool = False,
                     callback: Callable | None = None) -> TokenizerRuns:
@@ -328,11 +349,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data: Dataset, *, tokenizer: Toke
                          "checkpoint, e.g. data/weights/tokenizer/f4c16.safetensors).")
     tok = tokenizer if tokenizer is not None else Tokenizer(cfg.vae)
     if init is not None:
-        start = Tokenizer.load(init, expect=cfg.vae)
-        if not start.has_wan_decoder:
-            raise ValueError(f"{init} is a play export without the Wan decoder; training continues from a full "
-                             "tokenizer checkpoint (Tokenizer.save(path) with wan_decoder=True).")
-        tok.load_state_dict(start.state_dict())
+        tok.load_state_dict(_start_from(init, cfg).state_dict())
     run = Path(cfg.run_dir)
     checkpoint.save_config(run / RUN_CONFIG, cfg)
     vae_cfg = dataclasses.replace(cfg.vae_train, out_dir=str(run / "vae"))

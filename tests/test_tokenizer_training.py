@@ -320,3 +320,25 @@ def test_the_cli_widens_a_layouts_vae_cools_both_stages_and_refuses_a_narrower_i
     with pytest.raises(ValueError, match=r"another config.*base_dim"):
         train_tokenizer(wide, SyntheticClips(size=2, frames=5, height=SMALL.height, width=SMALL.width),
                         init=tmp_path / "narrow.safetensors")
+
+
+def test_init_from_a_narrower_latent_widens_it_and_trains(tmp_path):
+    """`init` of the same layout with fewer latent channels (f4c16 for an f4c32 run) starts from the widened
+    tokenizer (relickit.widen): what the narrow one reconstructs, with the encoder training; decoder-only refuses."""
+    torch.manual_seed(0)
+    narrow = Tokenizer(SMALL).eval()
+    narrow.save(tmp_path / "narrow.safetensors")
+    wide_vae = dataclasses.replace(SMALL, z_dim=SMALL.z_dim * 2)
+    data = SyntheticClips(size=2, frames=5, height=SMALL.height, width=SMALL.width)
+    zero = TrainConfig(steps=0, batch_size=1)
+    cfg = TokenizerTrainConfig(vae=wide_vae, frames=5, stats_batches=1, vae_train=zero, tiny_train=zero,
+                               run_dir=str(tmp_path / "w"), out="")
+    wide = train_tokenizer(cfg, data, init=tmp_path / "narrow.safetensors").tokenizer
+    assert wide.cfg == wide_vae
+    v = data[0]["frames"][None].transpose(1, 2)
+    # the latent stats are re-measured after the VAE stage (the tiny decoder, which reads normalised latents, trains
+    # after it); through the Wan decoder, which reads raw ones, the pictures are the narrow tokenizer's
+    torch.testing.assert_close(wide.decode(wide.encode(v)), narrow.decode(narrow.encode(v)), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="leave out --decoder-only"):
+        train_tokenizer(dataclasses.replace(cfg, decoder_only=True, run_dir=str(tmp_path / "d")), data,
+                        init=tmp_path / "narrow.safetensors")

@@ -11,6 +11,7 @@ from relickit.config import preset
 from relickit.train import TrainConfig
 from relickit.train_tokenizer import SyntheticClips, TokenizerTrainConfig, train_tokenizer
 from relickit.vae import (StreamingDecoder, StreamingEncoder, TinyDecoderConfig, Tokenizer, VAEConfig)
+from relickit.widen import widen_latent
 
 SMALL = VAEConfig(height=16, width=24, base_dim=8, dim_mult=(1, 2, 2, 2), num_res_blocks=1,
                   tiny=TinyDecoderConfig(channels=(8, 8, 8, 8)))
@@ -277,3 +278,27 @@ def test_the_campaign_tokenizer_in_int8_loads_whole_and_decodes_as_the_fp16_one(
         for decode in (Tokenizer.decode_tiny, Tokenizer.decode):
             d0, d1 = decode(before, z), decode(after, z)
             assert (d0 - d1).abs().mean() < 0.05 * d0.abs().mean()
+
+
+def test_widened_latent_decodes_what_the_narrow_one_does_and_trains_its_new_channels(tok):
+    """widen_latent (f4c16 -> f4c32's kind of change): the first channels are the narrow tokenizer's latents, both
+    decoders ignore the new ones at the start, and a reconstruction loss reaches the new channels' weights."""
+    wide = widen_latent(tok, SMALL.z_dim + 8).eval()
+    assert wide.cfg == dataclasses.replace(SMALL, z_dim=SMALL.z_dim + 8)
+    v = video(9)
+    z = wide.encode(v)
+    torch.testing.assert_close(z[:, :SMALL.z_dim], tok.encode(v), **TOL)
+    assert z[:, SMALL.z_dim:].std() > 0.01  # the new channels carry something
+    noise = torch.randn_like(z)  # whatever the new channels hold, the decoders read the old ones only
+    torch.testing.assert_close(wide.decode(noise), tok.decode(noise[:, :SMALL.z_dim]), **TOL)
+    torch.testing.assert_close(wide.decode_tiny(noise), tok.decode_tiny(noise[:, :SMALL.z_dim]), **TOL)
+
+    wide.train().requires_grad_(True)
+    recon, mean, logvar = wide(v, sample=False)
+    (recon - v).abs().mean().backward()
+    new_in = wide.vae.decoder.conv_in.weight.grad[:, SMALL.z_dim:]
+    new_out = wide.vae.encoder.conv_out.weight.grad[SMALL.z_dim:SMALL.z_dim + 8]
+    assert new_in.abs().sum() > 0  # the decoder learns to read the new channels ...
+    assert new_out.abs().sum() == 0  # ... and only then (its weights there start at zero) can the encoder learn them
+    with pytest.raises(ValueError, match="adds channels"):
+        widen_latent(tok, SMALL.z_dim)
