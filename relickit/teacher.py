@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,14 +150,17 @@ def teacher_loss(cfg: TeacherConfig):
     return loss_fn
 
 
-def check_architecture(cfg: ModelConfig, path: str | Path, deeper: bool = False, shallower: bool = False) -> None:
+def check_architecture(cfg: ModelConfig, path: str | Path, deeper: bool = False, shallower: bool = False,
+                       narrower: bool = False) -> None:
     """Refuse a checkpoint whose architecture is not `cfg`'s (RoPE range and YaRN factor may differ: stages),
     reading its config only. With `deeper`, a checkpoint with fewer layers of the same width passes (`grow`); with
-    `shallower`, one with more layers (`shrink`)."""
+    `shallower`, one with more layers (`shrink`); with `narrower`, one for fewer latent channels (`widen_channels`)."""
     theirs = checkpoint.load_config(path, "world_model", ModelConfig)
     fits = (deeper and theirs.layers < cfg.layers) or (shallower and theirs.layers > cfg.layers)
+    fewer = narrower and theirs.latent_channels < cfg.latent_channels
     mine = dataclasses.replace(cfg, rope_frames=theirs.rope_frames, yarn_factor=theirs.yarn_factor,
-                               layers=theirs.layers if fits else cfg.layers)
+                               layers=theirs.layers if fits else cfg.layers,
+                               latent_channels=theirs.latent_channels if fewer else cfg.latent_channels)
     diff = {f.name: (getattr(theirs, f.name), getattr(mine, f.name)) for f in dataclasses.fields(theirs)
             if getattr(theirs, f.name) != getattr(mine, f.name)}
     if diff:
@@ -204,6 +208,31 @@ def grow(model: WorldModel, layers: int) -> WorldModel:
     return deeper
 
 
+@torch.no_grad()
+def widen_channels(model: WorldModel, channels: int) -> WorldModel:
+    """A copy of `model` for latents of `channels` channels (a widened tokenizer's, `relickit.widen`: its first
+    channels the old latents) that computes the same velocities on the old channels: the patch embedding reads the
+    new channels through zero weights, the head's outputs for them start at zero (with the velocity skip, the skip
+    term alone), everything else copied. A teacher moves to a wider latent this way instead of starting from scratch."""
+    c = model.cfg.latent_channels
+    if channels <= c:
+        raise ValueError(f"widen_channels adds latent channels: {channels} is not more than the model's {c}.")
+    wide = WorldModel(dataclasses.replace(model.cfg, latent_channels=channels), model.backend)
+    p = next(model.parameters())
+    wide.to(p.device, p.dtype)
+    state = wide.state_dict() | {k: v for k, v in model.state_dict().items()
+                                 if not k.startswith(("patch_embedding.weight", "proj_out."))}
+    wide.load_state_dict(state)
+    wide.patch_embedding.weight.zero_()
+    wide.patch_embedding.weight[:, :c] = model.patch_embedding.weight
+    patch = math.prod(model.cfg.patch)  # the head's outputs are (patch position, channel), channel fastest
+    rows = (torch.arange(patch)[:, None] * channels + torch.arange(c)).flatten().to(p.device)
+    for name in ("weight", "bias"):
+        getattr(wide.proj_out, name).zero_()
+        getattr(wide.proj_out, name)[rows] = getattr(model.proj_out, name)
+    return wide.train(model.training)
+
+
 def shrink(model: WorldModel, layers: int) -> WorldModel:
     """A shallower copy of `model` keeping the blocks at `new_block_positions(layers, model.cfg.layers)`, everything
     else copied: `grow`'s inverse (a grown model shrinks back to the one it was grown from), and a student's start
@@ -213,15 +242,20 @@ def shrink(model: WorldModel, layers: int) -> WorldModel:
 
 def load_weights(model: WorldModel, path: str | Path, shrink_deeper: bool = False) -> None:
     """Load another stage's weights: the architecture must match (RoPE range and YaRN factor may differ), except
-    that a shallower checkpoint of the same width is grown to the model's depth (`grow`), and with `shrink_deeper`
-    a deeper one is shrunk to it (`shrink`)."""
-    check_architecture(model.cfg, path, deeper=True, shallower=shrink_deeper)
+    that a checkpoint for fewer latent channels is widened to the model's (`widen_channels`), a shallower one of the
+    same width is grown to the model's depth (`grow`), and with `shrink_deeper` a deeper one is shrunk to it
+    (`shrink`)."""
+    check_architecture(model.cfg, path, deeper=True, shallower=shrink_deeper, narrower=True)
     tensors, theirs, _ = checkpoint.load(path, "world_model", ModelConfig)
-    if theirs.layers != model.cfg.layers:
-        other = WorldModel(dataclasses.replace(model.cfg, layers=theirs.layers), model.backend)
+    if (theirs.layers, theirs.latent_channels) != (model.cfg.layers, model.cfg.latent_channels):
+        other = WorldModel(dataclasses.replace(model.cfg, layers=theirs.layers, latent_channels=theirs.latent_channels),
+                           model.backend)
         checkpoint.load_into(other, tensors, path)
-        resize = grow if theirs.layers < model.cfg.layers else shrink
-        tensors = resize(other, model.cfg.layers).state_dict()
+        if theirs.latent_channels != model.cfg.latent_channels:
+            other = widen_channels(other, model.cfg.latent_channels)
+        if theirs.layers != model.cfg.layers:
+            other = (grow if theirs.layers < model.cfg.layers else shrink)(other, model.cfg.layers)
+        tensors = other.state_dict()
     checkpoint.load_into(model, tensors, path)
 
 

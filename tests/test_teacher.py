@@ -319,3 +319,37 @@ def test_each_stage_logs_its_emas_held_out_loss_every_few_steps(tmp_path):
                           dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out_dir=str(tmp_path / "alone"))))
     for a, b in zip(WorldModel.load(paths[-1]).state_dict().values(), WorldModel.load(alone[-1]).state_dict().values()):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("sigma_data", [0.0, 0.5])
+def test_a_widened_teacher_predicts_the_old_channels_as_before_and_learns_the_new(tmp_path, sigma_data):
+    """For a widened tokenizer's latents (relickit.widen: the old channels first): the patch embedding ignores the
+    new channels and the head's new outputs start at zero (the velocity skip's term alone), so on the old channels
+    the widened model predicts what the narrow one did, whatever the new channels hold; a warm start widens a
+    checkpoint for fewer channels (`load_weights`), and the new weights learn from the first step."""
+    from relickit.diffusion import velocity_preconditioning
+    from relickit.memory import bidirectional_visibility
+    from relickit.teacher import widen_channels
+
+    from helpers import inputs, tiny_model
+
+    narrow = tiny_model(sigma_data=sigma_data)
+    c = narrow.cfg.latent_channels
+    wide = widen_channels(narrow, 2 * c)
+    assert wide.cfg == dataclasses.replace(narrow.cfg, latent_channels=2 * c) and not wide.training
+    x, t, ctx, actions, poses = inputs(wide, 5)
+    mask = bidirectional_visibility(5)
+    with torch.no_grad():
+        v = wide(x, t, ctx, actions, poses, mask)
+        torch.testing.assert_close(v[:, :c], narrow(x[:, :c], t, ctx, actions, poses, mask), atol=1e-5, rtol=1e-5)
+        skip = velocity_preconditioning(t / 1000, sigma_data)[0][:, None, :, None, None] if sigma_data else 0.0
+        torch.testing.assert_close(v[:, c:], skip * x[:, c:], atol=1e-6, rtol=0)
+    wide(x, t, ctx, actions, poses, mask).square().mean().backward()
+    assert wide.patch_embedding.weight.grad[:, c:].abs().sum() > 0
+    path = narrow.save(tmp_path / "narrow.safetensors")
+    warm = WorldModel(wide.cfg, backend="sdpa").eval()
+    load_weights(warm, path)
+    for (k, a), b in zip(wide.state_dict().items(), warm.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(ValueError, match="adds latent channels"):
+        widen_channels(narrow, c)
