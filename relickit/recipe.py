@@ -188,7 +188,7 @@ class RecipeConfig:
         else:
             check_tokenizer(cfg, self.tokenizer.vae, "the recipe's tokenizer config (RecipeConfig.tokenizer.vae)")
         if self.warm_start is not None:  # before hours of data and latents, not at the teacher stage
-            check_architecture(cfg, self.warm_start, deeper=True)
+            check_architecture(cfg, self.warm_start, deeper=True, narrower=True)
         student = self.student_model()
         differ = {k: (getattr(student, k), getattr(cfg, k)) for k in STUDENT_MUST_MATCH
                   if getattr(student, k) != getattr(cfg, k)}

@@ -338,6 +338,10 @@ def test_the_recipe_cli_builds_the_model_for_a_tokenizer_size_and_budget(tmp_pat
     shipped = REPO / "relickit" / "assets" / "student.safetensors"  # run 19's: DMD of the shipped 3 blocks from it
     recipe_from_cli(["--tokenizer", str(trained), "--size", "384x8", "--warm-start", str(committed),
                      "--minutes", "teacher=0", "teacher_long=0", "--dmd-from", str(shipped)])[0].check()
+    f4c32 = tmp_path / "f4c32.safetensors"  # tokenizer run 10b's layout: the teacher's warm start widens to it
+    Tokenizer(LAYOUTS["f4c32"]).save(f4c32, wan_decoder=False)
+    assert recipe_from_cli(["--tokenizer", str(f4c32), "--size", "384x8"])[0].model.latent_channels == 32
+    recipe_from_cli(["--tokenizer", str(f4c32), "--size", "384x8", "--warm-start", str(committed)])[0].check()
     with pytest.raises(ValueError, match=r"'dim': \(384, 512\)"):  # grown deeper, never wider
         recipe_from_cli(["--tokenizer", str(trained), "--size", "512x8", "--warm-start", str(committed)])[0].check()
     more = recipe_from_cli(["--episodes", "600", "--clips", "8192"])[0]
