@@ -11,6 +11,7 @@ from relickit.config import preset
 from relickit.train import TrainConfig
 from relickit.train_tokenizer import SyntheticClips, TokenizerTrainConfig, train_tokenizer
 from relickit.vae import (StreamingDecoder, StreamingEncoder, TinyDecoderConfig, Tokenizer, VAEConfig)
+from relickit.clip_pass import encode_clip
 from relickit.widen import widen_latent
 
 SMALL = VAEConfig(height=16, width=24, base_dim=8, dim_mult=(1, 2, 2, 2), num_res_blocks=1,
@@ -281,14 +282,17 @@ def test_the_campaign_tokenizer_in_int8_loads_whole_and_decodes_as_the_fp16_one(
 
 
 def test_widened_latent_decodes_what_the_narrow_one_does_and_trains_its_new_channels(tok):
-    """widen_latent (f4c16 -> f4c32's kind of change): the first channels are the narrow tokenizer's latents, both
-    decoders ignore the new ones at the start, and a reconstruction loss reaches the new channels' weights."""
+    """widen_latent (f4c16 -> f4c32's kind of change): the first channels are the narrow tokenizer's latents, the new
+    ones informative and as certain as the old (not noise at the prior), both decoders ignore them at the start, and
+    a reconstruction loss reaches the decoders' weights for them."""
     wide = widen_latent(tok, SMALL.z_dim + 8).eval()
     assert wide.cfg == dataclasses.replace(SMALL, z_dim=SMALL.z_dim + 8)
     v = video(9)
     z = wide.encode(v)
     torch.testing.assert_close(z[:, :SMALL.z_dim], tok.encode(v), **TOL)
-    assert z[:, SMALL.z_dim:].std() > 0.01  # the new channels carry something
+    mean, logvar = encode_clip(wide.vae, v)  # raw posterior: new means as spread as the old, with the old's noise
+    assert mean[:, SMALL.z_dim:].std() > 0.3 * mean[:, :SMALL.z_dim].std()
+    torch.testing.assert_close(logvar[:, SMALL.z_dim:], logvar[:, torch.arange(8) % SMALL.z_dim], **TOL)
     noise = torch.randn_like(z)  # whatever the new channels hold, the decoders read the old ones only
     torch.testing.assert_close(wide.decode(noise), tok.decode(noise[:, :SMALL.z_dim]), **TOL)
     torch.testing.assert_close(wide.decode_tiny(noise), tok.decode_tiny(noise[:, :SMALL.z_dim]), **TOL)
