@@ -2,8 +2,8 @@
 
 A layout with more latent channels (f4c16 -> f4c32, `relickit.vae.LAYOUTS`) need not start from scratch: the wider
 tokenizer keeps every weight of the narrower one, its decoders read the new channels through weights that start at
-zero, and its encoder writes them through freshly initialised ones. At the start it decodes exactly what the narrower
-one decodes, and its first channels are the narrower one's latents; training then has somewhere to put what the old
+zero, and its encoder writes them as mixes of the old channels plus features of their own. At the start it decodes
+exactly what the narrower one decodes, and its first channels are the narrower one's latents; training then has somewhere to put what the old
 latent lost (the edges, tokenizer campaign run 10b). The teacher's depth grows the same way (`relickit.teacher.grow`).
 
 Where the channels sit, for z old and z' new latent channels:
@@ -52,8 +52,9 @@ def widen_latent(tok: Tokenizer, z_dim: int, seed: int = 0) -> Tokenizer:
     if not tok.has_wan_decoder:
         raise ValueError("widen_latent needs the Wan decoder: load the full tokenizer checkpoint, not a play export.")
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    wide = Tokenizer(dataclasses.replace(tok.cfg, z_dim=z_dim)).to(tok.latents_std)
+    with torch.random.fork_rng(devices=[]):  # the new rows' initialisation from `seed`, the caller's RNG untouched
+        torch.manual_seed(seed)
+        wide = Tokenizer(dataclasses.replace(tok.cfg, z_dim=z_dim)).to(tok.latents_std)
     mine = tok.state_dict()
     for name, p in wide.state_dict().items():  # every tensor the latent width does not touch, as it was
         if mine[name].shape == p.shape:
@@ -75,8 +76,7 @@ def widen_latent(tok: Tokenizer, z_dim: int, seed: int = 0) -> Tokenizer:
     dst.quant_conv.weight.copy_(weight[:, :, None, None, None])
     dst.quant_conv.bias.copy_(bias)
 
-    post = torch.zeros_like(dst.post_quant_conv.weight[:, :, 0, 0, 0])  # the old block, identity on the new channels
-    post[:, :] = torch.eye(z_dim)
+    post = torch.eye(z_dim).to(dst.post_quant_conv.weight)  # the old block, identity on the new channels
     post[:z, :z] = src.post_quant_conv.weight[:, :, 0, 0, 0]
     dst.post_quant_conv.weight.copy_(post[:, :, None, None, None])
     dst.post_quant_conv.bias.zero_()
