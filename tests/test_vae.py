@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from relickit.clip_pass import encode_clip
 from relickit.config import preset
 from relickit.train import TrainConfig
 from relickit.train_tokenizer import SyntheticClips, TokenizerTrainConfig, train_tokenizer
 from relickit.vae import (StreamingDecoder, StreamingEncoder, TinyDecoderConfig, Tokenizer, VAEConfig)
-from relickit.clip_pass import encode_clip
 from relickit.widen import widen_latent
 
 SMALL = VAEConfig(height=16, width=24, base_dim=8, dim_mult=(1, 2, 2, 2), num_res_blocks=1,
