@@ -9,7 +9,7 @@ from relickit.controls import ControlsConfig
 from relickit.doom import DoomConfig, StartState, replay
 from relickit.evaluate import (SUITES, EngineActions, Script, check_eval_maps, commanded_poses, evaluate, main,
                                match_revisits, random_assets, revisit_scripts, run_script, session_factory)
-from relickit.evaluate.report import write_json
+from relickit.evaluate.report import read_json, write_json
 from relickit.metrics import rpe
 
 
@@ -195,6 +195,21 @@ def _action_report(rot: dict, trans: dict) -> dict:
              "floor_rot": 0.5, "floor_trans": 0.4 if s == "forward" else 0.0}
             for m in ("MAP21", "E1M1") for s in ("forward", "pan_left")]
     return {"suite": "action", "settings": {"scripts": scripts}, "rows": rows}
+
+
+def test_a_gzipped_report_reads_as_written_under_its_json_name(tmp_path):
+    """docs/runs keeps its large reports gzipped (X.json.gz): read_json reads them, and a command naming X.json
+    (as the docs do) reads the gzipped one beside it; a report that is neither is a clear FileNotFoundError."""
+    import gzip
+
+    report = {"rows": [{"psnr": [21.5, 20.25]}], "suite": "drift"}
+    plain = write_json(tmp_path / "r.json", report)
+    (tmp_path / "r.json.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    assert read_json(plain) == read_json(tmp_path / "r.json.gz") == report
+    plain.unlink()
+    assert read_json(tmp_path / "r.json") == report
+    with pytest.raises(FileNotFoundError, match="other.json"):
+        read_json(tmp_path / "other.json")
 
 
 def test_action_reports_pair_run_by_run(tmp_path):

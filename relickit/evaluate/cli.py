@@ -12,7 +12,7 @@ import torch
 from ..diffusion import SamplerConfig
 from . import action, revisit
 from .engine import check_eval_maps
-from .report import headline, picture_blocks
+from .report import headline, picture_blocks, read_json
 from .scripts import EngineActions
 from .sessions import load_assets, load_posenet, random_assets, session_factory, teacher_factory
 from .suites import DEFAULT_MAPS, SUITES, evaluate
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "real shapes, e.g. for the speed suite)")
     args = ap.parse_args(argv)
     if args.compare:
-        before, after = (json.loads(Path(p).read_text()) for p in args.compare)
+        before, after = (read_json(p) for p in args.compare)
         pairing = {"action": action.paired_change, "revisit": revisit.paired_change}
         if not before.get("suite") == after.get("suite") in pairing:
             ap.error("--compare pairs two action-suite or two revisit-suite reports (--suite action|revisit --out "

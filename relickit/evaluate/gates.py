@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ import torch
 
 from .cli import split
 from .engine import check_eval_maps
-from .report import clean, write_json
+from .report import clean, read_json, write_json
 from .scoring import over_floor
 from .sessions import SessionFactory, load_assets, load_posenet, random_assets, session_factory
 from .suites import DEFAULT_MAPS, evaluate
@@ -290,7 +289,7 @@ def read_report(path: str | None, what: str) -> dict | None:
     if path is None:
         return None
     try:
-        return json.loads(Path(path).read_text())
+        return read_json(path)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"no {what} at {path}: make it first (see `python -m relickit.evaluate.gates "
                                 f"--help`).") from err

@@ -1,6 +1,7 @@
 """Reports: JSON-safe numbers, the files a suite writes, and the picture-statistics figures every suite shares."""
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -92,6 +93,16 @@ def dumps_report(obj: Any, depth: int = 0) -> str:
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """`obj` as dumps_report writes it, atomically (a crash never leaves half a report)."""
     return atomic_write(path, lambda tmp: Path(tmp).write_text(dumps_report(obj) + "\n"))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A report written by write_json, or the same gzipped (`X.json.gz`: how docs/runs keeps its large reports). A
+    `.json` path that is not there is read from `.json.gz` beside it, so the commands the docs name keep working."""
+    path = Path(path)
+    if not path.exists() and path.with_name(path.name + ".gz").exists():
+        path = path.with_name(path.name + ".gz")
+    raw = path.read_bytes()
+    return json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
 
 
 def write_report(report: dict, figs: Mapping[str, Any], out_dir: str | os.PathLike, name: str = "report.json") -> Path:

@@ -46,7 +46,7 @@ from PIL import Image
 
 from ..config import MemoryConfig
 from ..teacher import HELD_OUT_LEVELS, HeldOut, TeacherConfig, held_out_loss  # noqa: F401 (scripts import it from here)
-from .report import clean, pictures_over_time_figure, write_report
+from .report import clean, pictures_over_time_figure, read_json, write_report
 from .scoring import change_stats, compare, mean_pictures, references
 from .tokenizer import HELD_OUT, TokenizerEvalConfig, held_out_episodes
 
@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.compare:
         (before_path, before_name), (after_path, after_name) = (_report_and_model(arg) for arg in args.compare)
-        before, after = (json.loads(Path(path).read_text()) for path in (before_path, after_path))
+        before, after = (read_json(path) for path in (before_path, after_path))
         if not (before_name and after_name):
             found = "teacher" if all("teacher" in r for r in (*before["rows"], *after["rows"])) else "student"
             before_name, after_name = before_name or found, after_name or found

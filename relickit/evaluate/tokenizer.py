@@ -19,7 +19,6 @@ of its per-clip changes rather than against the spread between maps.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from PIL import Image
 
 from ..doom import map_names
 from ..vae import Tokenizer
-from .report import write_json
+from .report import read_json, write_json
 from .scoring import change_stats, picture_frames, thumbnail, tokenizer_ceiling
 
 HELD_OUT = tuple(m for m in map_names("eval") if m.startswith("MAP")) + ("E1M1", "E1M4", "E2M2", "E3M3", "E4M5")
@@ -215,7 +214,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "report AFTER against those of BEFORE, clip by clip (paired_change)")
     a = p.parse_args(argv)
     if a.compare:
-        before, after = (json.loads(Path(path).read_text()) for path in a.compare)
+        before, after = (read_json(path) for path in a.compare)
         try:
             change = paired_change(before, after)
         except ValueError as err:

@@ -6,18 +6,18 @@ drift reports (`python -m relickit.evaluate --suite drift --maps MAP21 --duratio
     python docs/runs/2026-12-05-run17/routes.py E docs/eval/gates/drift.json \
         docs/runs/2026-12-05-run17/held_out/e_drift_map21_s5.json docs/runs/2026-12-05-run17/held_out/e_drift_map21_s9.json
 """
-import json
 import sys
 
 import numpy as np
 
 from relickit.evaluate.gates import cast_beyond_tokenizer
+from relickit.evaluate.report import read_json
 
 LONG_S = 100  # a row at least this long is a 2-min run
 
 
 def route(path: str, seed: int) -> tuple[float, float, float]:
-    rows = json.load(open(path))["rows"]
+    rows = read_json(path)["rows"]  # a .json name reads the gzipped report docs/runs keeps
     p = next(r for r in rows if r["map"] == "MAP21" and r["seed"] == seed and r["seconds"] >= LONG_S)["pictures"]
     return round(cast_beyond_tokenizer(p), 1), round(p["model"]["brightness"], 2), round(p["model"]["sharpness"], 3)
 
