@@ -90,16 +90,21 @@ def _config(path: str | os.PathLike, meta: dict[str, str], kind: str, config_typ
     return cfg
 
 
+def config_differences(theirs: Any, mine: Any) -> dict[str, tuple[Any, Any]]:
+    """{field: (theirs, mine)} for every field where two configs of one dataclass differ: what an error names."""
+    return {f.name: (getattr(theirs, f.name), getattr(mine, f.name)) for f in dataclasses.fields(mine)
+            if getattr(theirs, f.name) != getattr(mine, f.name)}
+
+
 def load(path: str | os.PathLike, kind: str, config_type: type[C] | None = None,
          expect: C | None = None) -> tuple[dict[str, torch.Tensor], C | None, dict[str, str]]:
     """Load tensors, check the kind, rebuild the config; with `expect`, refuse a checkpoint of another config."""
     meta = read_metadata(path)
     cfg = _config(path, meta, kind, config_type)
     if cfg is not None and expect is not None and cfg != expect:
-        diff = {f.name: (getattr(cfg, f.name), getattr(expect, f.name))
-                for f in dataclasses.fields(expect) if getattr(cfg, f.name) != getattr(expect, f.name)}
         raise ValueError(
-            f"{path} was trained with another config; differences (checkpoint, expected): {diff}. "
+            f"{path} was trained with another config; differences (checkpoint, expected): "
+            f"{config_differences(cfg, expect)}. "
             "Build the model from the checkpoint's own config (e.g. WorldModel.load(path)) or pick a matching file."
         )
     from safetensors.torch import load_file

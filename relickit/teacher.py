@@ -161,8 +161,7 @@ def check_architecture(cfg: ModelConfig, path: str | Path, deeper: bool = False,
     mine = dataclasses.replace(cfg, rope_frames=theirs.rope_frames, yarn_factor=theirs.yarn_factor,
                                layers=theirs.layers if fits else cfg.layers,
                                latent_channels=theirs.latent_channels if fewer else cfg.latent_channels)
-    diff = {f.name: (getattr(theirs, f.name), getattr(mine, f.name)) for f in dataclasses.fields(theirs)
-            if getattr(theirs, f.name) != getattr(mine, f.name)}
+    diff = checkpoint.config_differences(theirs, mine)
     if diff:
         skip = " (sigma_data is the velocity skip: the recipe's --sigma-data)" if "sigma_data" in diff else ""
         depth_note = ("; a shallower checkpoint of the same width can warm-start a deeper model, and a student "

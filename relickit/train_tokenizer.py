@@ -330,10 +330,9 @@ def _start_from(init: str | os.PathLike, cfg: TokenizerTrainConfig) -> Tokenizer
             raise ValueError(f"{init} has {start.cfg.z_dim} latent channels and this run {cfg.vae.z_dim}: new "
                              "channels need the encoder to train; leave out --decoder-only.")
         return widen_latent(start, cfg.vae.z_dim)
-    diff = {f.name: (getattr(start.cfg, f.name), getattr(cfg.vae, f.name)) for f in dataclasses.fields(cfg.vae)
-            if getattr(start.cfg, f.name) != getattr(cfg.vae, f.name)}
-    raise ValueError(f"{init} was trained with another config (checkpoint, this run): {diff}; pick its layout, or "
-                     "one that only adds latent channels (relickit.widen).")
+    raise ValueError(f"{init} was trained with another config (checkpoint, this run): "
+                     f"{checkpoint.config_differences(start.cfg, cfg.vae)}; pick its layout, or one that only adds "
+                     "latent channels (relickit.widen).")
 
 
 def train_tokenizer(cfg: TokenizerTrainConfig, data: Dataset, *, tokenizer: Tokenizer | None = None,
