@@ -11,7 +11,8 @@
 # Settings come from the environment: LAYOUTS (the jobs, side by side: a layout, or LAYOUT-WxB for a VAE of base
 # width W and B residual blocks per stage, e.g. "f4c16 f4c16-48x1"; a job continues INIT_DIR/JOB.safetensors where
 # that exists, else starts from scratch; wait and collect take the launch's), EPISODES, BATCH (clips of 17 frames per
-# step, default 16; the launch's step benchmark times 16, 32 and 64), VAE_MIN, TINY_MIN, GAN_START, GAN_RAMP,
+# step, default 16; the launch's step benchmark times 16, 32 and 64; two f4c16/f4c32 VAE jobs at 32 need an H200,
+# on an H100 they ran out of memory at 44 + 35 GB, at 16 they take 40 GB together: 2026-12-06), VAE_MIN, TINY_MIN, GAN_START, GAN_RAMP,
 # GRAD_WEIGHT, GAN_WEIGHT, TEXTURE_SIGMA (the discriminators see texture only: relickit.adversarial), VAE_LR,
 # COOLDOWN (the last fraction of each stage's minutes over which the learning rate decays to zero), INIT_DIR
 # (committed state to resume: data/weights/tokenizer), DECODER_ONLY=1 (fine-tune the decoders of INIT_DIR's state:
