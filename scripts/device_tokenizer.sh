@@ -8,19 +8,19 @@
 # The budget: a call's limit is the device time left, less the machine's start; the last call's wait N leaves about
 # 60 s of the budget_left_s the previous call reported for collect (2026-12-03: a wait past it brought home nothing).
 # Carry .gpu (python scripts/pack_gpu_wheels.py: ViZDoom trimmed, diffusers, importlib_metadata; or .whl of wheels).
-# Settings come from the environment: LAYOUTS (the jobs, side by side: a layout, or LAYOUT-WxB for a VAE of base
-# width W and B residual blocks per stage, e.g. "f4c16 f4c16-48x1"; a job continues INIT_DIR/JOB.safetensors where
-# that exists, else starts from scratch; wait and collect take the launch's), EPISODES, BATCH (clips of 17 frames per
-# step, default 16; the launch's step benchmark times 16, 32 and 64; two f4c16/f4c32 VAE jobs at 32 need an H200,
-# on an H100 they ran out of memory at 44 + 35 GB, at 16 they take 40 GB together: 2026-12-06), VAE_MIN, TINY_MIN, GAN_START, GAN_RAMP,
-# GRAD_WEIGHT, GAN_WEIGHT, TEXTURE_SIGMA (the discriminators see texture only: relickit.adversarial), VAE_LR,
-# COOLDOWN (the last fraction of each stage's minutes over which the learning rate decays to zero), INIT_DIR
-# (committed state to resume: data/weights/tokenizer), DECODER_ONLY=1 (fine-tune the decoders of INIT_DIR's state:
-# the latents a world model trained on stay), VAE_STEPS (0 with DECODER_ONLY=1: the tiny play decoder alone trains,
-# against INIT_DIR's Wan decoder), TRAIN_DATA (train on an existing dataset, e.g. the one a world-model run beside
-# this one generated, instead of generating EPISODES; skips the step benchmark), NO_BENCH=1 (skip the step
-# benchmark), CHANNELS_LAST=0 (train in contiguous memory; by default weights and clips are channels-last, 4-9%
-# faster on an H200: docs/runs/campaign.md, 2026-12-03).
+# Settings come from the environment: LAYOUTS (the jobs, side by side: a layout, or LAYOUT-WxB for a VAE of base width W
+# and B residual blocks per stage, e.g. "f4c16 f4c16-48x1"; a job continues INIT_DIR/JOB.safetensors where that exists,
+# else starts from scratch; wait and collect take the launch's), EPISODES, BATCH (clips of 17 frames per step, default
+# 16; the launch's step benchmark times 16, 32 and 64; two f4c16/f4c32 VAE jobs at 32 need an H200, on an H100 they ran
+# out of memory at 44 + 35 GB, at 16 they take 40 GB together: 2026-12-06), VAE_MIN, TINY_MIN, GAN_START, GAN_RAMP,
+# GRAD_WEIGHT, GAN_WEIGHT, TEXTURE_SIGMA (the discriminators see texture only: relickit.adversarial), VAE_LR, COOLDOWN
+# (the last fraction of each stage's minutes over which the learning rate decays to zero), INIT_DIR (committed state to
+# resume: data/weights/tokenizer), DECODER_ONLY=1 (fine-tune the decoders of INIT_DIR's state: the latents a world model
+# trained on stay), VAE_STEPS (0 with DECODER_ONLY=1: the tiny play decoder alone trains, against INIT_DIR's Wan
+# decoder), TRAIN_DATA (train on an existing dataset, e.g. the one a world-model run beside this one generated, instead
+# of generating EPISODES; skips the step benchmark), NO_BENCH=1 (skip the step benchmark), CHANNELS_LAST=0 (train in
+# contiguous memory; by default weights and clips are channels-last, 4-9% faster on an H200: docs/runs/campaign.md,
+# 2026-12-03).
 set -u
 # A machine goes back 30 s after a call: issue the phases' calls back to back, edit nothing in between.
 source scripts/device_site.sh || exit 1
