@@ -12,15 +12,15 @@
 # and B residual blocks per stage, e.g. "f4c16 f4c16-48x1"; a job continues INIT_DIR/JOB.safetensors where that exists,
 # else starts from scratch; wait and collect take the launch's), EPISODES, BATCH (clips of 17 frames per step, default
 # 16; the launch's step benchmark times 16, 32 and 64; two f4c16/f4c32 VAE jobs at 32 need an H200, on an H100 they ran
-# out of memory at 44 + 35 GB, at 16 they take 40 GB together: 2026-12-06), VAE_MIN, TINY_MIN, GAN_START, GAN_RAMP,
-# GRAD_WEIGHT, GAN_WEIGHT, TEXTURE_SIGMA (the discriminators see texture only: relickit.adversarial), VAE_LR, COOLDOWN
-# (the last fraction of each stage's minutes over which the learning rate decays to zero), INIT_DIR (committed state to
-# resume: data/weights/tokenizer), DECODER_ONLY=1 (fine-tune the decoders of INIT_DIR's state: the latents a world model
-# trained on stay), VAE_STEPS (0 with DECODER_ONLY=1: the tiny play decoder alone trains, against INIT_DIR's Wan
-# decoder), TRAIN_DATA (train on an existing dataset, e.g. the one a world-model run beside this one generated, instead
-# of generating EPISODES; skips the step benchmark), NO_BENCH=1 (skip the step benchmark), CHANNELS_LAST=0 (train in
-# contiguous memory; by default weights and clips are channels-last, 4-9% faster on an H200: docs/runs/campaign.md,
-# 2026-12-03).
+# out of memory at 44 + 35 GB, at 16 they take 40 GB together: 2026-12-06; on a GPU under 100 GB launch lowers BATCH to
+# 32 clips over all jobs), VAE_MIN, TINY_MIN, GAN_START, GAN_RAMP, GRAD_WEIGHT, GAN_WEIGHT, TEXTURE_SIGMA (the
+# discriminators see texture only: relickit.adversarial), VAE_LR, COOLDOWN (the last fraction of each stage's minutes
+# over which the learning rate decays to zero), INIT_DIR (committed state to resume: data/weights/tokenizer),
+# DECODER_ONLY=1 (fine-tune the decoders of INIT_DIR's state: the latents a world model trained on stay), VAE_STEPS (0
+# with DECODER_ONLY=1: the tiny play decoder alone trains, against INIT_DIR's Wan decoder), TRAIN_DATA (train on an
+# existing dataset, e.g. the one a world-model run beside this one generated, instead of generating EPISODES; skips the
+# step benchmark), NO_BENCH=1 (skip the step benchmark), CHANNELS_LAST=0 (train in contiguous memory; by default weights
+# and clips are channels-last, 4-9% faster on an H200: docs/runs/campaign.md, 2026-12-03).
 set -u
 # A machine goes back 30 s after a call: issue the phases' calls back to back, edit nothing in between.
 source scripts/device_site.sh || exit 1
@@ -35,6 +35,11 @@ launch)
   echo "$LAYOUTS" > $RUNS/layouts
   nvidia-smi --query-gpu=name,driver_version,memory.used --format=csv,noheader
   python3 -c "import torch, diffusers, vizdoom; print('torch', torch.__version__, 'diffusers', diffusers.__version__)"
+  # clips in flight over all jobs: 32 at base width 32 take about 40 GB (64: over 79 GB, out of memory on an H100)
+  jobs=$(echo $LAYOUTS | wc -w) gpu_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
+  if [ "$gpu_mib" -lt 100000 ] && [ $((jobs * ${BATCH:-16})) -gt 32 ]; then
+    BATCH=$((32 / jobs)); echo "BATCH lowered to $BATCH: $jobs jobs at the asked batch do not fit $gpu_mib MiB"
+  fi
   if [ -z "${TRAIN_DATA:-}" ]; then
     python3 -c "
 from relickit.dataset import generate; from relickit.doom import map_names
