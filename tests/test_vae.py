@@ -292,7 +292,7 @@ def test_widened_latent_decodes_what_the_narrow_one_does_and_trains_its_new_chan
     z = wide.encode(v)
     torch.testing.assert_close(z[:, :SMALL.z_dim], tok.encode(v), **TOL)
     assert (z[:, SMALL.z_dim:] == 0).all()
-    mean, logvar = encode_clip(wide.vae, v)  # raw posterior: the new channels with the old ones' noise
+    _, logvar = encode_clip(wide.vae, v)  # raw posterior: the new channels with the old ones' noise
     torch.testing.assert_close(logvar[:, SMALL.z_dim:], logvar[:, torch.arange(8) % SMALL.z_dim], **TOL)
     torch.testing.assert_close(wide.decode(z), tok.decode(z[:, :SMALL.z_dim]), **TOL)
     torch.testing.assert_close(wide.decode_tiny(z), tok.decode_tiny(z[:, :SMALL.z_dim]), **TOL)
@@ -303,7 +303,7 @@ def test_widened_latent_decodes_what_the_narrow_one_does_and_trains_its_new_chan
     assert not torch.allclose(wide.decode(noise), tok.decode(noise[:, :SMALL.z_dim]), **TOL)
 
     wide.train().requires_grad_(True)
-    recon, mean, logvar = wide(v, sample=False)
+    recon, _, _ = wide(v, sample=False)
     (recon - v).abs().mean().backward()
     new_mean_rows = wide.vae.quant_conv.weight.grad[SMALL.z_dim:SMALL.z_dim + 8]
     assert new_mean_rows.abs().sum() > 0  # the encoder learns the new channels from the first step
